@@ -1,0 +1,1 @@
+"""CDCML research kit."""
