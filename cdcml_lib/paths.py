@@ -22,3 +22,10 @@ def resolve(path: str | os.PathLike) -> Path:
     """Resolve ``path`` against the repository root unless it is absolute."""
     p = Path(path).expanduser()
     return p if p.is_absolute() else repo_root() / p
+
+
+def reports_dir(config: str) -> Path:
+    """Where a configuration's reports go: ``reports/`` for the default study (committed),
+    ``reports/<config>/`` for any other configuration (ignored by git)."""
+    root = repo_root() / "reports"
+    return root if config == "default" else root / config

@@ -1,0 +1,82 @@
+"""Parameter files load, merge, and are checked against the notebooks' parameters cells."""
+import json
+
+import pytest
+
+from cdcml_lib import params as P
+from cdcml_lib.nbrun import parameters_for
+from cdcml_lib.paths import repo_root, reports_dir
+
+NOTEBOOKS = repo_root() / "notebooks"
+CONFIGS = ["default", "smoke", "paper"]
+
+
+def test_configs_have_every_section():
+    for config in CONFIGS:
+        data = P.load_config(config)
+        assert set(P.SECTIONS) <= set(data), config
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+@pytest.mark.parametrize("stem", ["01_dataset", "03_tables", "04_embeddings"])
+def test_config_sections_match_notebook_parameters(config, stem):
+    nb = NOTEBOOKS / f"{stem}.ipynb"
+    if not nb.exists():
+        pytest.skip(f"{nb.name} not written yet")
+    given = parameters_for(nb, config, None, None)
+    defaults = P.notebook_defaults(nb)
+    full = P.check_params(given, defaults, f"params/{config}.yaml")
+    assert set(full) == set(defaults)
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+def test_every_variant_merges_into_train_section(config):
+    nb = NOTEBOOKS / "02_train.ipynb"
+    for variant, seed in P.study_runs(config):
+        merged = P.train_params(config, variant, seed)
+        assert merged["run_dir"] == f"runs/{config}/{variant}-s{seed}"
+        if nb.exists():
+            P.check_params(merged, P.notebook_defaults(nb), variant)
+
+
+def test_unknown_key_names_key_file_and_suggestion():
+    with pytest.raises(P.ParamError) as err:
+        P.check_params({"n_song": 3}, {"n_songs": 10, "seed": 0}, "params/x.yaml")
+    msg = str(err.value)
+    assert "n_song" in msg and "params/x.yaml" in msg and "n_songs" in msg
+
+
+def test_wrong_type_is_an_error():
+    with pytest.raises(P.ParamError, match="epochs"):
+        P.check_params({"epochs": "ten"}, {"epochs": 10}, "cli")
+    with pytest.raises(P.ParamError, match="lr"):
+        P.check_params({"lr": 0.5}, {"lr": 1}, "cli")  # a float where an int is expected
+    assert P.check_params({"lr": 1}, {"lr": 0.1}, "cli")["lr"] == 1  # an int where a float is fine
+
+
+def test_unknown_config_lists_available(tmp_path):
+    with pytest.raises(P.ParamError, match="default"):
+        P.load_config("no-such-config")
+
+
+def test_variant_with_unknown_key_is_an_error(tmp_path, monkeypatch):
+    (tmp_path / "params" / "variants").mkdir(parents=True)
+    (tmp_path / "params" / "c.yaml").write_text("train:\n  model: cdcml\n  w_cfr: 1.0\n")
+    (tmp_path / "params" / "variants" / "v.yaml").write_text("model: cdcml\nw_cfrr: 0.0\n")
+    monkeypatch.setenv("CDCML_ROOT", str(tmp_path))
+    with pytest.raises(P.ParamError, match="w_cfrr.*w_cfr"):
+        P.train_params("c", "v", 0)
+
+
+def test_reports_dir_rule():
+    assert reports_dir("default") == repo_root() / "reports"
+    assert reports_dir("smoke") == repo_root() / "reports" / "smoke"
+
+
+def test_notebook_defaults_rejects_non_literals(tmp_path):
+    nb = {"cells": [{"cell_type": "code", "metadata": {"tags": ["parameters"]},
+                     "source": "x = 1\ny = len('ab')\n", "outputs": []}]}
+    path = tmp_path / "n.ipynb"
+    path.write_text(json.dumps(nb))
+    with pytest.raises(P.ParamError, match="'y' is not a literal"):
+        P.notebook_defaults(path)
