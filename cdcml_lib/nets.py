@@ -1,0 +1,408 @@
+"""Networks: the CDCML model (Zhao et al. 2020, section 5) and the baselines of its Table 3.
+
+Every model built by :func:`build_model` follows the model interface of docs/ARCHITECTURE.md:
+
+- ``forward(images, music) -> dict`` with ``s_hat [B]`` and, where the model has them,
+  ``f_img [B, D]``, ``f_mus [B, D]``, ``va_img [B, 2]``, ``va_mus [B, 2]``;
+- ``embed_image(images) -> [B, D]`` and ``embed_music(music) -> [B, D]``;
+- ``similarity(f_img, f_mus) -> [B]`` (the pair score from two embeddings) and
+  ``predict_va(f, modality) -> [B, 2]`` (``modality`` is ``"image"`` or ``"music"``; models with
+  one shared VA predictor ignore it).
+
+Backbones are named as in torchvision (``resnet50``, ``resnet18``, ``mobilenet_v3_small``...), plus
+``tiny_cnn``: our own four-layer CNN (:class:`TinyCNN`) that makes the default study run on a
+2-core CPU. The music branch tiles the 193x87 feature matrix to 3 channels (paper section 3) so
+that any image CNN can read it.
+"""
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+MODELS = ("cdcml", "sp_net", "l3_net", "acp_net", "contrastive")
+
+
+# --------------------------------------------------------------------------------------------
+# Backbones
+# --------------------------------------------------------------------------------------------
+class TinyCNN(nn.Module):
+    """A small, fast CNN for CPU runs (not in the paper; our stand-in for ResNet at 48x48).
+
+    Four 3x3 convolutions with BatchNorm and ReLU (widths 16, 32, 64, 128, the first three with
+    stride 2), then global average pooling: a 128-d feature for any input size >= 8x8. It costs
+    about 3 MFLOPs for a 48x48 image and about 20 MFLOPs for a 193x87 music matrix.
+    """
+
+    out_features = 128
+
+    def __init__(self, in_channels: int = 3):
+        super().__init__()
+        widths = (16, 32, 64, 128)
+        layers, c_in = [], in_channels
+        for i, c_out in enumerate(widths):
+            stride = 2 if i < 3 else 1
+            layers += [nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False),
+                       nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
+            c_in = c_out
+        self.features = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x).mean(dim=(2, 3))
+
+
+def _weights_file(weights) -> Path:
+    """Where torchvision's weights API keeps ``weights`` ($TORCH_HOME/hub/checkpoints/<file>)."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(weights.url)
+
+
+def _pretrained_weights(name: str):
+    """The ImageNet weights of torchvision model ``name``, with a clear error when not cached."""
+    import torchvision
+
+    try:
+        weights = torchvision.models.get_model_weights(name).DEFAULT
+    except (ValueError, KeyError) as err:
+        raise ValueError(f"torchvision has no pretrained weights for backbone {name!r}: "
+                         f"set pretrained: false") from err
+    path = _weights_file(weights)
+    if not path.exists():
+        raise FileNotFoundError(
+            f"ImageNet weights for {name!r} are not in the torch cache ({path}) and this run "
+            f"does not download anything. On a machine with network, pre-download them with\n"
+            f"  python -c \"import torchvision; torchvision.models.get_model('{name}', "
+            f"weights='DEFAULT')\"\n"
+            f"and copy {path.name} to {path.parent} here (the folder follows $TORCH_HOME; "
+            f"default ~/.cache/torch), or set pretrained: false.")
+    return weights
+
+
+def _drop_classifier(model: nn.Module, name: str) -> tuple[nn.Module, int]:
+    """Replace the last Linear layer of a torchvision classifier by Identity; return its width."""
+    for attr in ("fc", "classifier", "heads", "head"):
+        head = getattr(model, attr, None)
+        if head is None:
+            continue
+        if isinstance(head, nn.Linear):
+            setattr(model, attr, nn.Identity())
+            return model, head.in_features
+        if isinstance(head, nn.Sequential):
+            for i in reversed(range(len(head))):
+                if isinstance(head[i], nn.Linear):
+                    width = head[i].in_features
+                    head[i] = nn.Identity()
+                    return model, width
+    raise ValueError(f"backbone {name!r}: cannot find its classification layer "
+                     f"(looked for fc, classifier, heads, head); use a classification model")
+
+
+def make_backbone(name: str, pretrained: bool = False) -> tuple[nn.Module, int]:
+    """A feature extractor by name and the width of its feature vector.
+
+    ``tiny_cnn`` is :class:`TinyCNN`; any other name is a torchvision classification model with
+    its classification layer dropped (paper section 5). ``pretrained`` loads ImageNet weights
+    from the local torch cache only.
+    """
+    if name == "tiny_cnn":
+        if pretrained:
+            raise ValueError("tiny_cnn has no pretrained weights: set pretrained: false")
+        net = TinyCNN()
+        return net, net.out_features
+    import torchvision
+
+    if name not in torchvision.models.list_models():
+        raise ValueError(f"unknown backbone {name!r}: use 'tiny_cnn' or a torchvision model "
+                         f"name such as resnet18 or resnet50")
+    weights = _pretrained_weights(name) if pretrained else None
+    model = torchvision.models.get_model(name, weights=weights)
+    return _drop_classifier(model, name)
+
+
+# --------------------------------------------------------------------------------------------
+# Branches and predictors
+# --------------------------------------------------------------------------------------------
+def tile_to_rgb(matrix: torch.Tensor) -> torch.Tensor:
+    """[B, H, W] feature matrix -> [B, 3, H, W], the same matrix in each channel (section 3)."""
+    return matrix.unsqueeze(1).expand(-1, 3, -1, -1)
+
+
+class Branch(nn.Module):
+    """One modality's branch: a backbone, then one FC layer to the embedding (section 5).
+
+    ``tile=True`` reads a [B, H, W] matrix (music features, log-spectrogram) as a 3-channel image.
+    """
+
+    def __init__(self, backbone: str, embed_dim: int, pretrained: bool = False,
+                 tile: bool = False):
+        super().__init__()
+        self.backbone, width = make_backbone(backbone, pretrained)
+        self.fc = nn.Linear(width, embed_dim)
+        self.tile = tile
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.tile:
+            x = tile_to_rgb(x)
+        return self.fc(self.backbone(x))
+
+
+class Predictor(nn.Module):
+    """FC layers with BatchNorm + ReLU + dropout between them and a Sigmoid output (section 5).
+
+    With ``n_layers=3`` this is the paper's similarity predictor (out 1) or VA predictor (out 2).
+    """
+
+    def __init__(self, in_dim: int, out_dim: int, hidden: int, n_layers: int = 3,
+                 dropout: float = 0.5):
+        super().__init__()
+        layers, width = [], in_dim
+        for _ in range(n_layers - 1):
+            layers += [nn.Linear(width, hidden), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True),
+                       nn.Dropout(dropout)]
+            width = hidden
+        layers += [nn.Linear(width, out_dim), nn.Sigmoid()]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+def _hidden(embed_dim: int) -> int:
+    """Hidden width of the predictors (the paper does not give it): half the embedding."""
+    return max(embed_dim // 2, 16)
+
+
+def eq1_similarity(va_img: torch.Tensor, va_mus: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Eq. 1 of Zhao et al. 2020: s = exp(-||y^I - y^M||_2 / sigma)."""
+    # A tiny floor keeps the gradient of the norm finite when both VA predictions coincide.
+    dist = torch.sqrt(((va_img - va_mus) ** 2).sum(dim=1) + 1e-12)
+    return torch.exp(-dist / sigma)
+
+
+class BaseModel(nn.Module):
+    """Shared forward: embed both inputs, score the pair, predict VA where the model can."""
+
+    notes: dict = {}
+
+    def forward(self, images: torch.Tensor, music: torch.Tensor) -> dict:
+        f_img, f_mus = self.embed_image(images), self.embed_music(music)
+        out = {"s_hat": self.similarity(f_img, f_mus), "f_img": f_img, "f_mus": f_mus}
+        out["va_img"] = self.predict_va(f_img, "image")
+        out["va_mus"] = self.predict_va(f_mus, "music")
+        return out
+
+
+# --------------------------------------------------------------------------------------------
+# CDCML
+# --------------------------------------------------------------------------------------------
+class CDCML(BaseModel):
+    """CDCML (Zhao et al. 2020, section 5): two branches into one 512-d space, a similarity
+    predictor on the concatenated embeddings and ONE VA predictor shared by both modalities."""
+
+    def __init__(self, image_backbone="resnet50", music_backbone="resnet18", embed_dim=512,
+                 pretrained=False):
+        super().__init__()
+        self.image_branch = Branch(image_backbone, embed_dim, pretrained)
+        self.music_branch = Branch(music_backbone, embed_dim, pretrained, tile=True)
+        self.sim_predictor = Predictor(2 * embed_dim, 1, _hidden(embed_dim))
+        self.va_predictor = Predictor(embed_dim, 2, _hidden(embed_dim))
+
+    def embed_image(self, images):
+        return self.image_branch(images)
+
+    def embed_music(self, music):
+        return self.music_branch(music)
+
+    def similarity(self, f_img, f_mus):
+        return self.sim_predictor(torch.cat([f_img, f_mus], dim=1)).squeeze(1)
+
+    def predict_va(self, f, modality=None):
+        return self.va_predictor(f)
+
+
+# --------------------------------------------------------------------------------------------
+# Baselines (section 6.1.2 / METHOD.md section 7)
+# --------------------------------------------------------------------------------------------
+class SPNet(BaseModel):
+    """SP-Net: two separate VA regressors trained on VA labels only; the pair score is Eq. 1 on
+    the predicted VA with the dataset's sigma."""
+
+    def __init__(self, image_backbone, music_backbone, embed_dim, pretrained, sigma):
+        super().__init__()
+        if not sigma > 0:
+            raise ValueError(f"SP-Net needs the dataset's sigma > 0 (stats.json), got {sigma}")
+        self.sigma = float(sigma)
+        self.image_branch = Branch(image_backbone, embed_dim, pretrained)
+        self.music_branch = Branch(music_backbone, embed_dim, pretrained, tile=True)
+        self.va_image = Predictor(embed_dim, 2, _hidden(embed_dim))
+        self.va_music = Predictor(embed_dim, 2, _hidden(embed_dim))
+
+    def embed_image(self, images):
+        return self.image_branch(images)
+
+    def embed_music(self, music):
+        return self.music_branch(music)
+
+    def predict_va(self, f, modality=None):
+        return _by_modality(self.va_image, self.va_music, f, modality)
+
+    def similarity(self, f_img, f_mus):
+        return eq1_similarity(self.va_image(f_img), self.va_music(f_mus), self.sigma)
+
+
+def _by_modality(head_img: nn.Module, head_mus: nn.Module, f: torch.Tensor, modality):
+    """Route ``f`` to the VA head of its modality (models with one head per modality)."""
+    if modality == "image":
+        return head_img(f)
+    if modality == "music":
+        return head_mus(f)
+    raise ValueError(f"this model has one VA predictor per modality: pass modality='image' or "
+                     f"'music', not {modality!r}")
+
+
+class L3Net(BaseModel):
+    """L3-Net (Arandjelovic and Zisserman 2017) as the paper ran it: trainable vision and audio
+    sub-networks (audio input = log-spectrogram), embeddings concatenated and fused by FC layers
+    into a similarity trained with MSE. Separate VA predictors (one per modality) learn from the
+    detached features, so VA training never shapes the features."""
+
+    def __init__(self, image_backbone, music_backbone, embed_dim, pretrained):
+        super().__init__()
+        self.image_branch = Branch(image_backbone, embed_dim, pretrained)
+        self.audio_branch = Branch(music_backbone, embed_dim, pretrained, tile=True)
+        # L3's fusion: two FC layers (1024 -> 128 -> 1 in the original).
+        self.fusion = Predictor(2 * embed_dim, 1, 128, n_layers=2)
+        self.va_image = Predictor(embed_dim, 2, _hidden(embed_dim))
+        self.va_music = Predictor(embed_dim, 2, _hidden(embed_dim))
+
+    def embed_image(self, images):
+        return self.image_branch(images)
+
+    def embed_music(self, log_spectrogram):
+        return self.audio_branch(log_spectrogram)
+
+    def similarity(self, f_img, f_mus):
+        return self.fusion(torch.cat([f_img, f_mus], dim=1)).squeeze(1)
+
+    def predict_va(self, f, modality=None):
+        return _by_modality(self.va_image, self.va_music, f.detach(), modality)
+
+
+class FrozenFeatures(nn.Module):
+    """A backbone whose weights never change and which always runs in eval mode (ACP-Net)."""
+
+    def __init__(self, backbone: str, pretrained: bool):
+        super().__init__()
+        self.backbone, self.out_features = make_backbone(backbone, pretrained)
+        for p in self.backbone.parameters():
+            p.requires_grad_(False)
+        self.backbone.eval()
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self.backbone.eval()  # BatchNorm statistics stay frozen too
+        return self
+
+    def forward(self, x):
+        with torch.no_grad():
+            return self.backbone(x)
+
+
+def summarise_acoustic(music: torch.Tensor) -> torch.Tensor:
+    """[B, 193, 87] acoustic features -> [B, 386]: mean and std of each row over time
+    (ACP-Net reads summary statistics of MFCC, chroma, contrast... rather than the matrix)."""
+    return torch.cat([music.mean(dim=2), music.std(dim=2)], dim=1)
+
+
+class ACPNet(BaseModel):
+    """ACP-Net (Verma et al. 2019) as the paper ran it: FROZEN image features from the image
+    backbone, acoustic-feature input summarised over time, each through FC layers, concatenated
+    and passed through a deeper FC stack than L3-Net's to a similarity (MSE). Separate VA
+    predictors learn from the detached features."""
+
+    def __init__(self, image_backbone, embed_dim, pretrained, n_music_rows=193):
+        super().__init__()
+        self.image_features = FrozenFeatures(image_backbone, pretrained)
+        self.image_fc = nn.Sequential(nn.Linear(self.image_features.out_features, embed_dim),
+                                      nn.ReLU(inplace=True), nn.Linear(embed_dim, embed_dim))
+        self.audio_fc = nn.Sequential(nn.Linear(2 * n_music_rows, embed_dim),
+                                      nn.ReLU(inplace=True), nn.Linear(embed_dim, embed_dim))
+        self.fusion = Predictor(2 * embed_dim, 1, _hidden(embed_dim), n_layers=4)
+        self.va_image = Predictor(embed_dim, 2, _hidden(embed_dim))
+        self.va_music = Predictor(embed_dim, 2, _hidden(embed_dim))
+        self.notes = {"acp_image_features": "frozen ImageNet-pretrained" if pretrained else
+                      "frozen random-init (no pretrained weights; pretrained: false)"}
+
+    def embed_image(self, images):
+        return self.image_fc(self.image_features(images))
+
+    def embed_music(self, music):
+        return self.audio_fc(summarise_acoustic(music))
+
+    def similarity(self, f_img, f_mus):
+        return self.fusion(torch.cat([f_img, f_mus], dim=1)).squeeze(1)
+
+    def predict_va(self, f, modality=None):
+        return _by_modality(self.va_image, self.va_music, f.detach(), modality)
+
+
+class ContrastiveNet(BaseModel):
+    """Our contrastive baseline: the CDCML branches trained with InfoNCE (soft VA targets) only.
+
+    The score is a calibrated cosine: s_hat = sigmoid(a * cos(f_img, f_mus) + b), with two scalars
+    a, b fitted by the similarity MSE on the DETACHED cosine, so the calibration maps the cosine
+    into [0, 1] without shaping the embedding. The shared VA predictor also reads detached
+    embeddings.
+    """
+
+    def __init__(self, image_backbone, music_backbone, embed_dim, pretrained):
+        super().__init__()
+        self.image_branch = Branch(image_backbone, embed_dim, pretrained)
+        self.music_branch = Branch(music_backbone, embed_dim, pretrained, tile=True)
+        self.scale = nn.Parameter(torch.tensor(5.0))  # a cosine of 1 starts near s = 0.99
+        self.bias = nn.Parameter(torch.tensor(0.0))
+        self.va_predictor = Predictor(embed_dim, 2, _hidden(embed_dim))
+
+    def embed_image(self, images):
+        return self.image_branch(images)
+
+    def embed_music(self, music):
+        return self.music_branch(music)
+
+    def similarity(self, f_img, f_mus):
+        cos = F.cosine_similarity(f_img.detach(), f_mus.detach(), dim=1)
+        return torch.sigmoid(self.scale * cos + self.bias)
+
+    def predict_va(self, f, modality=None):
+        return self.va_predictor(f.detach())
+
+
+# --------------------------------------------------------------------------------------------
+def build_model(params: dict, sigma: float | None = None) -> nn.Module:
+    """The model named by ``params['model']`` (one of MODELS) with the train-section sizes.
+
+    ``sigma`` (the dataset's mean label distance, stats.json) is needed by SP-Net only.
+    """
+    name = params["model"]
+    image_bb, music_bb = params["image_backbone"], params["music_backbone"]
+    dim, pretrained = int(params["embed_dim"]), bool(params["pretrained"])
+    if name == "cdcml":
+        return CDCML(image_bb, music_bb, dim, pretrained)
+    if name == "sp_net":
+        return SPNet(image_bb, music_bb, dim, pretrained,
+                     sigma if sigma is not None else math.nan)
+    if name == "l3_net":
+        return L3Net(image_bb, music_bb, dim, pretrained)
+    if name == "acp_net":
+        return ACPNet(image_bb, dim, pretrained)
+    if name == "contrastive":
+        return ContrastiveNet(image_bb, music_bb, dim, pretrained)
+    raise ValueError(f"unknown model {name!r} (params 'model'): choose one of {', '.join(MODELS)}")
+
+
+def music_input(model_name: str) -> str:
+    """Which music cache a model reads: the log-spectrogram for L3-Net, else the 193x87 features."""
+    return "log_spectrogram" if model_name == "l3_net" else "music_features"
