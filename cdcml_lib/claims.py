@@ -1,0 +1,339 @@
+"""The claims checklist: the eight claims of Zhao et al. 2020 (METHOD.md section 9), each judged
+on our own numbers.
+
+The decision rule (one rule for every claim):
+
+- A claim is broken into *checks*. A check says "variant A beats variant B on metric m"; its
+  estimate is A's improvement over B (``mean_B - mean_A`` for an error metric, the opposite sign
+  for a retrieval metric, so a positive estimate always favours the claim). Its standard error
+  is the unpaired one across seeds, ``SE = sqrt(sd_A^2/n_A + sd_B^2/n_B)`` (sample sd, ddof=1).
+- A check *supports* the claim when the estimate exceeds ``+k_sigma * SE``, *contradicts* it when
+  it is below ``-k_sigma * SE``, and is *undecided* otherwise (``k_sigma`` defaults to 2).
+- With fewer than ``min_seeds`` seeds on either side (default 2) the spread is unknown and the
+  check is undecided. Setting ``min_seeds=1`` treats a single seed's SE as 0, so the sign alone
+  decides: for exploratory runs only.
+- Claim 8 (relative gains) uses the interval ``gain ± k_sigma * SE`` (SE by the delta method):
+  it supports when the interval holds the paper's gain and excludes 0, contradicts when it
+  excludes the paper's gain, and is undecided when it holds both.
+- A claim (and each metric of a claim) *holds* when every check supports it, *does not hold*
+  when at least one check contradicts it, and is *not decided at this seed spread* otherwise.
+  A claim whose variants are not in the study is *not checked*.
+
+Each check also carries the paper's own estimate (from its Tables 3 and 4), so a reader sees at
+once whether our reading of a claim agrees with the paper's numbers.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from .paths import resolve
+from .tables import HIGHER_IS_BETTER, PAPER_METRICS, paper_numbers
+
+HOLDS = "holds"
+FAILS = "does not hold"
+UNDECIDED = "not decided at this seed spread"
+NOT_CHECKED = "not checked"
+
+SUPPORTS, CONTRADICTS, NO_DECISION = "supports", "contradicts", "undecided"
+
+SIM = ["sim_mse", "sim_mae"]
+IMG_VA = ["img_v_mse", "img_v_mae", "img_a_mse", "img_a_mae"]
+MUS_VA = ["mus_v_mse", "mus_v_mae", "mus_a_mse", "mus_a_mae"]
+VA = IMG_VA + MUS_VA
+
+# The paper's relative gains of CDCML over ACP-Net (claim 8) and of CFR over Sim (claim 4).
+PAPER_GAIN_CDCML_OVER_ACP = {"sim_mse": 0.221, "sim_mae": 0.054}
+PAPER_GAIN_CFR_SIM_MSE = 0.108
+
+
+@dataclass
+class Check:
+    """One comparison behind a claim; ``estimate > 0`` always favours the claim."""
+
+    metric: str
+    what: str
+    estimate: float
+    se: float
+    paper_estimate: float
+    outcome: str
+    numbers: dict = field(default_factory=dict)
+
+
+@dataclass
+class Claim:
+    number: int
+    claim: str
+    reading: str
+    verdict: str
+    reason: str
+    per_metric: dict = field(default_factory=dict)
+    checks: list = field(default_factory=list)
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass
+class Rule:
+    """The decision rule (see the module docstring)."""
+
+    k_sigma: float = 2.0
+    min_seeds: int = 2
+
+
+# --- the statistics of one check ---------------------------------------------------------
+
+def _values(per_seed: pd.DataFrame, variant: str, metric: str) -> pd.Series:
+    return per_seed.loc[per_seed["variant"] == variant, metric].astype(float)
+
+
+def _mean_se(values: pd.Series) -> tuple[float, float, int]:
+    """Mean, standard error of the mean (NaN with one seed) and number of seeds."""
+    n = len(values)
+    sd = float(values.std(ddof=1)) if n > 1 else float("nan")
+    return float(values.mean()), sd / math.sqrt(n) if n > 1 else float("nan"), n
+
+
+def _decide(estimate: float, se: float, n_min: int, rule: Rule) -> str:
+    """Supports / contradicts / undecided for an estimate whose positive side favours the claim."""
+    if n_min < rule.min_seeds:
+        return NO_DECISION
+    se = 0.0 if math.isnan(se) else se  # only reached with min_seeds=1: the sign alone decides
+    if estimate > rule.k_sigma * se:
+        return SUPPORTS
+    if estimate < -rule.k_sigma * se:
+        return CONTRADICTS
+    return NO_DECISION
+
+
+def _paper_value(variant: str, metric: str) -> float:
+    for table in ("comparison", "ablation"):
+        value = paper_numbers(table, variant).get(metric)
+        if value is not None:
+            return value
+    return float("nan")
+
+
+def improvement_check(per_seed: pd.DataFrame, better: str, worse: str, metric: str, rule: Rule) -> Check:
+    """Check "``better`` beats ``worse`` on ``metric``": the improvement and its unpaired SE."""
+    mb, seb, nb = _mean_se(_values(per_seed, better, metric))
+    mw, sew, nw = _mean_se(_values(per_seed, worse, metric))
+    sign = 1.0 if HIGHER_IS_BETTER[metric] else -1.0
+    estimate = sign * (mb - mw)
+    se = math.sqrt(seb ** 2 + sew ** 2) if nb > 1 and nw > 1 else float("nan")
+    paper = sign * (_paper_value(better, metric) - _paper_value(worse, metric))
+    return Check(metric=metric, what=f"{better} better than {worse}", estimate=estimate, se=se,
+                 paper_estimate=paper, outcome=_decide(estimate, se, min(nb, nw), rule),
+                 numbers={better: mb, worse: mw, f"n_{better}": nb, f"n_{worse}": nw})
+
+
+def relative_gain_check(per_seed: pd.DataFrame, new: str, old: str, metric: str, paper_gain: float,
+                        rule: Rule) -> Check:
+    """Check "``new`` improves ``metric`` over ``old`` by ``paper_gain`` (relative)".
+
+    Gain g = (old - new) / old for an error metric; SE by the delta method,
+    SE(new/old) = (new/old) * sqrt((se_new/new)^2 + (se_old/old)^2).
+    """
+    mn, sen, nn = _mean_se(_values(per_seed, new, metric))
+    mo, seo, no = _mean_se(_values(per_seed, old, metric))
+    ratio = mn / mo
+    gain = 1.0 - ratio
+    se = abs(ratio) * math.sqrt((sen / mn) ** 2 + (seo / mo) ** 2) if nn > 1 and no > 1 else float("nan")
+    if min(nn, no) < rule.min_seeds:
+        outcome = NO_DECISION
+    else:
+        half = rule.k_sigma * (0.0 if math.isnan(se) else se)
+        paper_inside = gain - half <= paper_gain <= gain + half
+        zero_inside = gain - half <= 0.0 <= gain + half
+        outcome = CONTRADICTS if not paper_inside else (NO_DECISION if zero_inside else SUPPORTS)
+    return Check(metric=metric, what=f"relative gain of {new} over {old} (paper {paper_gain:.1%})",
+                 estimate=gain, se=se, paper_estimate=paper_gain, outcome=outcome,
+                 numbers={new: mn, old: mo, f"n_{new}": nn, f"n_{old}": no})
+
+
+# --- from checks to a verdict -------------------------------------------------------------
+
+def verdict_of(outcomes: list[str]) -> str:
+    """Holds when all checks support, does not hold when any contradicts, else undecided."""
+    if any(o == CONTRADICTS for o in outcomes):
+        return FAILS
+    if outcomes and all(o == SUPPORTS for o in outcomes):
+        return HOLDS
+    return UNDECIDED
+
+
+def _per_metric(checks: list[Check]) -> dict[str, str]:
+    metrics = list(dict.fromkeys(c.metric for c in checks))
+    return {m: verdict_of([c.outcome for c in checks if c.metric == m]) for m in metrics}
+
+
+def _describe(check: Check, percent: bool = False) -> str:
+    f = (lambda x: f"{x:+.1%}") if percent else (lambda x: f"{x:+.4f}")
+    se = "SE n/a" if math.isnan(check.se) else f"SE {abs(check.se):.1%}" if percent else f"SE {check.se:.4f}"
+    return f"{check.metric}: {check.what}, ours {f(check.estimate)} ({se}), paper {f(check.paper_estimate)}"
+
+
+def _reason(checks: list[Check], verdict: str, rule: Rule, percent: bool = False) -> str:
+    n = len(checks)
+    if verdict == HOLDS:
+        return (f"all {n} checks favour the claim by more than {rule.k_sigma:g} standard errors "
+                f"across seeds.")
+    against = [c for c in checks if c.outcome == CONTRADICTS]
+    open_ = [c for c in checks if c.outcome == NO_DECISION]
+    if verdict == FAILS:
+        text = (f"The reproduction disagrees with the paper: {len(against)} of {n} checks go against "
+                f"the claim by more than {rule.k_sigma:g} standard errors: "
+                + "; ".join(_describe(c, percent) for c in against) + ".")
+        if open_:
+            text += f" {len(open_)} more within noise."
+        return text
+    few = [c for c in open_ if min(v for k, v in c.numbers.items() if k.startswith("n_")) < rule.min_seeds]
+    text = (f"{len(open_)} of {n} checks lie within {rule.k_sigma:g} standard errors of no effect"
+            + (f" ({len(few)} with fewer than {rule.min_seeds} seeds)" if few else "")
+            + f"; {n - len(open_)} support the claim. Undecided: "
+            + "; ".join(_describe(c, percent) for c in open_[:6]) + ("; ..." if len(open_) > 6 else "") + ".")
+    return text
+
+
+# --- the eight claims --------------------------------------------------------------------
+
+CLAIMS = {
+    1: ("CDCML is best on every metric of Table 3.",
+        "cdcml beats sp_net, l3_net and acp_net on each of the ten error metrics (our extra "
+        "contrastive baseline is shown in the table but is not part of the paper's claim)."),
+    2: ("SP-Net is worst on similarity but better than L3-Net and ACP-Net on single-modal VA.",
+        "l3_net, acp_net and cdcml beat sp_net on sim_mse and sim_mae; sp_net beats l3_net and "
+        "acp_net on the eight image and music VA metrics."),
+    3: ("ACP-Net beats L3-Net on similarity and music VA; L3-Net beats ACP-Net on image VA.",
+        "acp_net beats l3_net on sim_* and mus_*; l3_net beats acp_net on img_*."),
+    4: ("CFR improves similarity MSE (about 10.8% relative) and also improves VA prediction.",
+        "sim_cfr beats sim on sim_mse and on the eight VA metrics; the relative sim_mse gain is "
+        "reported beside the paper's 10.8% (the verdict rests on the direction)."),
+    5: ("CFM improves further.",
+        "sim_cfr_cfm beats sim_cfr on sim_mse and sim_mae (in the paper's Table 4 CFM changes the "
+        "VA metrics by at most 0.004, in both directions, so the claim is read on similarity)."),
+    6: ("Sim + VA (both MSE losses) beats either family alone.",
+        "sim_va beats sim (the similarity-MSE-only row) on all ten metrics. Table 4 has no VA-only "
+        "row, so only the Sim side of the claim can be checked from it."),
+    7: ("Adding SFR and the metric losses to Sim + VA gives the best result overall.",
+        "cdcml beats every other ablation row (sim, sim_cfr, sim_cfr_cfm, sim_va) on each of the "
+        "ten error metrics."),
+    8: ("Relative gains of CDCML over ACP-Net: 22.1% similarity MSE, 5.4% similarity MAE.",
+        "the relative gain (acp_net - cdcml) / acp_net on sim_mse and sim_mae, with a "
+        "delta-method SE, must be compatible with the paper's 22.1% and 5.4% and exclude 0."),
+}
+
+# Claims 1-7 as (better, worse, metrics) triples.
+PAIRWISE = {
+    1: [("cdcml", b, PAPER_METRICS) for b in ("sp_net", "l3_net", "acp_net")],
+    2: [(b, "sp_net", SIM) for b in ("l3_net", "acp_net", "cdcml")]
+       + [("sp_net", b, VA) for b in ("l3_net", "acp_net")],
+    3: [("acp_net", "l3_net", SIM + MUS_VA), ("l3_net", "acp_net", IMG_VA)],
+    4: [("sim_cfr", "sim", ["sim_mse"] + VA)],
+    5: [("sim_cfr_cfm", "sim_cfr", SIM)],
+    6: [("sim_va", "sim", PAPER_METRICS)],
+    7: [("cdcml", b, PAPER_METRICS) for b in ("sim", "sim_cfr", "sim_cfr_cfm", "sim_va")],
+}
+
+
+def _needed(number: int) -> list[str]:
+    if number == 8:
+        return ["cdcml", "acp_net"]
+    return list(dict.fromkeys(v for a, b, _ in PAIRWISE[number] for v in (a, b)))
+
+
+def check_claim(number: int, per_seed: pd.DataFrame, rule: Rule | None = None) -> Claim:
+    """Judge claim ``number`` (1-8) on the per-seed test metrics (``tables.gather_runs``)."""
+    rule = rule or Rule()
+    text, reading = CLAIMS[number]
+    have = set(per_seed["variant"])
+    missing = [v for v in _needed(number) if v not in have]
+    if missing:
+        return Claim(number, text, reading, NOT_CHECKED,
+                     f"the study has no runs of {', '.join(missing)} (add them to study: in params).")
+    extra = {}
+    if number == 8:
+        checks = [relative_gain_check(per_seed, "cdcml", "acp_net", m, g, rule)
+                  for m, g in PAPER_GAIN_CDCML_OVER_ACP.items()]
+    else:
+        checks = [improvement_check(per_seed, a, b, m, rule) for a, b, metrics in PAIRWISE[number] for m in metrics]
+    if number == 4:
+        gain = relative_gain_check(per_seed, "sim_cfr", "sim", "sim_mse", PAPER_GAIN_CFR_SIM_MSE, rule)
+        extra["sim_mse_relative_gain"] = {"ours": gain.estimate, "se": gain.se, "paper": PAPER_GAIN_CFR_SIM_MSE,
+                                          "compatible_with_paper": gain.outcome != CONTRADICTS}
+    verdict = verdict_of([c.outcome for c in checks])
+    reason = _reason(checks, verdict, rule, percent=(number == 8))
+    if number == 8:
+        for c in checks:
+            if c.outcome == CONTRADICTS:
+                side = "smaller" if c.estimate < c.paper_estimate else "larger"
+                reason += (f" Our {c.metric} gain, {c.estimate:.1%}, is {side} than the paper's "
+                           f"{c.paper_estimate:.1%}.")
+    if number == 4:
+        g = extra["sim_mse_relative_gain"]
+        reason += f" Relative sim_mse gain: ours {g['ours']:.1%}, paper {g['paper']:.1%}."
+    return Claim(number, text, reading, verdict, reason, _per_metric(checks), checks, extra)
+
+
+def check_claims(per_seed: pd.DataFrame, k_sigma: float = 2.0, min_seeds: int = 2) -> list[Claim]:
+    """All eight claims of METHOD.md section 9, judged with one :class:`Rule`."""
+    rule = Rule(k_sigma=float(k_sigma), min_seeds=int(min_seeds))
+    return [check_claim(n, per_seed, rule) for n in sorted(CLAIMS)]
+
+
+# --- writing ------------------------------------------------------------------------------
+
+def _json_safe(x):
+    if isinstance(x, float) and math.isnan(x):
+        return None
+    if isinstance(x, dict):
+        return {k: _json_safe(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_json_safe(v) for v in x]
+    return x
+
+
+def claims_markdown(claims: list[Claim], k_sigma: float = 2.0, min_seeds: int = 2) -> str:
+    """The checklist as Markdown: a summary table, then each claim with its checks."""
+    lines = ["# Claims checklist", "",
+             f"Each claim of the paper (METHOD.md section 9) judged on our test numbers. Rule: a "
+             f"difference counts when it exceeds {k_sigma:g} standard errors across seeds "
+             f"(unpaired; at least {min_seeds} seeds per variant); a claim holds when every check "
+             f"supports it and does not hold when any check goes against it. Estimates are "
+             f"improvements in the claimed direction (positive favours the claim).", "",
+             "| # | claim | verdict |", "|---|---|---|"]
+    lines += [f"| {c.number} | {c.claim} | **{c.verdict}** |" for c in claims]
+    for c in claims:
+        lines += ["", f"## Claim {c.number}: {c.claim}", "", f"**Verdict: {c.verdict}.** {c.reason}", "",
+                  f"How we check it: {c.reading}"]
+        if len(c.per_metric) > 1:
+            lines += ["", "Per metric: " + "; ".join(f"{m}: {v}" for m, v in c.per_metric.items()) + "."]
+        if c.checks:
+            pct = c.number == 8
+            fmt = (lambda x: "–" if math.isnan(x) else f"{x:+.1%}") if pct else \
+                  (lambda x: "–" if math.isnan(x) else f"{x:+.4f}")
+            sefmt = (lambda x: "–" if math.isnan(x) else f"{x:.1%}") if pct else \
+                    (lambda x: "–" if math.isnan(x) else f"{x:.4f}")
+            lines += ["", "| metric | check | ours | SE | paper | outcome |", "|---|---|---:|---:|---:|---|"]
+            lines += [f"| {k.metric} | {k.what} | {fmt(k.estimate)} | {sefmt(k.se)} | {fmt(k.paper_estimate)} "
+                      f"| {k.outcome} |" for k in c.checks]
+    return "\n".join(lines) + "\n"
+
+
+def write_claims(claims: list[Claim], reports_dir: str | Path, k_sigma: float = 2.0,
+                 min_seeds: int = 2) -> dict[str, Path]:
+    """Write ``<reports>/claims.md`` and ``<reports>/claims.json``."""
+    out = resolve(reports_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    record = {"rule": {"k_sigma": k_sigma, "min_seeds": min_seeds},
+              "claims": [_json_safe(asdict(c)) for c in claims]}
+    paths = {"md": out / "claims.md", "json": out / "claims.json"}
+    for key, text in (("md", claims_markdown(claims, k_sigma, min_seeds)),
+                      ("json", json.dumps(record, indent=2) + "\n")):
+        tmp = paths[key].with_name(paths[key].name + ".tmp")
+        tmp.write_text(text)
+        tmp.replace(paths[key])
+    return paths

@@ -1,0 +1,342 @@
+"""Tables 3 and 4 of Zhao et al. 2020, rebuilt from our run folders, beside the paper's numbers.
+
+Every number here is read from ``runs/<config>/<variant>-s<seed>/metrics.json`` (its ``test``
+block) and summarised over seeds: the mean and the sample standard deviation (ddof=1; undefined
+with one seed). The paper's numbers come from ``cdcml_lib/resources/paper_results.csv``, a copy of
+the published Tables 3 and 4, and appear beside ours, never in place of them.
+
+Outputs (all written by :func:`write_table` and :func:`plot_table`):
+``<reports>/tables/<name>.{csv,md,tex}`` and ``<reports>/figures/<name>.png`` (+ ``<name>_retrieval.png``).
+"""
+from __future__ import annotations
+
+import json
+import math
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .paths import repo_root, resolve
+
+# The ten error metrics of the paper's tables (lower is better), in the paper's column order.
+PAPER_METRICS = [
+    "sim_mse", "sim_mae",
+    "img_v_mse", "img_v_mae", "img_a_mse", "img_a_mae",
+    "mus_v_mse", "mus_v_mae", "mus_a_mse", "mus_a_mae",
+]
+# Our retrieval metrics (higher is better); the paper has no numbers for them.
+RETRIEVAL_METRICS = ["ndcg_at_10", "spearman", "corr_acc"]
+METRICS = PAPER_METRICS + RETRIEVAL_METRICS
+HIGHER_IS_BETTER = {m: m in RETRIEVAL_METRICS for m in METRICS}
+
+# Our variant name -> the paper's row name, per table. `contrastive` is ours: no paper row.
+PAPER_ROW = {
+    "comparison": {"sp_net": "SP-Net", "l3_net": "L3-Net", "acp_net": "ACP-Net", "cdcml": "CDCML"},
+    "ablation": {"sim": "sim", "sim_cfr": "sim+cfr", "sim_cfr_cfm": "sim+cfr+cfm",
+                 "sim_va": "sim+va", "cdcml": "sim+va+cfr+cfm+sfr"},
+}
+TABLE_TITLE = {"comparison": "Table 3: comparison with the baselines",
+               "ablation": "Table 4: ablation of the loss terms"}
+
+
+class MissingRunError(FileNotFoundError):
+    """A run the tables need has not finished (its metrics.json is absent)."""
+
+
+# --- the paper's numbers ------------------------------------------------------------------
+
+def paper_results() -> pd.DataFrame:
+    """The published Tables 3 and 4: columns ``table, row`` and the ten paper metrics."""
+    text = resources.files("cdcml_lib").joinpath("resources", "paper_results.csv").read_text()
+    from io import StringIO
+
+    df = pd.read_csv(StringIO(text))
+    missing = [c for c in ["table", "row", *PAPER_METRICS] if c not in df.columns]
+    if missing:
+        raise ValueError(f"cdcml_lib/resources/paper_results.csv: columns {missing} are missing; "
+                         f"restore it from shared/paper/results.csv.")
+    return df
+
+
+def paper_row(table: str, variant: str) -> str | None:
+    """The paper's row name for our ``variant`` in ``table``, or None (e.g. `contrastive`)."""
+    return PAPER_ROW[table].get(variant)
+
+
+def paper_numbers(table: str, variant: str) -> dict[str, float]:
+    """The paper's ten metrics for ``variant`` in ``table``; empty when the paper has no such row."""
+    name = paper_row(table, variant)
+    if name is None:
+        return {}
+    df = paper_results()
+    hit = df[(df["table"] == table) & (df["row"] == name)]
+    if len(hit) != 1:
+        raise ValueError(f"cdcml_lib/resources/paper_results.csv: expected one row "
+                         f"table={table}, row={name}, found {len(hit)}.")
+    return {m: float(hit.iloc[0][m]) for m in PAPER_METRICS}
+
+
+# --- reading run folders ------------------------------------------------------------------
+
+def run_folder(runs_dir: str | Path, variant: str, seed: int) -> Path:
+    """``<runs_dir>/<variant>-s<seed>``, the run folder of docs/ARCHITECTURE.md."""
+    return resolve(runs_dir) / f"{variant}-s{int(seed)}"
+
+
+def _how_to_make(run_dir: Path, variant: str, seed: int) -> str:
+    """The commands that produce a run (runs_dir is ``runs/<config>`` by convention)."""
+    config = run_dir.parent.name
+    try:
+        target = run_dir.resolve().relative_to(repo_root()) / "metrics.json"
+    except ValueError:  # a runs folder outside the repository
+        target = run_dir / "metrics.json"
+    return (f"produce it with `make {target} CONFIG={config}` or `python -m cdcml_lib.nbrun "
+            f"notebooks/02_train.ipynb --config {config} --variant {variant} --seed {seed}`")
+
+
+def read_metrics(run_dir: str | Path, variant: str = "?", seed: int = 0) -> dict[str, float]:
+    """The ``test`` metrics of one finished run, checked against the metrics.json schema."""
+    run_dir = Path(run_dir)
+    path = run_dir / "metrics.json"
+    if not path.is_file():
+        state = "has not started" if not run_dir.exists() else "has not finished (no metrics.json)"
+        raise MissingRunError(f"run {run_dir} {state}: {_how_to_make(run_dir, variant, seed)}.")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: not valid JSON ({err}); delete the run folder and train it again.") from err
+    test = data.get("test") if isinstance(data, dict) else None
+    if not isinstance(test, dict):
+        raise ValueError(f"{path}: no 'test' block; expected "
+                         f"{{'schema': 1, 'best_epoch', 'val': {{...}}, 'test': {{...}}}}.")
+    out = {}
+    for m in METRICS:
+        if m not in test:
+            raise ValueError(f"{path}: 'test' has no '{m}' (keys: {sorted(test)}); the run was made by an "
+                             f"older trainer: train it again.")
+        value = test[m]
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise ValueError(f"{path}: test.{m} = {value!r} is not a number.")
+        out[m] = float(value)
+    return out
+
+
+def read_run_info(run_dir: str | Path) -> dict:
+    """``run.json`` of a run (wall_s, device, torch...), or {} when absent."""
+    path = Path(run_dir) / "run.json"
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: not valid JSON ({err}).") from err
+
+
+def gather_runs(runs_dir: str | Path, variants: list[str], seeds: list[int]) -> pd.DataFrame:
+    """One row per (variant, seed): the test metrics, ``wall_s`` and ``device`` from run.json.
+
+    Every run must have finished: otherwise a :class:`MissingRunError` lists each missing run
+    folder with the command that produces it.
+    """
+    rows, missing = [], []
+    for variant in dict.fromkeys(variants):  # a variant in both tables (cdcml) is read once
+        for seed in seeds:
+            folder = run_folder(runs_dir, variant, seed)
+            try:
+                metrics = read_metrics(folder, variant, seed)
+            except MissingRunError as err:
+                missing.append(str(err))
+                continue
+            info = read_run_info(folder)
+            rows.append({"variant": variant, "seed": int(seed), **metrics,
+                         "wall_s": float(info.get("wall_s", float("nan"))),
+                         "device": str(info.get("device", ""))})
+    if missing:
+        raise MissingRunError(f"{len(missing)} run(s) missing:\n" + "\n".join(missing))
+    return pd.DataFrame(rows)
+
+
+# --- summaries ----------------------------------------------------------------------------
+
+def summarise(per_seed: pd.DataFrame, variants: list[str]) -> pd.DataFrame:
+    """Mean and sample standard deviation (ddof=1) over seeds per variant and metric.
+
+    Returns one row per variant (in ``variants`` order) with ``n_seeds`` and ``<m>_mean``,
+    ``<m>_std`` for every metric; the std is NaN with one seed.
+    """
+    out = []
+    for variant in variants:
+        sub = per_seed[per_seed["variant"] == variant]
+        if sub.empty:
+            raise KeyError(f"no runs of variant '{variant}' in the gathered table "
+                           f"(have: {sorted(per_seed['variant'].unique())}).")
+        row = {"variant": variant, "n_seeds": len(sub)}
+        for m in METRICS:
+            values = sub[m].to_numpy(dtype=float)
+            row[f"{m}_mean"] = float(values.mean())
+            row[f"{m}_std"] = float(values.std(ddof=1)) if len(values) > 1 else float("nan")
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+def study_table(per_seed: pd.DataFrame, variants: list[str], table: str) -> pd.DataFrame:
+    """Our summary for ``table`` ('comparison' or 'ablation') with the paper's number beside it.
+
+    Columns: ``variant, paper_row, n_seeds`` then, per metric, ``<m>_mean, <m>_std, <m>_paper``
+    (``_paper`` is NaN where the paper has no number: our extra variant and retrieval metrics).
+    """
+    if table not in PAPER_ROW:
+        raise ValueError(f"table must be one of {sorted(PAPER_ROW)}, not {table!r}.")
+    ours = summarise(per_seed, variants)
+    cols = {"variant": ours["variant"],
+            "paper_row": [paper_row(table, v) or "" for v in ours["variant"]],
+            "n_seeds": ours["n_seeds"]}
+    for m in METRICS:
+        cols[f"{m}_mean"] = ours[f"{m}_mean"]
+        cols[f"{m}_std"] = ours[f"{m}_std"]
+        cols[f"{m}_paper"] = [paper_numbers(table, v).get(m, float("nan")) for v in ours["variant"]]
+    return pd.DataFrame(cols)
+
+
+def comparison_table(per_seed: pd.DataFrame, variants: list[str]) -> pd.DataFrame:
+    """Table 3 (CDCML against SP-Net, L3-Net, ACP-Net, and our contrastive baseline)."""
+    return study_table(per_seed, variants, "comparison")
+
+
+def ablation_table(per_seed: pd.DataFrame, variants: list[str]) -> pd.DataFrame:
+    """Table 4 (the loss terms switched on one family at a time; the last row is CDCML)."""
+    return study_table(per_seed, variants, "ablation")
+
+
+# --- writing ------------------------------------------------------------------------------
+
+def _fmt(x: float, digits: int = 3) -> str:
+    return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
+
+
+def _cell(row: pd.Series, m: str, pm: str) -> str:
+    text = _fmt(row[f"{m}_mean"])
+    if not math.isnan(row[f"{m}_std"]):
+        text += f"{pm}{_fmt(row[f'{m}_std'])}"
+    if not math.isnan(row[f"{m}_paper"]):
+        text += f" ({_fmt(row[f'{m}_paper'])})"
+    return text
+
+
+def to_markdown(table: pd.DataFrame) -> str:
+    """A Markdown table: ``mean ± std (paper)`` per metric; arrows give the better direction."""
+    head = ["variant", "paper row", "seeds"] + [f"{m} {'↑' if HIGHER_IS_BETTER[m] else '↓'}" for m in METRICS]
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * 3 + ["---:"] * len(METRICS)) + "|"]
+    for _, row in table.iterrows():
+        cells = [row["variant"], row["paper_row"] or "(ours)", str(int(row["n_seeds"]))]
+        cells += [_cell(row, m, " ± ") for m in METRICS]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def to_latex(table: pd.DataFrame, caption: str) -> str:
+    """A booktabs LaTeX table (needs ``\\usepackage{booktabs}``); paper numbers in parentheses."""
+    def esc(s: str) -> str:
+        return s.replace("_", r"\_").replace("&", r"\&")
+
+    spec = "ll" + "r" * len(METRICS)
+    lines = [r"\begin{table}[t]", r"\centering", r"\scriptsize", rf"\caption{{{esc(caption)}}}",
+             rf"\begin{{tabular}}{{{spec}}}", r"\toprule",
+             " & ".join(["Variant", "Seeds"] + [esc(m) + (r"$\uparrow$" if HIGHER_IS_BETTER[m] else r"$\downarrow$")
+                                                for m in METRICS]) + r" \\",
+             r"\midrule"]
+    for _, row in table.iterrows():
+        name = esc(row["paper_row"] or f"{row['variant']} (ours)")
+        cells = [name, str(int(row["n_seeds"]))] + [_cell(row, m, r"$\pm$") for m in METRICS]
+        lines.append(" & ".join(cells) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+    return "\n".join(lines) + "\n"
+
+
+def _write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)  # write-then-rename: a file with its final name is complete
+
+
+def write_table(table: pd.DataFrame, name: str, reports_dir: str | Path) -> dict[str, Path]:
+    """Write ``<reports>/tables/<name>.{csv,md,tex}``; return the paths by extension."""
+    out = resolve(reports_dir) / "tables"
+    out.mkdir(parents=True, exist_ok=True)
+    title = TABLE_TITLE.get(name, name)
+    caption = (f"{title}. Ours: mean $\\pm$ standard deviation over seeds on the test split; "
+               f"the paper's number in parentheses.")
+    paths = {ext: out / f"{name}.{ext}" for ext in ("csv", "md", "tex")}
+    _write_text(paths["csv"], table.to_csv(index=False, float_format="%.6g"))
+    _write_text(paths["md"], to_markdown(table))
+    _write_text(paths["tex"], to_latex(table, caption))
+    return paths
+
+
+def plot_table(table: pd.DataFrame, name: str, reports_dir: str | Path) -> list[Path]:
+    """Bar plots of ``table``: ours (mean, seed-std error bars) beside the paper's, per metric.
+
+    Writes ``<reports>/figures/<name>.png`` (the ten paper metrics) and
+    ``<reports>/figures/<name>_retrieval.png`` (ours only: the paper has no retrieval numbers).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = resolve(reports_dir) / "figures"
+    out.mkdir(parents=True, exist_ok=True)
+    labels = [r or v for v, r in zip(table["variant"], table["paper_row"])]
+    x = np.arange(len(table))
+    written = []
+    for suffix, metrics, ncols in (("", PAPER_METRICS, 5), ("_retrieval", RETRIEVAL_METRICS, 3)):
+        nrows = math.ceil(len(metrics) / ncols)
+        fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 2.9 * nrows), squeeze=False)
+        for ax, m in zip(axes.flat, metrics):
+            std = table[f"{m}_std"].fillna(0.0)
+            ax.bar(x - 0.2, table[f"{m}_mean"], 0.4, yerr=std, capsize=3, label="ours (mean ± sd)",
+                   color="tab:blue")
+            paper = table[f"{m}_paper"]
+            if paper.notna().any():
+                ax.bar(x + 0.2, paper.fillna(0.0), 0.4, label="paper", color="tab:gray")
+            ax.set_title(f"{m} {'↑' if HIGHER_IS_BETTER[m] else '↓'}", fontsize=9)
+            ax.set_xticks(x, labels, rotation=45, ha="right", fontsize=7)
+            ax.tick_params(axis="y", labelsize=7)
+        for ax in list(axes.flat)[len(metrics):]:
+            ax.axis("off")
+        handles, names = axes.flat[0].get_legend_handles_labels()
+        fig.legend(handles, names, loc="upper right", fontsize=8)
+        fig.suptitle(TABLE_TITLE.get(name, name) + ("" if not suffix else " (retrieval, ours only)"), fontsize=10)
+        fig.tight_layout(rect=(0, 0, 1, 0.95))
+        path = out / f"{name}{suffix}.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
+def load_study(config: str) -> dict:
+    """The ``study`` section of ``params/<config>.yaml`` (seeds, comparison, ablation), checked."""
+    from .params import ParamError, config_path, section
+
+    study = section(config, "study")
+    for key, kind in (("seeds", int), ("comparison", str), ("ablation", str)):
+        value = study.get(key)
+        if not isinstance(value, list) or not value or not all(isinstance(v, kind) for v in value):
+            raise ParamError(f"{config_path(config)}: study.{key} must be a non-empty list of "
+                             f"{kind.__name__} (got {value!r}).")
+    return study
+
+
+def write_tables(study: dict, runs_dir: str | Path, reports_dir: str | Path) -> dict[str, pd.DataFrame]:
+    """Gather the study's runs and write both tables and their plots. Returns the tables and
+    the per-seed numbers under ``'per_seed'``."""
+    per_seed = gather_runs(runs_dir, study["comparison"] + study["ablation"], study["seeds"])
+    tables = {"comparison": comparison_table(per_seed, study["comparison"]),
+              "ablation": ablation_table(per_seed, study["ablation"])}
+    for name, table in tables.items():
+        write_table(table, name, reports_dir)
+        plot_table(table, name, reports_dir)
+    return {**tables, "per_seed": per_seed}
