@@ -1,0 +1,576 @@
+"""Readers of the real corpora into one item table, and the published IMEMNet pair format.
+
+IMEMNet (Zhao et al. 2020, section 3) is built from four corpora: DEAM (music) and IAPS, NAPS and
+EMOTIC (images). Each reader here maps one corpus to the same item table
+
+    id, modality, song, split, valence, arousal, source, path, start_s
+
+with valence and arousal min-max normalised to [0, 1] *per corpus* (METHOD.md section 2), ``split``
+left empty (the recipe in ``matching`` assigns it) and ``song`` empty for images.
+
+We hold no copy of the IAPS, NAPS or EMOTIC rating files, so their column names are parameters
+whose defaults are the layouts we expect (written in each reader's docstring). The DEAM static
+files are tested on the real release (``../shared/reference/deam``), quirks included.
+
+Every problem with the input is a :class:`CorpusError` that names the file, the row or field, and
+the fix.
+"""
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .matching import minmax_normalise
+from .paths import resolve
+
+ITEM_COLUMNS = ["id", "modality", "song", "split", "valence", "arousal", "source", "path", "start_s"]
+PAIR_COLUMNS = ["music_id", "image_id", "score"]
+AUDIO_EXTENSIONS = (".mp3", ".wav", ".flac", ".ogg", ".m4a")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+
+# Known misspellings of column names in published files, mapped to the intended name.
+# DEAM's static_annotations_averaged_songs_2000_2058.csv writes "valence_ max_mean".
+COLUMN_TYPOS = {"valence_ max_mean": "valence_max_mean"}
+
+
+class CorpusError(ValueError):
+    """A corpus file or folder that cannot be read as documented; the message says how to fix it."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Small shared pieces: reading a table, checking columns and values, finding files
+# ---------------------------------------------------------------------------------------------
+
+def _clean_name(name) -> str:
+    """A column name without padding, with known typos mapped (``" valence_ max_mean "``)."""
+    name = str(name).strip()
+    return COLUMN_TYPOS.get(name, name)
+
+
+def read_table(path, what: str, sep: str | None = ",") -> pd.DataFrame:
+    """Read a CSV (or, with ``sep=None``, a sniffed CSV/TSV) as strings, names and cells stripped.
+
+    Everything is read as text so that ids like IAPS ``2352.1`` keep their exact spelling and a
+    bad number can be reported with its row; numbers are converted by :func:`numeric_column`.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CorpusError(f"{what}: file {path} does not exist; download it and set its path "
+                          "in params/imemnet.yaml (dataset section)")
+    try:
+        frame = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False,
+                            skipinitialspace=True, engine="python" if sep is None else "c")
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as err:
+        raise CorpusError(f"{what}: cannot read {path} as a table ({err}); check that it is the "
+                          "documented text file (comma- or tab-separated, UTF-8)") from err
+    frame.columns = [_clean_name(c) for c in frame.columns]
+    return frame.apply(lambda col: col.str.strip())
+
+
+def require_columns(frame: pd.DataFrame, columns: Iterable[str], path, what: str) -> None:
+    """Raise a :class:`CorpusError` naming the file and each missing column."""
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise CorpusError(f"{what}: {path} has no column {missing} (columns found: "
+                          f"{list(frame.columns)}); rename the column in the file or pass its "
+                          "name to the reader")
+
+
+def numeric_column(frame: pd.DataFrame, column: str, path, what: str,
+                   lo: float | None = None, hi: float | None = None,
+                   allow_missing: bool = False) -> np.ndarray:
+    """The column as float64; a non-numeric or out-of-range cell is an error naming its row.
+
+    Rows are counted as in a spreadsheet: the header is line 1, the first data row line 2.
+    """
+    text = frame[column]
+    values = pd.to_numeric(text, errors="coerce").to_numpy(dtype=np.float64)
+    empty = text.eq("").to_numpy()
+    bad = np.isnan(values) & ~(empty & allow_missing)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise CorpusError(f"{what}: {path}, line {row + 2}, column '{column}': value "
+                          f"{text.iloc[row]!r} is not a number; fix or delete that row")
+    outside = np.zeros_like(bad)
+    if lo is not None:
+        outside |= values < lo
+    if hi is not None:
+        outside |= values > hi
+    if outside.any():
+        row = int(np.flatnonzero(outside)[0])
+        raise CorpusError(f"{what}: {path}, line {row + 2}, column '{column}': value "
+                          f"{values[row]} is outside the scale [{lo}, {hi}]; check that the "
+                          "column holds this corpus's ratings and that `scale` is right")
+    return values
+
+
+def index_files(folder, extensions: Sequence[str], what: str) -> dict[str, Path]:
+    """Map each file's name without extension to its path, over ``folder`` and its subfolders."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise CorpusError(f"{what}: folder {folder} does not exist; put the corpus files there "
+                          "or set the folder in params/imemnet.yaml (dataset section)")
+    files: dict[str, Path] = {}
+    for path in sorted(folder.rglob("*")):
+        if path.suffix.lower() in extensions and path.is_file():
+            files.setdefault(path.stem, path)
+    return files
+
+
+def _paths_for(ids: Sequence[str], files: dict[str, Path], folder, what: str,
+               require: bool) -> list[str]:
+    """The file of each id; missing files are an error (``require``) or an empty path."""
+    missing = [i for i in ids if i not in files]
+    if missing and require:
+        raise CorpusError(f"{what}: {len(missing)} of {len(ids)} rated items have no file in "
+                          f"{folder} (e.g. {missing[:5]}); add the files, or drop those rows "
+                          "from the ratings")
+    return [str(files[i]) if i in files else "" for i in ids]
+
+
+def _normalised(values: np.ndarray, scale: tuple[float, float] | None) -> np.ndarray:
+    """Per-corpus min-max normalisation to [0, 1] (METHOD.md section 2).
+
+    ``scale=None`` uses the corpus's own minimum and range, as IMEMNet does; a pair (lo, hi)
+    uses the rating scale's ends instead.
+    """
+    if scale is None:
+        return minmax_normalise(values)
+    return minmax_normalise(values, lo=scale[0], hi=scale[1])
+
+
+def item_table(ids, modality: str, valence, arousal, source: str, paths,
+               song=None, start_s=None) -> pd.DataFrame:
+    """Build rows of the common item table (``split`` empty, ``song`` empty for images)."""
+    n = len(ids)
+    return pd.DataFrame({
+        "id": [str(i) for i in ids],
+        "modality": modality,
+        "song": [""] * n if song is None else [str(s) for s in song],
+        "split": [""] * n,
+        "valence": np.asarray(valence, dtype=np.float64),
+        "arousal": np.asarray(arousal, dtype=np.float64),
+        "source": source,
+        "path": list(paths),
+        "start_s": np.full(n, np.nan) if start_s is None else np.asarray(start_s, dtype=np.float64),
+    }, columns=ITEM_COLUMNS)
+
+
+def _check_unique(ids: pd.Series, path, what: str, column: str) -> None:
+    dup = ids[ids.duplicated(keep=False)]
+    if len(dup):
+        raise CorpusError(f"{what}: {path}, column '{column}': id {dup.iloc[0]!r} appears "
+                          f"{int((ids == dup.iloc[0]).sum())} times (lines "
+                          f"{[int(i) + 2 for i in dup.index[:4]]}); keep one row per id")
+
+
+# ---------------------------------------------------------------------------------------------
+# Images: IAPS, NAPS, EMOTIC and any folder with a CSV of VA
+# ---------------------------------------------------------------------------------------------
+
+def read_folder_corpus(folder, csv, id_col: str, valence_col: str, arousal_col: str,
+                       scale: tuple[float, float] | None = None, source: str = "",
+                       modality: str = "image", normalise: str = "corpus",
+                       require_files: bool = True, sep: str | None = ",") -> pd.DataFrame:
+    """Any corpus given as a folder of files plus a CSV of valence and arousal, one row per item.
+
+    ``id_col`` names each item's file (its name without extension, searched in ``folder`` and its
+    subfolders). ``scale = (lo, hi)`` is the rating scale: values outside it are an error.
+    ``normalise="corpus"`` maps the corpus's own minimum and maximum to 0 and 1 (IMEMNet's
+    per-corpus min-max normalisation); ``"scale"`` maps ``lo`` and ``hi`` to 0 and 1.
+    """
+    what = f"{source or 'corpus'} ratings"
+    table = read_table(csv, what, sep=sep)
+    require_columns(table, [id_col, valence_col, arousal_col], csv, what)
+    lo, hi = scale if scale is not None else (None, None)
+    valence = numeric_column(table, valence_col, csv, what, lo, hi)
+    arousal = numeric_column(table, arousal_col, csv, what, lo, hi)
+    ids = table[id_col]
+    _check_unique(ids, csv, what, id_col)
+    extensions = AUDIO_EXTENSIONS if modality == "music" else IMAGE_EXTENSIONS
+    paths = _paths_for(list(ids), index_files(folder, extensions, what), folder, what, require_files)
+    if normalise not in ("corpus", "scale"):
+        raise CorpusError(f"{what}: normalise={normalise!r}; use 'corpus' or 'scale'")
+    y = _normalised(np.column_stack([valence, arousal]), scale if normalise == "scale" else None)
+    return item_table(ids, modality, y[:, 0], y[:, 1], source or Path(folder).name, paths)
+
+
+def read_iaps(ratings, image_dir, id_col: str = "IAPS", valence_col: str = "valmn",
+              arousal_col: str = "aromn", require_files: bool = True) -> pd.DataFrame:
+    """IAPS (Lang et al.): 9-point valence and arousal means per picture.
+
+    Assumed layout (the technical manual's "AllSubjects" table, saved as CSV or tab-separated
+    text): one row per picture, ``IAPS`` the picture number as text (e.g. ``2352.1``; the dot
+    matters, 2352.1 and 2352.2 are different pictures), ``valmn`` and ``aromn`` the means on the
+    1-9 scale. Pictures are ``<IAPS>.jpg`` in ``image_dir``. Values are min-max normalised over
+    the corpus.
+    """
+    return read_folder_corpus(image_dir, ratings, id_col, valence_col, arousal_col, scale=(1, 9),
+                              source="iaps", require_files=require_files, sep=None)
+
+
+def read_naps(ratings, image_dir, id_col: str = "ID", valence_col: str = "Valence_M",
+              arousal_col: str = "Arousal_M", require_files: bool = True) -> pd.DataFrame:
+    """NAPS (Marchewka et al. 2014): 9-point valence and arousal means per picture.
+
+    Assumed layout (the NAPS spreadsheet exported to CSV): one row per picture, ``ID`` the
+    picture's name as in IMEMNet (e.g. ``Animals_001_h``), ``Valence_M`` and ``Arousal_M`` the
+    means on the 1-9 scale. Pictures are ``<ID>.jpg`` in ``image_dir``. Min-max normalised over
+    the corpus.
+    """
+    return read_folder_corpus(image_dir, ratings, id_col, valence_col, arousal_col, scale=(1, 9),
+                              source="naps", require_files=require_files, sep=None)
+
+
+def read_emotic(annotations, image_dir, file_col: str = "Filename", folder_col: str = "Folder",
+                valence_col: str = "Valence", arousal_col: str = "Arousal",
+                require_files: bool = True) -> pd.DataFrame:
+    """EMOTIC (Kosti et al. 2019): continuous valence and arousal (1-10) per annotated person.
+
+    Assumed layout (the annotations exported to CSV, one row per person): ``Folder`` the image's
+    subfolder (e.g. ``mscoco/images``), ``Filename`` the image file (e.g.
+    ``COCO_train2014_000000318807.jpg``), ``Valence`` and ``Arousal`` on the 1-10 scale. An image
+    with several people gets the mean of their annotations, as IMEMNet uses one label per image;
+    its id is the file name without extension, as in the published pair lists.
+    """
+    what = "emotic annotations"
+    table = read_table(annotations, what)
+    require_columns(table, [file_col, valence_col, arousal_col], annotations, what)
+    valence = numeric_column(table, valence_col, annotations, what, 1, 10)
+    arousal = numeric_column(table, arousal_col, annotations, what, 1, 10)
+    per_person = pd.DataFrame({"id": table[file_col].map(lambda f: Path(f).stem),
+                               "valence": valence, "arousal": arousal})
+    per_image = per_person.groupby("id", sort=True)[["valence", "arousal"]].mean()
+    files = index_files(image_dir, IMAGE_EXTENSIONS, what)
+    paths = _paths_for(list(per_image.index), files, image_dir, what, require_files)
+    y = _normalised(per_image.to_numpy(), None)
+    return item_table(per_image.index, "image", y[:, 0], y[:, 1], "emotic", paths)
+
+
+# ---------------------------------------------------------------------------------------------
+# Music: DEAM
+# ---------------------------------------------------------------------------------------------
+
+def read_deam_static(paths: Sequence, valence_col: str = "valence_mean",
+                     arousal_col: str = "arousal_mean") -> pd.DataFrame:
+    """DEAM's song-level (static) annotations: ``song, valence, arousal`` on the 1-9 scale.
+
+    Reads ``static_annotations_averaged_songs_1_2000.csv`` and ``..._2000_2058.csv`` together
+    (the second pads its header names with spaces and writes ``valence_ max_mean``; both are
+    handled). A song listed twice is an error.
+    """
+    frames = []
+    for path in paths:
+        what = "DEAM static annotations"
+        table = read_table(path, what)
+        require_columns(table, ["song_id", valence_col, arousal_col], path, what)
+        song = numeric_column(table, "song_id", path, what, 0)
+        frames.append(pd.DataFrame({
+            "song": song.astype(int).astype(str),
+            "valence": numeric_column(table, valence_col, path, what, 1, 9),
+            "arousal": numeric_column(table, arousal_col, path, what, 1, 9),
+            "file": str(path)}))
+    if not frames:
+        raise CorpusError("DEAM static annotations: no file given; set deam_static_csvs in "
+                          "params/imemnet.yaml")
+    songs = pd.concat(frames, ignore_index=True)
+    dup = songs[songs.song.duplicated(keep=False)]
+    if len(dup):
+        raise CorpusError(f"DEAM static annotations: song {dup.song.iloc[0]} appears in "
+                          f"{sorted(set(dup.file[dup.song == dup.song.iloc[0]]))}; keep one row")
+    return songs.drop(columns="file")
+
+
+def read_deam_dynamic(path, what: str = "DEAM dynamic annotations") -> pd.DataFrame:
+    """One per-second DEAM annotation file (``arousal.csv`` or ``valence.csv``).
+
+    Layout: one row per song, ``song_id`` then ``sample_15000ms, sample_15500ms, ...`` in
+    [-1, 1]; songs with shorter annotations leave their last cells empty. Returns a float frame
+    indexed by song id (text) whose columns are the sample times in seconds.
+    """
+    table = read_table(path, what)
+    require_columns(table, ["song_id"], path, what)
+    sample_cols = [c for c in table.columns if re.fullmatch(r"sample_\d+ms", c)]
+    if not sample_cols:
+        raise CorpusError(f"{what}: {path} has no column named like 'sample_15000ms'; this is "
+                          "not a DEAM per-second annotation file")
+    songs = numeric_column(table, "song_id", path, what, 0).astype(int).astype(str)
+    values = np.column_stack([numeric_column(table, c, path, what, -1, 1, allow_missing=True)
+                              for c in sample_cols])
+    times = [int(c[len("sample_"):-2]) / 1000.0 for c in sample_cols]
+    return pd.DataFrame(values, index=pd.Index(songs, name="song"), columns=times)
+
+
+def clip_windows(times: np.ndarray, values: np.ndarray, clip_seconds: float = 2.0,
+                 align: str = "song") -> list[tuple[int, float, float]]:
+    """Cut one song's per-second annotation into clips: ``(index, start_s, mean value)``.
+
+    A clip is a ``clip_seconds`` window whose every annotation sample is present; its label is
+    the mean of those samples (METHOD.md section 2). ``align="song"`` puts windows on multiples
+    of ``clip_seconds`` from the song's start and numbers them from 1 (window [16 s, 18 s) is
+    clip 9): this reproduces the published IMEMNet ids, whose DEAM excerpts run from clip 9
+    (first window after the annotations start at 15 s) to clip 21. ``align="annotations"``
+    starts the first window at the first annotation and numbers from 1.
+    """
+    present = ~np.isnan(values)
+    if not present.any():
+        return []
+    times, values = times[present], values[present]
+    step = float(np.median(np.diff(times))) if len(times) > 1 else clip_seconds
+    first = times[0]
+    if align == "song":
+        start = np.ceil(first / clip_seconds - 1e-9) * clip_seconds
+        index0 = int(round(start / clip_seconds)) + 1
+    elif align == "annotations":
+        start, index0 = first, 1
+    else:
+        raise CorpusError(f"clip alignment {align!r} is unknown; use 'song' or 'annotations'")
+    per_window = int(round(clip_seconds / step))
+    clips = []
+    k = 0
+    while True:
+        lo = start + k * clip_seconds
+        inside = (times >= lo - 1e-6) & (times < lo + clip_seconds - 1e-6)
+        if inside.sum() < per_window:
+            break
+        clips.append((index0 + k, float(lo), float(values[inside].mean())))
+        k += 1
+    return clips
+
+
+def read_deam(audio_dir, static_csvs: Sequence, dynamic_dir, clip_seconds: float = 2.0,
+              align: str = "song", require_audio: bool = True) -> pd.DataFrame:
+    """DEAM as music clips: one item per 2-s window with its own VA (IMEMNet, section 3).
+
+    - ``audio_dir``: the release's ``MEMD_audio`` folder (``<song_id>.mp3``).
+    - ``static_csvs``: the two static annotation files; they give the list of songs (1,802).
+    - ``dynamic_dir``: the folder with the per-second ``valence.csv`` and ``arousal.csv`` (in the
+      release: ``annotations averaged per song/dynamic (per second annotations)``).
+
+    Each clip's valence and arousal is the mean of the per-second annotations inside its window
+    (:func:`clip_windows`); then both are min-max normalised over all clips of the corpus. Clip
+    ids are ``<song>-<k>``; ``start_s`` is the window's start in the song.
+    """
+    songs = read_deam_static(static_csvs)
+    dynamic_dir = Path(dynamic_dir)
+    if not dynamic_dir.is_dir():
+        raise CorpusError(f"DEAM dynamic annotations: folder {dynamic_dir} does not exist; set "
+                          "deam_dynamic_dir to the folder that holds valence.csv and arousal.csv")
+    valence = read_deam_dynamic(dynamic_dir / "valence.csv")
+    arousal = read_deam_dynamic(dynamic_dir / "arousal.csv")
+    files = index_files(audio_dir, AUDIO_EXTENSIONS, "DEAM audio")
+    no_dynamic = sorted(set(songs.song) - set(valence.index) - set(arousal.index), key=int)
+    if no_dynamic:
+        warnings.warn(f"DEAM: {len(no_dynamic)} songs of the static files have no per-second "
+                      f"annotation (e.g. {no_dynamic[:5]}); they give no clips")
+    rows = []
+    for song in songs.song:
+        if song not in valence.index or song not in arousal.index:
+            continue
+        v = {k: (s, x) for k, s, x in clip_windows(np.asarray(valence.columns, float),
+                                                   valence.loc[song].to_numpy(), clip_seconds, align)}
+        a = {k: (s, x) for k, s, x in clip_windows(np.asarray(arousal.columns, float),
+                                                   arousal.loc[song].to_numpy(), clip_seconds, align)}
+        for k in sorted(set(v) & set(a)):
+            rows.append((f"{song}-{k}", song, v[k][0], v[k][1], a[k][1]))
+    if not rows:
+        raise CorpusError(f"DEAM: no clip has both valence and arousal annotations in "
+                          f"{dynamic_dir}; check that valence.csv and arousal.csv are DEAM's "
+                          "per-second files")
+    clips = pd.DataFrame(rows, columns=["id", "song", "start_s", "valence", "arousal"])
+    paths = _paths_for(list(clips.song), files, audio_dir, "DEAM audio", require_audio)
+    y = _normalised(clips[["valence", "arousal"]].to_numpy(), None)
+    return item_table(clips.id, "music", y[:, 0], y[:, 1], "deam", paths,
+                      song=clips.song, start_s=clips.start_s)
+
+
+# ---------------------------------------------------------------------------------------------
+# IMEMNet files: pair lists and image VA
+# ---------------------------------------------------------------------------------------------
+
+def read_pairs(path) -> pd.DataFrame:
+    """A pair list in the published IMEMNet format: ``music_clip_id image_id matching_score``.
+
+    Returns ``music_id, image_id`` (text) and ``score`` (float in [0, 1]).
+    """
+    path = Path(path)
+    what = "pair list"
+    if not path.is_file():
+        raise CorpusError(f"{what}: file {path} does not exist")
+    if path.stat().st_size == 0 or not path.read_bytes().strip():
+        return pd.DataFrame({"music_id": pd.Series(dtype=str), "image_id": pd.Series(dtype=str),
+                             "score": pd.Series(dtype=np.float64)})
+    try:
+        table = pd.read_csv(path, sep=r"\s+", header=None, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, UnicodeDecodeError) as err:
+        raise CorpusError(f"{what}: cannot read {path} ({str(err).strip()}); each line must be "
+                          "'music_clip_id image_id matching_score'") from err
+    short = (table.isna() | (table == "")).any(axis=1).to_numpy()
+    if table.shape[1] != 3 or short.any():
+        bad = int(np.flatnonzero(short)[0]) if short.any() else 0
+        raise CorpusError(f"{what}: {path}, line {bad + 1}: expected 3 fields "
+                          "'music_clip_id image_id matching_score'; fix that line")
+    score = pd.to_numeric(table[2], errors="coerce").to_numpy(dtype=np.float64)
+    bad = np.isnan(score) | (score < 0) | (score > 1)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise CorpusError(f"{what}: {path}, line {row + 1}, field matching_score: "
+                          f"{table[2].iloc[row]!r} is not a number in [0, 1]; fix that line")
+    return pd.DataFrame({"music_id": table[0].to_numpy(), "image_id": table[1].to_numpy(),
+                         "score": score})
+
+
+def write_pairs(pairs: pd.DataFrame, path) -> Path:
+    """Write pairs in the published format, one ``music_clip_id image_id matching_score`` a line.
+
+    Written to a temporary file in the same folder and renamed, so a file with the final name is
+    always complete. Scores keep full float precision.
+    """
+    require_columns(pairs, PAIR_COLUMNS, "<pairs DataFrame>", "write_pairs")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", newline="\n") as handle:
+            for m, i, s in zip(pairs.music_id, pairs.image_id, pairs.score):
+                handle.write(f"{m} {i} {float(s)!r}\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+@dataclass
+class ImageVA:
+    """Image VA labels by id; ``conflicts`` holds every row of an id given different labels."""
+
+    labels: pd.DataFrame        # index id (text), columns valence, arousal; unambiguous ids only
+    conflicts: pd.DataFrame     # columns id, valence, arousal, line: all rows of conflicting ids
+
+    @property
+    def conflicting_ids(self) -> list[str]:
+        return sorted(self.conflicts.id.unique().tolist())
+
+
+def read_image_va(path, id_cols: Sequence[str] = ("img", "id")) -> ImageVA:
+    """A CSV of image VA in [0, 1] (e.g. IMEMNet-C's ``image_va.csv``: ``,img,valence,arousal``).
+
+    An id listed twice with the same label is kept once. An id listed with *different* labels
+    (image_va.csv has 8, e.g. IAPS 2352 with valence 0.11, 0.80 and 0.85: the IAPS suffixes .1/.2
+    were lost) is left out of ``labels``, returned in ``conflicts`` and named in a warning: no
+    label is picked silently. Also reads an ``items.csv`` (column ``id``).
+    """
+    what = "image VA"
+    table = read_table(path, what)
+    id_col = next((c for c in id_cols if c in table.columns), None)
+    if id_col is None:
+        raise CorpusError(f"{what}: {path} has none of the id columns {list(id_cols)} (columns "
+                          f"found: {list(table.columns)}); name the image id column 'img' or 'id'")
+    require_columns(table, ["valence", "arousal"], path, what)
+    frame = pd.DataFrame({"id": table[id_col],
+                          "valence": numeric_column(table, "valence", path, what, 0, 1),
+                          "arousal": numeric_column(table, "arousal", path, what, 0, 1),
+                          "line": np.arange(len(table)) + 2})
+    if "modality" in table.columns:   # an items.csv: images only
+        frame = frame[table.modality.to_numpy() == "image"]
+    distinct = frame.drop_duplicates(["id", "valence", "arousal"])
+    conflicting = distinct.id[distinct.id.duplicated()].unique()
+    conflicts = frame[frame.id.isin(conflicting)].sort_values(["id", "line"]).reset_index(drop=True)
+    if len(conflicting):
+        warnings.warn(f"{path}: {len(conflicting)} image ids have conflicting VA labels and are "
+                      f"left out: {sorted(conflicting)}")
+    labels = distinct[~distinct.id.isin(conflicting)].set_index("id")[["valence", "arousal"]]
+    return ImageVA(labels=labels, conflicts=conflicts)
+
+
+# ---------------------------------------------------------------------------------------------
+# All configured corpora, and loading one clip or image
+# ---------------------------------------------------------------------------------------------
+
+def _given(params: dict, key: str):
+    value = params.get(key, "")
+    return value not in ("", None, [])
+
+
+def load_imemnet_items(params: dict) -> pd.DataFrame:
+    """The item table of every corpus configured in the ``dataset`` section of params/imemnet.yaml.
+
+    A corpus is used when its keys are set (non-empty): ``deam_dir`` + ``deam_static_csvs`` +
+    ``deam_dynamic_dir``; ``iaps_ratings`` + ``iaps_dir``; ``naps_ratings`` + ``naps_dir``;
+    ``emotic_annotations`` + ``emotic_dir``. Paths are resolved against the repository root.
+    Each corpus is normalised on its own; ids must be unique across corpora.
+    """
+    params = params.get("dataset", params)
+    parts = []
+    if any(_given(params, k) for k in ("deam_dir", "deam_static_csvs", "deam_dynamic_dir")):
+        for key in ("deam_dir", "deam_static_csvs", "deam_dynamic_dir"):
+            if not _given(params, key):
+                raise CorpusError(f"params: DEAM needs {key} set (dataset section of "
+                                  "params/imemnet.yaml)")
+        csvs = params["deam_static_csvs"]
+        csvs = [csvs] if isinstance(csvs, str) else csvs
+        parts.append(read_deam(resolve(params["deam_dir"]), [resolve(c) for c in csvs],
+                               resolve(params["deam_dynamic_dir"])))
+    for name, reader, rating_key, dir_key in (("iaps", read_iaps, "iaps_ratings", "iaps_dir"),
+                                              ("naps", read_naps, "naps_ratings", "naps_dir"),
+                                              ("emotic", read_emotic, "emotic_annotations",
+                                               "emotic_dir")):
+        if _given(params, rating_key) or _given(params, dir_key):
+            if not (_given(params, rating_key) and _given(params, dir_key)):
+                raise CorpusError(f"params: {name} needs both {rating_key} and {dir_key} set "
+                                  "(dataset section of params/imemnet.yaml)")
+            parts.append(reader(resolve(params[rating_key]), resolve(params[dir_key])))
+    if not parts:
+        raise CorpusError("params: no corpus is configured; set the DEAM and image corpus paths "
+                          "in the dataset section of params/imemnet.yaml")
+    items = pd.concat(parts, ignore_index=True)
+    dup = items.id[items.id.duplicated(keep=False)]
+    if len(dup):
+        sources = sorted(set(items.source[items.id == dup.iloc[0]]))
+        raise CorpusError(f"items: id {dup.iloc[0]!r} comes from {sources}; ids must be unique "
+                          "across corpora (rename the files of one corpus)")
+    return items
+
+
+def load_audio_clip(path, start_s: float, sr: int = 22050, seconds: float = 2.0) -> np.ndarray:
+    """``seconds`` of mono audio from ``start_s``, resampled to ``sr``: float32 ``[sr * seconds]``.
+
+    A clip that ends early (the song is shorter) is padded with silence; one that starts after
+    the song's end is an error.
+    """
+    import librosa  # slow to import: only when audio is read
+
+    n = int(round(sr * seconds))
+    try:
+        y, _ = librosa.load(str(path), sr=sr, mono=True, offset=float(start_s), duration=seconds)
+    except Exception as err:  # librosa/soundfile/audioread raise many kinds
+        raise CorpusError(f"audio: cannot read {path} ({err}); check that the file is a complete "
+                          "audio file (mp3/wav) and that ffmpeg or libsndfile can decode it") from err
+    if y.size == 0:
+        raise CorpusError(f"audio: {path} has no audio at start_s={start_s} s; the clip lies "
+                          "after the song's end - check the clip's start_s")
+    out = np.zeros(n, dtype=np.float32)
+    out[:min(n, y.size)] = y[:n]
+    return out
+
+
+def load_image(path, size: int) -> np.ndarray:
+    """An image as RGB uint8 ``[size, size, 3]``, resized (the paper resizes to 224 x 224)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            rgb = image.convert("RGB").resize((size, size), Image.BILINEAR)
+            return np.asarray(rgb, dtype=np.uint8)
+    except (OSError, UnidentifiedImageError) as err:
+        raise CorpusError(f"image: cannot read {path} ({err}); check that the file is a complete "
+                          "image (jpg/png)") from err
