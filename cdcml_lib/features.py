@@ -23,6 +23,10 @@ Two extractors give the same numbers:
 """
 from __future__ import annotations
 
+import functools
+import os
+import sys
+
 import numpy as np
 
 SR = 22050
@@ -105,13 +109,14 @@ def librosa_features(clip: np.ndarray, sr: int = SR) -> np.ndarray:
 
     _check_sr(sr)
     y = _fit_length(clip)
-    power = np.abs(librosa.stft(y, n_fft=N_FFT, hop_length=HOP)) ** 2
+    magnitude = np.abs(librosa.stft(y, n_fft=N_FFT, hop_length=HOP))
+    power = magnitude**2
     mel_db = librosa.power_to_db(
         librosa.feature.melspectrogram(S=power, sr=sr, n_mels=N_MELS), ref=1.0
     )
     mfcc = librosa.feature.mfcc(S=mel_db, n_mfcc=N_MFCC)
     chroma = librosa.feature.chroma_stft(S=power, sr=sr)
-    contrast = librosa.feature.spectral_contrast(S=np.sqrt(power), sr=sr)
+    contrast = librosa.feature.spectral_contrast(S=magnitude, sr=sr)
     tonnetz = librosa.feature.tonnetz(y=y, sr=sr)
     out = np.concatenate([mfcc, chroma, contrast, tonnetz, mel_db], axis=0).astype(np.float32)
     assert out.shape == (N_FEATURES, N_FRAMES), out.shape
@@ -131,9 +136,12 @@ def log_spectrogram(clips, n_fft: int = LOGSPEC_N_FFT, hop: int = LOGSPEC_HOP) -
     return np.log1p(magnitude).transpose(0, 2, 1).astype(np.float16)
 
 
+@functools.lru_cache(maxsize=None)
 def _hann(n: int) -> np.ndarray:
-    """The periodic Hann window (scipy.signal.get_window('hann', n, fftbins=True))."""
-    return (0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n) / n)).astype(np.float32)
+    """The periodic Hann window in float64, as scipy.signal.get_window('hann', n, fftbins=True)."""
+    import scipy.signal
+
+    return scipy.signal.get_window("hann", n, fftbins=True)
 
 
 def _frame_centered(y: np.ndarray, n_fft: int, hop: int, pad_mode: str = "constant") -> np.ndarray:
@@ -171,7 +179,337 @@ def _progress(iterable, enabled: bool, desc: str):
     return tqdm(iterable, desc=desc)
 
 
+
+# ---------------------------------------------------------------------------------------------
+# The batched extractor. Each function below mirrors one librosa step on a batch [N, ...] of
+# clips; the filter banks are built once (functools.lru_cache) and reused.
+# ---------------------------------------------------------------------------------------------
+
+# Tolerances of the fast extractor against the librosa reference, per block (max abs error).
+# They are used by tests/test_features.py and hold on noise, chords, melodies, sweeps, silence.
+# The MFCC, chroma, contrast and mel blocks follow librosa's float32/float64 arithmetic step by
+# step, so the errors are round-off (the DCT as a matrix product, summation order); tonnetz goes
+# through a float32 constant-Q transform of 7 octaves, hence a slightly looser bound.
+TOLERANCE = {
+    "mfcc": 2e-3,      # dB-scaled cepstra, values up to ~1e3
+    "chroma": 1e-4,    # in [0, 1]
+    "contrast": 1e-3,  # dB
+    "tonnetz": 1e-4,   # in [-1, 1]
+    "mel": 1e-3,       # dB
+}
+
+_AMIN = 1e-10       # power_to_db floor (librosa's default)
+_TOP_DB = 80.0      # power_to_db dynamic range, per clip (librosa's default)
+_TUNING_RESOLUTION = 0.01
+_CQT_BINS_PER_OCTAVE = 36
+_CQT_OCTAVES = 7
+
+
+@functools.lru_cache(maxsize=None)
+def _mel_basis() -> np.ndarray:
+    """Slaney mel filter bank [128, 1025] (as librosa.filters.mel with its defaults)."""
+    import librosa
+
+    return librosa.filters.mel(sr=SR, n_fft=N_FFT, n_mels=N_MELS)
+
+
+@functools.lru_cache(maxsize=None)
+def _dct_basis() -> np.ndarray:
+    """Orthonormal DCT-II matrix [40, 128]: the MFCC are its product with the dB mel bands."""
+    import scipy.fft
+
+    return scipy.fft.dct(np.eye(N_MELS), type=2, norm="ortho", axis=0)[:N_MFCC]
+
+
+@functools.lru_cache(maxsize=None)
+def _chroma_basis(tuning: float) -> np.ndarray:
+    """STFT-to-chroma filter bank [12, 1025] for a tuning offset (fractions of a semitone)."""
+    import librosa
+
+    return librosa.filters.chroma(sr=SR, n_fft=N_FFT, tuning=tuning, n_chroma=N_CHROMA)
+
+
+@functools.lru_cache(maxsize=None)
+def _contrast_bands(fmin: float = 200.0, n_bands: int = 6, quantile: float = 0.02):
+    """Rows of each spectral-contrast band and how many rows make its peak and valley.
+
+    Band k spans [fmin 2^(k-1), fmin 2^k] (band 0 is [0, fmin], the last one runs up to the
+    Nyquist frequency); each band but the first takes one more row below, each but the last
+    drops its top row, as librosa.feature.spectral_contrast does.
+    """
+    freq = np.fft.rfftfreq(N_FFT, 1.0 / SR)
+    edges = np.zeros(n_bands + 2)
+    edges[1:] = fmin * 2.0 ** np.arange(n_bands + 1)
+    bands = []
+    for k, (f_low, f_high) in enumerate(zip(edges[:-1], edges[1:])):
+        in_band = (freq >= f_low) & (freq <= f_high)
+        idx = np.flatnonzero(in_band)
+        if k > 0:
+            in_band[idx[0] - 1] = True
+        if k == n_bands:
+            in_band[idx[-1] + 1:] = True
+        n_quantile = max(int(np.rint(quantile * in_band.sum())), 1)
+        rows = np.flatnonzero(in_band)
+        if k < n_bands:
+            rows = rows[:-1]
+        bands.append((rows, n_quantile))
+    return tuple(bands)
+
+
+def _relative_bandwidth(freqs: np.ndarray) -> np.ndarray:
+    """Relative bandwidth alpha of each constant-Q bin from its neighbours' log-spacing."""
+    logf = np.log2(freqs)
+    bpo = np.empty_like(freqs)
+    bpo[0] = 1 / (logf[1] - logf[0])
+    bpo[-1] = 1 / (logf[-1] - logf[-2])
+    bpo[1:-1] = 2 / (logf[2:] - logf[:-2])
+    return (2.0 ** (2 / bpo) - 1) / (2.0 ** (2 / bpo) + 1)
+
+
+@functools.lru_cache(maxsize=None)
+def _cqt_bank(tuning: float):
+    """Constant-Q filter bank of chroma_cqt: 7 octaves of 36 bins from C1, for one tuning.
+
+    Returns ``(octaves, lengths)``: per octave (highest first) a tuple ``(n_fft, cols, basis)``
+    where ``basis`` [36, len(cols)] complex64 holds the FFT of the octave's wavelets at the
+    octave's sample rate (SR / 2^i), restricted to the FFT columns ``cols`` where any filter is
+    non-zero; ``lengths`` are the wavelet lengths at SR used to scale the response.
+    Built like librosa's multirate CQT (Schoerkhuber & Klapuri 2010): Hann wavelets, L1 norm,
+    1% sparsity, rescaled by sqrt(2^i) to compensate the downsampling.
+    """
+    import librosa
+
+    bpo = _CQT_BINS_PER_OCTAVE
+    n_bins = bpo * _CQT_OCTAVES
+    fmin = librosa.note_to_hz("C1") * 2.0 ** (tuning / bpo)
+    freqs = fmin * 2.0 ** (np.arange(n_bins) / bpo)
+    alpha = _relative_bandwidth(freqs)
+    lengths, _ = librosa.filters.wavelet_lengths(freqs=freqs, sr=SR, window="hann",
+                                                 filter_scale=1, gamma=0, alpha=alpha)
+    octaves = []
+    for i in range(_CQT_OCTAVES):
+        sl = slice(n_bins - bpo * (i + 1), n_bins - bpo * i)
+        sr_i = SR / 2.0**i
+        basis, lens = librosa.filters.wavelet(freqs=freqs[sl], sr=sr_i, filter_scale=1, norm=1,
+                                              pad_fft=True, window="hann", gamma=0,
+                                              alpha=alpha[sl])
+        n_fft = basis.shape[1]
+        basis = basis * (lens[:, None] / float(n_fft))
+        fft_basis = np.fft.fft(basis, n=n_fft, axis=1)[:, : n_fft // 2 + 1]
+        fft_basis = librosa.util.sparsify_rows(fft_basis, quantile=0.01,
+                                               dtype=np.complex64).toarray()
+        fft_basis *= np.sqrt(SR / sr_i)
+        cols = np.flatnonzero(np.any(fft_basis != 0, axis=0))
+        octaves.append((n_fft, cols, np.ascontiguousarray(fft_basis[:, cols])))
+    return tuple(octaves), lengths
+
+
+@functools.lru_cache(maxsize=None)
+def _cq_to_chroma() -> np.ndarray:
+    """Folding matrix [12, 252] from the 252 constant-Q bins to 12 pitch classes."""
+    import librosa
+
+    return librosa.filters.cq_to_chroma(_CQT_BINS_PER_OCTAVE * _CQT_OCTAVES,
+                                        bins_per_octave=_CQT_BINS_PER_OCTAVE, n_chroma=N_CHROMA)
+
+
+@functools.lru_cache(maxsize=None)
+def _tonnetz_basis() -> np.ndarray:
+    """The 6x12 tonal-centroid projection of Harte et al. 2006 (fifths, minor and major thirds)."""
+    pitch = np.arange(N_CHROMA, dtype=float)
+    scale = np.array([7 / 6, 7 / 6, 3 / 2, 3 / 2, 2 / 3, 2 / 3])
+    angle = np.multiply.outer(scale, pitch)
+    angle[::2] -= 0.5  # even rows are sines
+    radius = np.array([1, 1, 1, 1, 0.5, 0.5])
+    return radius[:, None] * np.cos(np.pi * angle)
+
+
+def _stft(y: np.ndarray, n_fft: int, hop: int, window: np.ndarray | None) -> np.ndarray:
+    """Centred, zero-padded STFT of signals [N, S] -> complex64 [N, T, n_fft//2+1].
+
+    The windowed frames are transformed in float64 and stored as complex64, as librosa.stft does.
+    """
+    frames = _frame_centered(y, n_fft, hop)
+    if window is not None:
+        frames = frames * window
+    else:
+        frames = frames.astype(np.float64)
+    return np.fft.rfft(frames, axis=-1).astype(np.complex64)
+
+
+def _power_to_db(power: np.ndarray, axes: tuple) -> np.ndarray:
+    """10 log10(max(power, 1e-10)) with ref 1, floored at 80 dB below each clip's maximum."""
+    log_spec = 10.0 * np.log10(np.maximum(_AMIN, power))
+    floor = log_spec.max(axis=axes, keepdims=True) - _TOP_DB
+    return np.maximum(log_spec, floor)
+
+
+def _normalize(x: np.ndarray, norm: float, axis: int) -> np.ndarray:
+    """librosa.util.normalize with fill=None: columns with a (near) zero norm are left as they are."""
+    mag = np.abs(x).astype(float)
+    length = mag.max(axis=axis, keepdims=True) if norm == np.inf else mag.sum(axis=axis, keepdims=True)
+    length[length < np.finfo(x.dtype).tiny] = 1.0
+    return (x / length).astype(x.dtype)
+
+
+def _parabolic_shift(S: np.ndarray) -> np.ndarray:
+    """Offset of the parabola through each bin and its two neighbours along axis 1 (0 if > 1 bin)."""
+    x = S.astype(np.float64)
+    shift = np.zeros_like(S)
+    a = x[:, 2:] + x[:, :-2] - 2 * x[:, 1:-1]
+    b = (x[:, 2:] - x[:, :-2]) / 2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        inner = np.where(np.abs(b) >= np.abs(a), 0.0, -b / a)
+    shift[:, 1:-1] = inner
+    return shift
+
+
+def _local_max(x: np.ndarray) -> np.ndarray:
+    """x[i] > x[i-1] and x[i] >= x[i+1] along axis 1; the first row is never a maximum."""
+    out = np.zeros(x.shape, dtype=bool)
+    out[:, 1:-1] = (x[:, 1:-1] > x[:, :-2]) & (x[:, 1:-1] >= x[:, 2:])
+    out[:, -1] = x[:, -1] > x[:, -2]
+    return out
+
+
+def _estimate_tuning(S: np.ndarray, bins_per_octave: int, fmin: float = 150.0,
+                     fmax: float = 4000.0, threshold: float = 0.1) -> np.ndarray:
+    """Tuning offset of each clip (fractions of a bin, on a 0.01 grid), from spectrogram S [N,F,T].
+
+    Peaks of each frame above 10% of its maximum, between 150 Hz and 4 kHz, are located by
+    parabolic interpolation; the strongest half of them vote in a histogram of their deviation
+    from equal temperament (A440), as librosa.estimate_tuning / piptrack / pitch_tuning.
+    """
+    n_fft = 2 * (S.shape[1] - 1)
+    freq = np.fft.rfftfreq(n_fft, 1.0 / SR)
+    in_range = np.flatnonzero((fmin <= freq) & (freq < fmax))
+    lo, hi = in_range[0] - 1, in_range[-1] + 2  # one row of context on each side
+    ref = threshold * S.max(axis=1, keepdims=True)
+    sub = S[:, lo:hi]
+    peaks = _local_max(sub * (sub > ref))[:, 1:-1]
+    shift = _parabolic_shift(sub)[:, 1:-1]
+    avg = ((sub[:, 2:] - sub[:, :-2]) / 2).astype(S.dtype)  # np.gradient inside the band
+    mags_all = sub[:, 1:-1] + (0.5 * avg * shift)
+    bins = np.arange(lo + 1, hi - 1)[None, :, None]
+    edges = np.linspace(-0.5, 0.5, int(np.ceil(1.0 / _TUNING_RESOLUTION)) + 1)
+    tunings = np.zeros(len(S))
+    for n in range(len(S)):
+        sel = peaks[n]
+        pitch = ((np.broadcast_to(bins[0], sel.shape)[sel] + shift[n][sel]) * float(SR) / n_fft)
+        pitch = pitch.astype(S.dtype)
+        mag = mags_all[n][sel]
+        voiced = pitch > 0
+        cut = np.median(mag[voiced]) if voiced.any() else 0.0
+        freqs = pitch[(mag >= cut) & voiced]
+        if freqs.size == 0:
+            continue  # librosa returns 0.0 for a clip without pitches (e.g. silence)
+        octs = np.log2(freqs / (float(440.0) / 16))
+        residual = np.mod(bins_per_octave * octs, 1.0)
+        residual[residual >= 0.5] -= 1.0
+        counts, _ = np.histogram(residual, edges)
+        tunings[n] = edges[np.argmax(counts)]
+    return tunings
+
+
+def _resample_half(y: np.ndarray) -> np.ndarray:
+    """Halve the sample rate of signals [N, S] with soxr's HQ filter, energy-preserving (x sqrt 2)."""
+    import soxr
+
+    out = soxr.resample(np.ascontiguousarray(y.T), 2, 1, quality="soxr_hq").T
+    n = int(np.ceil(y.shape[1] * 0.5))
+    out = np.ascontiguousarray(out[:, :n], dtype=np.float32)
+    if out.shape[1] < n:
+        out = np.pad(out, ((0, 0), (0, n - out.shape[1])))
+    out /= np.sqrt(0.5)
+    return out
+
+
+def _chroma_cqt(y: np.ndarray, magnitude: np.ndarray) -> np.ndarray:
+    """Constant-Q chroma [N, 12, 87] of clips [N, 44100], as librosa.feature.chroma_cqt.
+
+    The tuning of each clip comes from the shared STFT magnitude; the multirate CQT halves the
+    signal once per octave, so every octave uses short FFTs; clips sharing a tuning share a
+    filter bank.
+    """
+    tunings = _estimate_tuning(magnitude, _CQT_BINS_PER_OCTAVE)
+    octave_signals = [y]
+    for _ in range(_CQT_OCTAVES - 1):
+        octave_signals.append(_resample_half(octave_signals[-1]))
+    n_bins = _CQT_BINS_PER_OCTAVE * _CQT_OCTAVES
+    cqt = np.empty((len(y), n_bins, N_FRAMES), dtype=np.float32)
+    for tuning in np.unique(tunings):
+        members = np.flatnonzero(tunings == tuning)
+        octaves, lengths = _cqt_bank(float(tuning))
+        for i, (n_fft, cols, basis) in enumerate(octaves):
+            D = _stft(octave_signals[i][members], n_fft, HOP // 2**i, window=None)
+            response = np.einsum("bf,ntf->nbt", basis, D[:, :N_FRAMES, cols], optimize=True)
+            rows = slice(n_bins - _CQT_BINS_PER_OCTAVE * (i + 1), n_bins - _CQT_BINS_PER_OCTAVE * i)
+            cqt[members, rows] = np.abs(response / np.sqrt(lengths[rows])[None, :, None].astype(np.float32))
+    chroma = np.einsum("cb,nbt->nct", _cq_to_chroma(), cqt, optimize=True)
+    chroma[chroma < 0] = 0.0
+    return _normalize(chroma, np.inf, axis=1)
+
+
+def _features_block(y: np.ndarray) -> np.ndarray:
+    """The 193x87 matrices of a batch of clips [N, 44100] float32, every block from one STFT."""
+    n = len(y)
+    magnitude = np.abs(_stft(y, N_FFT, HOP, _hann(N_FFT)))  # [N, T, F]
+    magnitude = np.ascontiguousarray(magnitude.transpose(0, 2, 1))  # [N, F, T]
+    power = magnitude**2
+
+    mel_db = _power_to_db(np.matmul(_mel_basis(), power), axes=(1, 2))
+    mfcc = np.matmul(_dct_basis(), mel_db)
+
+    chroma = np.empty((n, N_CHROMA, N_FRAMES), dtype=np.float32)
+    tunings = _estimate_tuning(power, N_CHROMA)
+    for tuning in np.unique(tunings):
+        members = np.flatnonzero(tunings == tuning)
+        chroma[members] = np.matmul(_chroma_basis(float(tuning)), power[members])
+    chroma = _normalize(chroma, np.inf, axis=1)
+
+    valley = np.empty((n, len(_contrast_bands()), N_FRAMES))
+    peak = np.empty_like(valley)
+    for k, (rows, q) in enumerate(_contrast_bands()):
+        band = np.sort(magnitude[:, rows], axis=1)
+        valley[:, k] = band[:, :q].mean(axis=1)
+        peak[:, k] = band[:, -q:].mean(axis=1)
+    contrast = _power_to_db(peak, axes=(1, 2)) - _power_to_db(valley, axes=(1, 2))
+
+    chroma_cq = _chroma_cqt(y, magnitude)
+    tonnetz = np.matmul(_tonnetz_basis(), _normalize(chroma_cq, 1, axis=1))
+
+    return np.concatenate([mfcc, chroma, contrast, tonnetz, mel_db], axis=1).astype(np.float32)
+
+
 def fast_features(clips, sr: int = SR, n_jobs: int = 1, device: str = "cpu",
-                  progress: bool = False) -> np.ndarray:
-    """Batched extractor (temporary: falls back to the librosa reference)."""
-    return extract_features(clips, sr=sr, backend="librosa", progress=progress)
+                  progress: bool = False, chunk_size: int = 64) -> np.ndarray:
+    """The 193x87 matrix of every clip, batched; float32 ``[N, 193, 87]``.
+
+    Same numbers as :func:`librosa_features` within :data:`TOLERANCE`. The STFT is computed once
+    per clip and feeds the mel, MFCC, chroma, contrast blocks and both tuning estimates; chunks of
+    ``chunk_size`` clips are processed together with NumPy, across ``n_jobs`` processes
+    (``-1``: all cores). ``device`` must be ``"cpu"``: this extractor is NumPy only.
+    """
+    _check_sr(sr)
+    if device != "cpu":
+        raise ValueError(f"device={device!r}: the fast extractor runs on the CPU only; use device='cpu'")
+    y = _as_clip_batch(clips)
+    if n_jobs is None or n_jobs < 1:
+        n_jobs = os.cpu_count() or 1
+    starts = list(range(0, len(y), chunk_size))
+    out = np.empty((len(y), N_FEATURES, N_FRAMES), dtype=np.float32)
+    if n_jobs == 1 or len(starts) == 1:
+        for s in _progress(starts, progress, "music features"):
+            out[s:s + chunk_size] = _features_block(y[s:s + chunk_size])
+        return out
+    import concurrent.futures
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn" if sys.platform == "darwin" else "fork")
+    with concurrent.futures.ProcessPoolExecutor(max_workers=n_jobs, mp_context=ctx) as pool:
+        jobs = {pool.submit(_features_block, y[s:s + chunk_size]): s for s in starts}
+        done = concurrent.futures.as_completed(jobs)
+        for job in _progress(done, progress, "music features"):
+            s = jobs[job]
+            out[s:s + chunk_size] = job.result()
+    return out
