@@ -356,6 +356,15 @@ def _collection_from_dataset(folder: Any, split: str, modality: str):
             part[["valence", "arousal"]].to_numpy(dtype=float))
 
 
+def _predict_va(trained, f: np.ndarray, modality: str) -> np.ndarray:
+    """Predicted VA ``[N, 2]``; baselines with one VA head per modality are told which."""
+    import inspect
+
+    if "modality" in inspect.signature(trained.predict_va).parameters:
+        return np.asarray(trained.predict_va(f, modality=modality), dtype=float)
+    return np.asarray(trained.predict_va(f), dtype=float)
+
+
 def best_matches(trained, query: Any, collection: Any, k: int = 6, split: str = "test",
                  modality: str = "other", ids: Sequence[str] | None = None,
                  va: np.ndarray | None = None) -> pd.DataFrame:
@@ -404,7 +413,7 @@ def best_matches(trained, query: Any, collection: Any, k: int = 6, split: str = 
         pair = (f_rep, f_c) if q_mod == "image" else (f_c, f_rep)
         score = np.asarray(trained.similarity(*pair), dtype=float).reshape(-1)
         order = np.argsort(-score, kind="stable")
-    pred = np.asarray(trained.predict_va(f_c), dtype=float)
+    pred = _predict_va(trained, f_c, c_mod)
     order = order[:k]
     out = pd.DataFrame({"rank": np.arange(1, len(order) + 1), "id": c_ids[order],
                         "modality": c_mod, "score": score[order], "distance": distance[order],
