@@ -504,7 +504,8 @@ def _given(params: dict, key: str):
 def load_imemnet_items(params: dict) -> pd.DataFrame:
     """The item table of every corpus configured in the ``dataset`` section of params/imemnet.yaml.
 
-    A corpus is used when its keys are set (non-empty): ``deam_dir`` + ``deam_static_csvs`` +
+    A corpus is used when its keys are set (non-empty): ``deam_dir`` + ``deam_static_csvs``
+    (comma-separated paths) +
     ``deam_dynamic_dir``; ``iaps_ratings`` + ``iaps_dir``; ``naps_ratings`` + ``naps_dir``;
     ``emotic_annotations`` + ``emotic_dir``. Paths are resolved against the repository root.
     Each corpus is normalised on its own; ids must be unique across corpora.
@@ -516,8 +517,8 @@ def load_imemnet_items(params: dict) -> pd.DataFrame:
             if not _given(params, key):
                 raise CorpusError(f"params: DEAM needs {key} set (dataset section of "
                                   "params/imemnet.yaml)")
-        csvs = params["deam_static_csvs"]
-        csvs = [csvs] if isinstance(csvs, str) else csvs
+        csvs = params["deam_static_csvs"]   # one string, paths separated by commas
+        csvs = [c.strip() for c in csvs.split(",") if c.strip()] if isinstance(csvs, str) else csvs
         parts.append(read_deam(resolve(params["deam_dir"]), [resolve(c) for c in csvs],
                                resolve(params["deam_dynamic_dir"])))
     for name, reader, rating_key, dir_key in (("iaps", read_iaps, "iaps_ratings", "iaps_dir"),
