@@ -184,3 +184,83 @@ def test_space_numbers_and_written_tables(tmp_path):
     assert list(table.columns) == ["cdcml-s0", "sim-s0"]
     assert (tmp_path / "emb" / "numbers.json").is_file()
     assert pd.read_csv(tmp_path / "emb" / "numbers.csv").shape == (len(numbers), 3)
+
+
+# --- best_matches with a real, randomly initialised CDCML --------------------------------------
+
+@pytest.fixture(scope="module")
+def tiny_trained():
+    """A real TrainedModel around an untrained tiny CDCML (weights random, seeded)."""
+    torch = pytest.importorskip("torch")
+    train = pytest.importorskip("cdcml_lib.train", reason="cdcml_lib.train has not landed yet")
+    from cdcml_lib.data import RowStandardiser
+    from cdcml_lib.nets import build_model
+
+    params = {"model": "cdcml", "image_backbone": "tiny_cnn", "music_backbone": "tiny_cnn",
+              "embed_dim": 16, "pretrained": False, "image_size": 32}
+    torch.manual_seed(0)
+    model = build_model(params)
+    standardiser = RowStandardiser(np.zeros(193), np.ones(193))
+    return train.TrainedModel(params, model, standardiser, torch.device("cpu"))
+
+
+@pytest.fixture(scope="module")
+def collections():
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (10, 32, 32, 3), dtype=np.uint8)
+    music = rng.normal(size=(6, 193, 87)).astype(np.float32)
+    return images, music
+
+
+def test_best_matches_finds_a_known_image_first(tiny_trained, collections, tmp_path):
+    from PIL import Image
+
+    images, _ = collections
+    ids = [f"img{i}" for i in range(10)]
+    found = E.best_matches(tiny_trained, images[4], images, k=3, modality="same", ids=ids)
+    assert found["id"].tolist()[0] == "img4"
+    assert found["distance"].iloc[0] == pytest.approx(0.0, abs=1e-5)
+    assert found["distance"].is_monotonic_increasing and len(found) == 3
+    # the same through a file: PNG is lossless, so the query is the same image
+    Image.fromarray(images[7]).save(tmp_path / "query.png")
+    found = E.best_matches(tiny_trained, tmp_path / "query.png", images, k=2, modality="same", ids=ids)
+    assert found["id"].iloc[0] == "img7"
+
+
+def test_best_matches_finds_a_known_clip_first(tiny_trained, collections):
+    _, music = collections
+    found = E.best_matches(tiny_trained, music[2], music, k=6, modality="same")
+    assert found["id"].iloc[0] == "2"
+    assert found["modality"].eq("music").all()
+
+
+def test_best_matches_across_modalities_ranks_by_the_similarity_predictor(tiny_trained, collections):
+    images, music = collections
+    va = np.linspace(0, 1, 12).reshape(6, 2)
+    found = E.best_matches(tiny_trained, images[0], music, k=4, va=va)
+    assert found["modality"].eq("music").all() and len(found) == 4
+    assert found["score"].is_monotonic_decreasing
+    # the scores are the predictor's s_hat of (this image, that clip), computed directly
+    f_img = tiny_trained.encode_images(images[:1])
+    f_mus = tiny_trained.encode_music(music)
+    s_hat = tiny_trained.similarity(np.repeat(f_img, 6, axis=0), f_mus)
+    np.testing.assert_allclose(found["score"], np.sort(s_hat)[::-1][:4], rtol=1e-5)
+    best = int(found["id"].iloc[0])
+    assert found[["valence", "arousal"]].iloc[0].tolist() == pytest.approx(va[best].tolist())
+
+
+def test_best_matches_of_an_audio_file(tiny_trained, collections, tmp_path):
+    import soundfile as sf
+
+    images, _ = collections
+    t = np.arange(3 * 22050) / 22050
+    sf.write(tmp_path / "tone.wav", 0.3 * np.sin(2 * np.pi * 440 * t), 22050)
+    found = E.best_matches(tiny_trained, tmp_path / "tone.wav", images, k=5)
+    assert found["modality"].eq("image").all() and len(found) == 5
+    assert found["score"].between(0, 1).all()
+
+
+def test_best_matches_rejects_an_unknown_file(tiny_trained, collections, tmp_path):
+    (tmp_path / "notes.txt").write_text("hi")
+    with pytest.raises(ValueError, match="notes.txt: unknown suffix '.txt'"):
+        E.best_matches(tiny_trained, tmp_path / "notes.txt", collections[0])
