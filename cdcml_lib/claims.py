@@ -12,7 +12,8 @@ The decision rule (one rule for every claim):
 - With fewer than ``min_seeds`` seeds on either side (default 2) the spread is unknown and the
   check is undecided. Setting ``min_seeds=1`` treats a single seed's SE as 0, so the sign alone
   decides: for exploratory runs only.
-- Claim 8 (relative gains) uses the interval ``gain ± k_sigma * SE`` (SE by the delta method):
+- Claim 8 (relative gains) uses the interval ``gain ± (k_sigma * SE + 0.05%)`` (SE by the delta
+  method; 0.05% is half the rounding step of the paper's printed gains):
   it supports when the interval holds the paper's gain and excludes 0, contradicts when it
   excludes the paper's gain, and is undecided when it holds both.
 - A claim (and each metric of a claim) *holds* when every check supports it, *does not hold*
@@ -27,12 +28,14 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from .paths import resolve
-from .tables import HIGHER_IS_BETTER, PAPER_METRICS, paper_numbers
+from .tables import HIGHER_IS_BETTER, METRICS, PAPER_METRICS, paper_numbers
 
 HOLDS = "holds"
 FAILS = "does not hold"
@@ -49,6 +52,7 @@ VA = IMG_VA + MUS_VA
 # The paper's relative gains of CDCML over ACP-Net (claim 8) and of CFR over Sim (claim 4).
 PAPER_GAIN_CDCML_OVER_ACP = {"sim_mse": 0.221, "sim_mae": 0.054}
 PAPER_GAIN_CFR_SIM_MSE = 0.108
+PAPER_GAIN_ROUNDING = 0.0005  # half of the 0.1% step the paper prints its gains with
 
 
 @dataclass
@@ -86,11 +90,22 @@ class Rule:
 
 # --- the statistics of one check ---------------------------------------------------------
 
-def _values(per_seed: pd.DataFrame, variant: str, metric: str) -> pd.Series:
-    return per_seed.loc[per_seed["variant"] == variant, metric].astype(float)
+Samples = dict  # (variant, metric) -> np.ndarray of per-seed values
 
 
-def _mean_se(values: pd.Series) -> tuple[float, float, int]:
+def samples_of(per_seed: pd.DataFrame | Samples) -> Samples:
+    """Per-seed values by (variant, metric), from ``tables.gather_runs``'s table (read once)."""
+    if isinstance(per_seed, dict):
+        return per_seed
+    out = {}
+    for variant, group in per_seed.groupby("variant", sort=False):
+        for m in METRICS:
+            if m in group:
+                out[(variant, m)] = group[m].to_numpy(dtype=float)
+    return out
+
+
+def _mean_se(values: np.ndarray) -> tuple[float, float, int]:
     """Mean, standard error of the mean (NaN with one seed) and number of seeds."""
     n = len(values)
     sd = float(values.std(ddof=1)) if n > 1 else float("nan")
@@ -109,6 +124,7 @@ def _decide(estimate: float, se: float, n_min: int, rule: Rule) -> str:
     return NO_DECISION
 
 
+@lru_cache(maxsize=None)
 def _paper_value(variant: str, metric: str) -> float:
     for table in ("comparison", "ablation"):
         value = paper_numbers(table, variant).get(metric)
@@ -117,10 +133,12 @@ def _paper_value(variant: str, metric: str) -> float:
     return float("nan")
 
 
-def improvement_check(per_seed: pd.DataFrame, better: str, worse: str, metric: str, rule: Rule) -> Check:
+def improvement_check(per_seed: pd.DataFrame | Samples, better: str, worse: str, metric: str,
+                      rule: Rule) -> Check:
     """Check "``better`` beats ``worse`` on ``metric``": the improvement and its unpaired SE."""
-    mb, seb, nb = _mean_se(_values(per_seed, better, metric))
-    mw, sew, nw = _mean_se(_values(per_seed, worse, metric))
+    samples = samples_of(per_seed)
+    mb, seb, nb = _mean_se(samples[(better, metric)])
+    mw, sew, nw = _mean_se(samples[(worse, metric)])
     sign = 1.0 if HIGHER_IS_BETTER[metric] else -1.0
     estimate = sign * (mb - mw)
     se = math.sqrt(seb ** 2 + sew ** 2) if nb > 1 and nw > 1 else float("nan")
@@ -130,22 +148,24 @@ def improvement_check(per_seed: pd.DataFrame, better: str, worse: str, metric: s
                  numbers={better: mb, worse: mw, f"n_{better}": nb, f"n_{worse}": nw})
 
 
-def relative_gain_check(per_seed: pd.DataFrame, new: str, old: str, metric: str, paper_gain: float,
-                        rule: Rule) -> Check:
+def relative_gain_check(per_seed: pd.DataFrame | Samples, new: str, old: str, metric: str,
+                        paper_gain: float, rule: Rule) -> Check:
     """Check "``new`` improves ``metric`` over ``old`` by ``paper_gain`` (relative)".
 
     Gain g = (old - new) / old for an error metric; SE by the delta method,
-    SE(new/old) = (new/old) * sqrt((se_new/new)^2 + (se_old/old)^2).
+    SE(new/old) = (new/old) * sqrt((se_new/new)^2 + (se_old/old)^2). The paper prints its gains
+    to 0.1%, so the interval is widened by half of that rounding step.
     """
-    mn, sen, nn = _mean_se(_values(per_seed, new, metric))
-    mo, seo, no = _mean_se(_values(per_seed, old, metric))
+    samples = samples_of(per_seed)
+    mn, sen, nn = _mean_se(samples[(new, metric)])
+    mo, seo, no = _mean_se(samples[(old, metric)])
     ratio = mn / mo
     gain = 1.0 - ratio
     se = abs(ratio) * math.sqrt((sen / mn) ** 2 + (seo / mo) ** 2) if nn > 1 and no > 1 else float("nan")
     if min(nn, no) < rule.min_seeds:
         outcome = NO_DECISION
     else:
-        half = rule.k_sigma * (0.0 if math.isnan(se) else se)
+        half = rule.k_sigma * (0.0 if math.isnan(se) else se) + PAPER_GAIN_ROUNDING
         paper_inside = gain - half <= paper_gain <= gain + half
         zero_inside = gain - half <= 0.0 <= gain + half
         outcome = CONTRADICTS if not paper_inside else (NO_DECISION if zero_inside else SUPPORTS)
@@ -170,13 +190,12 @@ def _per_metric(checks: list[Check]) -> dict[str, str]:
     return {m: verdict_of([c.outcome for c in checks if c.metric == m]) for m in metrics}
 
 
-def _describe(check: Check, percent: bool = False) -> str:
-    f = (lambda x: f"{x:+.1%}") if percent else (lambda x: f"{x:+.4f}")
-    se = "SE n/a" if math.isnan(check.se) else f"SE {abs(check.se):.1%}" if percent else f"SE {check.se:.4f}"
-    return f"{check.metric}: {check.what}, ours {f(check.estimate)} ({se}), paper {f(check.paper_estimate)}"
+def _describe(check: Check) -> str:
+    se = "SE n/a" if math.isnan(check.se) else f"SE {check.se:.4f}"
+    return f"{check.metric}: {check.what}, ours {check.estimate:+.4f} ({se}), paper {check.paper_estimate:+.4f}"
 
 
-def _reason(checks: list[Check], verdict: str, rule: Rule, percent: bool = False) -> str:
+def _reason(checks: list[Check], verdict: str, rule: Rule) -> str:
     n = len(checks)
     if verdict == HOLDS:
         return (f"all {n} checks favour the claim by more than {rule.k_sigma:g} standard errors "
@@ -186,7 +205,7 @@ def _reason(checks: list[Check], verdict: str, rule: Rule, percent: bool = False
     if verdict == FAILS:
         text = (f"The reproduction disagrees with the paper: {len(against)} of {n} checks go against "
                 f"the claim by more than {rule.k_sigma:g} standard errors: "
-                + "; ".join(_describe(c, percent) for c in against) + ".")
+                + "; ".join(_describe(c) for c in against) + ".")
         if open_:
             text += f" {len(open_)} more within noise."
         return text
@@ -194,8 +213,28 @@ def _reason(checks: list[Check], verdict: str, rule: Rule, percent: bool = False
     text = (f"{len(open_)} of {n} checks lie within {rule.k_sigma:g} standard errors of no effect"
             + (f" ({len(few)} with fewer than {rule.min_seeds} seeds)" if few else "")
             + f"; {n - len(open_)} support the claim. Undecided: "
-            + "; ".join(_describe(c, percent) for c in open_[:6]) + ("; ..." if len(open_) > 6 else "") + ".")
+            + "; ".join(_describe(c) for c in open_[:6]) + ("; ..." if len(open_) > 6 else "") + ".")
     return text
+
+
+def _reason_gains(checks: list[Check], verdict: str, rule: Rule) -> str:
+    """Claim 8's reason: each relative gain's interval against the paper's gain and against 0."""
+    parts = []
+    for c in checks:
+        if math.isnan(c.se) and rule.min_seeds > 1:
+            parts.append(f"{c.metric}: ours {c.estimate:.1%} (one seed: no spread), paper {c.paper_estimate:.1%}")
+            continue
+        half = rule.k_sigma * (0.0 if math.isnan(c.se) else c.se) + PAPER_GAIN_ROUNDING
+        where = {SUPPORTS: "holds the paper's value and excludes 0",
+                 NO_DECISION: "holds both the paper's value and 0",
+                 CONTRADICTS: "excludes the paper's value: our gain is "
+                              + ("smaller" if c.estimate < c.paper_estimate else "larger")}[c.outcome]
+        parts.append(f"{c.metric}: ours {c.estimate:.1%} ± {half:.1%} ({rule.k_sigma:g} SE), paper "
+                     f"{c.paper_estimate:.1%}; the interval {where}")
+    lead = {HOLDS: "Both gains agree with the paper.",
+            FAILS: "The reproduction disagrees with the paper.",
+            UNDECIDED: "The seed spread is too wide to tell."}[verdict]
+    return lead + " " + "; ".join(parts) + "."
 
 
 # --- the eight claims --------------------------------------------------------------------
@@ -245,33 +284,30 @@ def _needed(number: int) -> list[str]:
     return list(dict.fromkeys(v for a, b, _ in PAIRWISE[number] for v in (a, b)))
 
 
-def check_claim(number: int, per_seed: pd.DataFrame, rule: Rule | None = None) -> Claim:
+def check_claim(number: int, per_seed: pd.DataFrame | Samples, rule: Rule | None = None) -> Claim:
     """Judge claim ``number`` (1-8) on the per-seed test metrics (``tables.gather_runs``)."""
     rule = rule or Rule()
     text, reading = CLAIMS[number]
-    have = set(per_seed["variant"])
+    samples = samples_of(per_seed)
+    have = {v for v, _ in samples}
     missing = [v for v in _needed(number) if v not in have]
     if missing:
         return Claim(number, text, reading, NOT_CHECKED,
                      f"the study has no runs of {', '.join(missing)} (add them to study: in params).")
     extra = {}
     if number == 8:
-        checks = [relative_gain_check(per_seed, "cdcml", "acp_net", m, g, rule)
+        checks = [relative_gain_check(samples, "cdcml", "acp_net", m, g, rule)
                   for m, g in PAPER_GAIN_CDCML_OVER_ACP.items()]
     else:
-        checks = [improvement_check(per_seed, a, b, m, rule) for a, b, metrics in PAIRWISE[number] for m in metrics]
+        checks = [improvement_check(samples, a, b, m, rule) for a, b, metrics in PAIRWISE[number] for m in metrics]
     if number == 4:
-        gain = relative_gain_check(per_seed, "sim_cfr", "sim", "sim_mse", PAPER_GAIN_CFR_SIM_MSE, rule)
+        gain = relative_gain_check(samples, "sim_cfr", "sim", "sim_mse", PAPER_GAIN_CFR_SIM_MSE, rule)
         extra["sim_mse_relative_gain"] = {"ours": gain.estimate, "se": gain.se, "paper": PAPER_GAIN_CFR_SIM_MSE,
                                           "compatible_with_paper": gain.outcome != CONTRADICTS}
     verdict = verdict_of([c.outcome for c in checks])
-    reason = _reason(checks, verdict, rule, percent=(number == 8))
+    reason = _reason(checks, verdict, rule)
     if number == 8:
-        for c in checks:
-            if c.outcome == CONTRADICTS:
-                side = "smaller" if c.estimate < c.paper_estimate else "larger"
-                reason += (f" Our {c.metric} gain, {c.estimate:.1%}, is {side} than the paper's "
-                           f"{c.paper_estimate:.1%}.")
+        reason = _reason_gains(checks, verdict, rule)
     if number == 4:
         g = extra["sim_mse_relative_gain"]
         reason += f" Relative sim_mse gain: ours {g['ours']:.1%}, paper {g['paper']:.1%}."
@@ -281,7 +317,8 @@ def check_claim(number: int, per_seed: pd.DataFrame, rule: Rule | None = None) -
 def check_claims(per_seed: pd.DataFrame, k_sigma: float = 2.0, min_seeds: int = 2) -> list[Claim]:
     """All eight claims of METHOD.md section 9, judged with one :class:`Rule`."""
     rule = Rule(k_sigma=float(k_sigma), min_seeds=int(min_seeds))
-    return [check_claim(n, per_seed, rule) for n in sorted(CLAIMS)]
+    samples = samples_of(per_seed)
+    return [check_claim(n, samples, rule) for n in sorted(CLAIMS)]
 
 
 # --- writing ------------------------------------------------------------------------------

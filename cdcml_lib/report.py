@@ -155,7 +155,7 @@ def _section_claims(reports: Path, config: str) -> list[str]:
     record = _read_json(_required(reports / "claims.json", config))
     rule = record.get("rule", {})
     lines = ["## Claims of the paper, checked", "",
-             f"Rule: a difference counts when it exceeds {rule.get('k_sigma', '?')} standard errors "
+             f"Rule: a difference counts when it exceeds {rule.get('k_sigma', float('nan')):g} standard errors "
              f"across seeds (at least {rule.get('min_seeds', '?')} seeds). Details and every number "
              f"behind each verdict: [claims.md](claims.md).", "",
              "| # | claim | verdict | why |", "|---|---|---|---|"]

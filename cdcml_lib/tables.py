@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
@@ -49,6 +50,11 @@ class MissingRunError(FileNotFoundError):
 
 def paper_results() -> pd.DataFrame:
     """The published Tables 3 and 4: columns ``table, row`` and the ten paper metrics."""
+    return _paper_results().copy()
+
+
+@lru_cache(maxsize=1)
+def _paper_results() -> pd.DataFrame:
     text = resources.files("cdcml_lib").joinpath("resources", "paper_results.csv").read_text()
     from io import StringIO
 
@@ -70,7 +76,7 @@ def paper_numbers(table: str, variant: str) -> dict[str, float]:
     name = paper_row(table, variant)
     if name is None:
         return {}
-    df = paper_results()
+    df = _paper_results()
     hit = df[(df["table"] == table) & (df["row"] == name)]
     if len(hit) != 1:
         raise ValueError(f"cdcml_lib/resources/paper_results.csv: expected one row "
