@@ -126,13 +126,14 @@ def index_files(folder, extensions: Sequence[str], what: str) -> dict[str, Path]
 
 
 def _paths_for(ids: Sequence[str], files: dict[str, Path], folder, what: str,
-               require: bool) -> list[str]:
+               require: bool, noun: str = "rated items") -> list[str]:
     """The file of each id; missing files are an error (``require``) or an empty path."""
-    missing = [i for i in ids if i not in files]
+    distinct = list(dict.fromkeys(ids))
+    missing = [i for i in distinct if i not in files]
     if missing and require:
-        raise CorpusError(f"{what}: {len(missing)} of {len(ids)} rated items have no file in "
+        raise CorpusError(f"{what}: {len(missing)} of {len(distinct)} {noun} have no file in "
                           f"{folder} (e.g. {missing[:5]}); add the files, or drop those rows "
-                          "from the ratings")
+                          "from the annotations")
     return [str(files[i]) if i in files else "" for i in ids]
 
 
@@ -386,7 +387,7 @@ def read_deam(audio_dir, static_csvs: Sequence, dynamic_dir, clip_seconds: float
                           f"{dynamic_dir}; check that valence.csv and arousal.csv are DEAM's "
                           "per-second files")
     clips = pd.DataFrame(rows, columns=["id", "song", "start_s", "valence", "arousal"])
-    paths = _paths_for(list(clips.song), files, audio_dir, "DEAM audio", require_audio)
+    paths = _paths_for(list(clips.song), files, audio_dir, "DEAM audio", require_audio, "songs")
     y = _normalised(clips[["valence", "arousal"]].to_numpy(), None)
     return item_table(clips.id, "music", y[:, 0], y[:, 1], "deam", paths,
                       song=clips.song, start_s=clips.start_s)
