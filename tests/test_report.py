@@ -1,0 +1,75 @@
+"""REPORT.md from fabricated runs, dataset stats and step timings."""
+import json
+from pathlib import Path
+
+import pytest
+
+from cdcml_lib import claims as C
+from cdcml_lib import report as R
+from cdcml_lib import tables as T
+from cdcml_lib.paths import repo_root
+
+VARIANTS = ["sp_net", "l3_net", "acp_net", "cdcml", "contrastive", "sim", "sim_cfr", "sim_cfr_cfm", "sim_va"]
+STUDY = {"seeds": [0, 1], "comparison": VARIANTS[:5], "ablation": VARIANTS[5:] + ["cdcml"]}
+
+
+def fabricate(tmp_path: Path) -> dict:
+    runs, reports, data = tmp_path / "runs" / "smoke", tmp_path / "reports", tmp_path / "data"
+    for i, v in enumerate(VARIANTS):
+        for seed in STUDY["seeds"]:
+            folder = runs / f"{v}-s{seed}"
+            folder.mkdir(parents=True)
+            test = {m: 0.01 * (i + 1) + 0.001 * seed for m in T.METRICS}
+            (folder / "metrics.json").write_text(json.dumps({"schema": 1, "best_epoch": 1, "val": test,
+                                                             "test": test}))
+            (folder / "run.json").write_text(json.dumps({"status": "finished", "wall_s": 10.0 + i,
+                                                         "device": "cpu", "torch": "2.x"}))
+    data.mkdir()
+    counts = {s: {"songs": n, "clips": 5 * n, "images": 20 * n, "pairs": 50 * n}
+              for s, n in (("train", 7), ("val", 1), ("test", 2))}
+    (data / "stats.json").write_text(json.dumps({"splits": counts, "sigma": 0.4123, "seed": 0}))
+    (reports / "timings").mkdir(parents=True)
+    (reports / "timings" / "01_dataset.json").write_text(
+        json.dumps({"step": "01_dataset", "wall_s": 3.25, "finished": "2026-01-01T00:00:00+00:00"}))
+    (reports / "embeddings").mkdir()
+    (reports / "embeddings" / "umap.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    return {"runs": runs, "reports": reports, "data": data}
+
+
+def write_tables_and_claims(d: dict) -> list:
+    per_seed = T.gather_runs(d["runs"], STUDY["comparison"] + STUDY["ablation"], STUDY["seeds"])
+    T.write_table(T.comparison_table(per_seed, STUDY["comparison"]), "comparison", d["reports"])
+    T.write_table(T.ablation_table(per_seed, STUDY["ablation"]), "ablation", d["reports"])
+    claims = C.check_claims(per_seed)
+    C.write_claims(claims, d["reports"])
+    return claims
+
+
+def test_report_holds_what_was_run_the_tables_and_the_verdicts(tmp_path):
+    d = fabricate(tmp_path)
+    claims = write_tables_and_claims(d)
+    out = R.write_report("smoke", d["reports"], d["runs"], d["data"], study=STUDY)
+    text = out.read_text()
+    assert out == d["reports"] / "REPORT.md"
+    for name in ("comparison", "ablation"):
+        assert (d["reports"] / "tables" / f"{name}.md").read_text().strip() in text
+    for c in claims:
+        assert f"| {c.number} | {c.claim} | **{c.verdict}** |" in text
+    assert "9 variants x 2 seeds" in text
+    assert "| sim_va | 2/2 | 36.0 |" in text  # run.json wall_s (18 s) summed over the two seeds
+    assert "0.4123" in text and "| train | 7 / 1,442 |" in text
+    assert "| 01_dataset | 3.2 |" in text or "| 01_dataset | 3.3 |" in text
+    assert "torch" in text and "CPU:" in text
+    assert "![umap](embeddings/umap.png)" in text
+    assert "[claims.md](claims.md)" in text
+
+
+def test_report_without_tables_says_which_step_to_run(tmp_path):
+    d = fabricate(tmp_path)
+    with pytest.raises(FileNotFoundError, match=r"comparison.md is missing: run notebooks/03_tables"):
+        R.write_report("smoke", d["reports"], d["runs"], d["data"], study=STUDY)
+
+
+def test_reports_dir_rule():
+    assert R.reports_dir("default") == repo_root() / "reports"
+    assert R.reports_dir("smoke") == repo_root() / "reports" / "smoke"
