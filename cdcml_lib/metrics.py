@@ -1,0 +1,165 @@
+"""The metrics of a run: the paper's (section 6.1 of Zhao et al. 2020) and the retrieval ones we add.
+
+- :func:`paper_metrics` - MSE and MAE of the similarity, and of valence and arousal for images and music
+  (the columns of the paper's Tables 3 and 4; lower is better).
+- :func:`ndcg_at_k` - per test music clip, its test images ranked by predicted similarity (nDCG@k).
+- :func:`spearman_per_query` - rank agreement of predicted and true scores, per clip and global.
+- :func:`correspondence_accuracy` - ACP-Net's binary affective-correspondence accuracy (Verma et al. 2019).
+- :func:`all_metrics` - every key of ``metrics.json`` (docs/ARCHITECTURE.md).
+
+All inputs are numpy arrays (or anything ``np.asarray`` takes); all outputs are Python floats.
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy.stats import rankdata
+
+METRIC_KEYS = ("sim_mse", "sim_mae", "img_v_mse", "img_v_mae", "img_a_mse", "img_a_mae",
+               "mus_v_mse", "mus_v_mae", "mus_a_mse", "mus_a_mae", "ndcg_at_10", "spearman", "corr_acc")
+
+
+def _vector(x, name: str) -> np.ndarray:
+    a = np.asarray(x, dtype=np.float64)
+    if a.ndim != 1:
+        raise ValueError(f"{name} must be one-dimensional (one value per pair), got shape {a.shape}")
+    bad = np.flatnonzero(~np.isfinite(a))
+    if len(bad):
+        raise ValueError(f"{name} has {len(bad)} non-finite value(s), first at row {bad[0]}: {a[bad[0]]}")
+    return a
+
+
+def _va(x, name: str) -> np.ndarray:
+    a = np.asarray(x, dtype=np.float64)
+    if a.ndim != 2 or a.shape[1] != 2:
+        raise ValueError(f"{name} must have shape [N, 2] (valence, arousal), got {a.shape}")
+    bad = np.flatnonzero(~np.isfinite(a).all(axis=1))
+    if len(bad):
+        raise ValueError(f"{name} has non-finite values, first at row {bad[0]}: {a[bad[0]]}")
+    return a
+
+
+def _same_length(**arrays) -> None:
+    lengths = {k: len(v) for k, v in arrays.items()}
+    if len(set(lengths.values())) > 1:
+        raise ValueError(f"arrays must have one row per item/pair, got lengths {lengths}")
+    if not next(iter(lengths.values())):
+        raise ValueError(f"no rows to score: {list(lengths)} are empty")
+
+
+def _distinct_rows(ids, y_true: np.ndarray, y_pred: np.ndarray, what: str):
+    """The first row of each distinct id; an id whose true labels disagree between rows is an error."""
+    if ids is None:
+        return y_true, y_pred
+    ids = np.asarray(ids)
+    if len(ids) != len(y_true):
+        raise ValueError(f"{what}_ids has {len(ids)} rows but the {what} VA arrays have {len(y_true)}")
+    _, first, inverse = np.unique(ids, return_index=True, return_inverse=True)
+    conflict = np.flatnonzero(np.abs(y_true - y_true[first][inverse]).max(axis=1) > 1e-9)
+    if len(conflict):
+        r = conflict[0]
+        raise ValueError(f"{what} id {ids[r]!r} has conflicting true VA labels (row {r}: {y_true[r]}, "
+                         f"first row {first[inverse[r]]}: {y_true[first[inverse[r]]]}); fix the item table")
+    return y_true[first], y_pred[first]
+
+
+def paper_metrics(score, pred, y_img, va_img_pred, y_mus, va_mus_pred, img_ids=None, mus_ids=None) -> dict:
+    """The paper's metrics (Zhao et al. 2020, section 6.1; Tables 3, 4): MSE and MAE of the similarity
+    over pairs, and MSE and MAE of valence and of arousal, for images and for music.
+
+    ``score``, ``pred``: true and predicted similarity, one value per pair. ``y_img``, ``va_img_pred``
+    [N, 2] and ``y_mus``, ``va_mus_pred`` [M, 2]: true and predicted (valence, arousal). The VA metrics
+    are computed over the *distinct items* of each modality, each counted once: pass one row per item,
+    or pass ``img_ids`` / ``mus_ids`` (one id per row) and repeated ids are reduced to their first row.
+    Keys: sim_mse, sim_mae, img_v_mse, img_v_mae, img_a_mse, img_a_mae, mus_v_mse, mus_v_mae,
+    mus_a_mse, mus_a_mae.
+    """
+    score, pred = _vector(score, "score"), _vector(pred, "pred")
+    _same_length(score=score, pred=pred)
+    out = {"sim_mse": float(np.mean((pred - score) ** 2)), "sim_mae": float(np.mean(np.abs(pred - score)))}
+    for tag, y, p, ids in (("img", y_img, va_img_pred, img_ids), ("mus", y_mus, va_mus_pred, mus_ids)):
+        y, p = _va(y, f"y_{tag}"), _va(p, f"va_{tag}_pred")
+        _same_length(**{f"y_{tag}": y, f"va_{tag}_pred": p})
+        y, p = _distinct_rows(ids, y, p, tag)
+        for col, dim in ((0, "v"), (1, "a")):
+            err = p[:, col] - y[:, col]
+            out[f"{tag}_{dim}_mse"] = float(np.mean(err ** 2))
+            out[f"{tag}_{dim}_mae"] = float(np.mean(np.abs(err)))
+    return out
+
+
+def _groups(music_ids) -> list[np.ndarray]:
+    """Row indices of each music clip, in order of first appearance of the clip."""
+    ids = np.asarray(music_ids)
+    _, first, inverse = np.unique(ids, return_index=True, return_inverse=True)
+    order = np.argsort(first)
+    return [np.flatnonzero(inverse == g) for g in order]
+
+
+def _dcg(gains: np.ndarray) -> float:
+    """Discounted cumulative gain of gains in rank order: sum_r gain_r / log2(r + 1), r from 1."""
+    return float(np.sum(gains / np.log2(np.arange(2, len(gains) + 2))))
+
+
+def ndcg_at_k(music_ids, true, pred, k: int = 10) -> float:
+    """Mean over music clips of nDCG@k: each clip's images ranked by predicted similarity, graded
+    relevance = the true score (linear gain), DCG = sum_{r<=k} true_r / log2(r + 1), normalised by the
+    DCG of the ideal order. Ties in ``pred`` keep the input order (stable sort). A clip whose true
+    scores are all 0 has no ideal gain and is skipped."""
+    true, pred = _vector(true, "true"), _vector(pred, "pred")
+    _same_length(music_ids=np.asarray(music_ids), true=true, pred=pred)
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    values = []
+    for rows in _groups(music_ids):
+        ranked = true[rows][np.argsort(-pred[rows], kind="stable")][:k]
+        ideal = np.sort(true[rows])[::-1][:k]
+        best = _dcg(ideal)
+        if best > 0:
+            values.append(_dcg(ranked) / best)
+    if not values:
+        raise ValueError("ndcg_at_k: no clip has a positive true score")
+    return float(np.mean(values))
+
+
+def _spearman(a: np.ndarray, b: np.ndarray) -> float:
+    """Spearman's rho: Pearson correlation of the average ranks; nan if either side is constant."""
+    ra, rb = rankdata(a) - (len(a) + 1) / 2, rankdata(b) - (len(b) + 1) / 2
+    denom = np.sqrt(np.sum(ra * ra) * np.sum(rb * rb))
+    return float(np.sum(ra * rb) / denom) if denom > 0 else float("nan")
+
+
+def spearman_per_query(music_ids, true, pred, min_pairs: int = 3) -> dict:
+    """Spearman rank correlation between predicted and true scores.
+
+    Returns ``per_query``: the mean over music clips of the Spearman rho of that clip's pairs (clips
+    with fewer than ``min_pairs`` pairs, or with constant true or predicted scores, are skipped);
+    ``n_queries``: the clips averaged; ``global``: the rho over all pairs together.
+    """
+    true, pred = _vector(true, "true"), _vector(pred, "pred")
+    _same_length(music_ids=np.asarray(music_ids), true=true, pred=pred)
+    rhos = [_spearman(true[rows], pred[rows]) for rows in _groups(music_ids) if len(rows) >= min_pairs]
+    rhos = [r for r in rhos if np.isfinite(r)]
+    return {"per_query": float(np.mean(rhos)) if rhos else float("nan"),
+            "n_queries": len(rhos),
+            "global": _spearman(true, pred)}
+
+
+def correspondence_accuracy(true, pred, threshold: float = 0.5) -> float:
+    """Binary affective-correspondence accuracy (ACP-Net, Verma et al. 2019): a pair corresponds when
+    its score is >= ``threshold``; the fraction of pairs where prediction and truth agree."""
+    true, pred = _vector(true, "true"), _vector(pred, "pred")
+    _same_length(true=true, pred=pred)
+    return float(np.mean((true >= threshold) == (pred >= threshold)))
+
+
+def all_metrics(*, music_ids, score, pred, y_img, va_img_pred, y_mus, va_mus_pred,
+                img_ids=None, mus_ids=None) -> dict:
+    """Every key of ``metrics.json`` (docs/ARCHITECTURE.md): the :func:`paper_metrics`, ``ndcg_at_10``,
+    ``spearman`` (the per-clip mean of :func:`spearman_per_query`) and ``corr_acc``.
+    ``music_ids``, ``score``, ``pred`` have one row per pair; the VA arrays one row per item (or
+    repeated rows with ``img_ids`` / ``mus_ids``, see :func:`paper_metrics`)."""
+    out = paper_metrics(score, pred, y_img, va_img_pred, y_mus, va_mus_pred, img_ids=img_ids, mus_ids=mus_ids)
+    out["ndcg_at_10"] = ndcg_at_k(music_ids, score, pred, k=10)
+    out["spearman"] = spearman_per_query(music_ids, score, pred)["per_query"]
+    out["corr_acc"] = correspondence_accuracy(score, pred)
+    return {k: out[k] for k in METRIC_KEYS}
