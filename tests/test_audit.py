@@ -1,0 +1,116 @@
+"""The pair-list audit (cdcml_lib.audit) on the published validation list and on made-up lists."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cdcml_lib.audit import audit_pairs, format_audit, main, song_of
+from cdcml_lib.corpora import read_pairs, write_pairs
+from cdcml_lib.paths import repo_root
+
+REFERENCE = repo_root().parent / "shared" / "reference"
+VAL = REFERENCE / "imemnet" / "val_matching.txt"
+IMAGE_VA = REFERENCE / "imemnet" / "image_va.csv"
+needs_reference = pytest.mark.skipif(
+    not REFERENCE.is_dir(), reason=f"real reference files not found at {REFERENCE} "
+                                   "(../shared/reference beside the repository)")
+IAPS_IDS = r"\d+(\.\d+)?"
+
+
+def test_song_of_takes_the_prefix_before_the_last_dash():
+    assert song_of("2009-114") == "2009" and song_of("a-b-3") == "a-b"
+
+
+@needs_reference
+def test_counts_of_the_published_validation_list():
+    f = audit_pairs([VAL])["files"][str(VAL)]
+    assert (f["pairs"], f["clips"], f["songs"], f["images"]) == (8795, 1750, 90, 1278)
+    assert 0.029 < f["score_min"] < 0.030 and 0.997 < f["score_max"] < 0.998
+    ppc = f["pairs_per_clip"]
+    assert ppc["min"] >= 1 and ppc["mean"] == pytest.approx(8795 / 1750)
+
+
+@needs_reference
+def test_eq1_with_clip_va_fitted_to_iaps_images_gives_sigma_038():
+    with pytest.warns(UserWarning, match="conflicting"):
+        report = audit_pairs([VAL], image_va=IMAGE_VA, images_like=IAPS_IDS,
+                             forms=("exp", "exp_squared"))
+    assert report["image_va"]["conflicting_ids"] == ["2345", "2352", "2745", "2900", "3550",
+                                                     "4664", "6250", "6570"]
+    eq1 = report["eq1"]
+    assert eq1["mean_neg_log_score"] == pytest.approx(1.01, abs=0.01)
+    fitted = eq1["fitted_clip_va"]
+    assert fitted["clips"] >= 5 and fitted["pairs"] >= 15
+    assert fitted["exp"]["sigma"] == pytest.approx(0.38, abs=0.02)
+    assert fitted["exp"]["rms"] < 0.008                      # README: about 0.004
+    assert fitted["exp_squared"]["rms"] > 2.5 * fitted["exp"]["rms"]
+    assert "sigma 0.38" in format_audit(report)
+
+
+def _known_va_files(tmp_path, sigma=0.4, n_clips=12, n_images=30, seed=0):
+    rng = np.random.default_rng(seed)
+    y_mus, y_img = rng.random((n_clips, 2)), rng.random((n_images, 2))
+    clips = [f"{100 + k // 3}-{k % 3 + 9}" for k in range(n_clips)]
+    images = [f"img{j}" for j in range(n_images)]
+    rows = [(clips[k], images[j], float(np.exp(-np.linalg.norm(y_img[j] - y_mus[k]) / sigma)))
+            for k in range(n_clips) for j in rng.choice(n_images, 6, replace=False)]
+    pairs = pd.DataFrame(rows, columns=["music_id", "image_id", "score"])
+    pd.DataFrame({"img": images, "valence": y_img[:, 0], "arousal": y_img[:, 1]}).to_csv(
+        tmp_path / "image_va.csv")
+    pd.DataFrame({"id": clips, "modality": "music", "valence": y_mus[:, 0],
+                  "arousal": y_mus[:, 1]}).to_csv(tmp_path / "items.csv", index=False)
+    return pairs
+
+
+def test_known_va_recovers_the_sigma_that_made_the_scores(tmp_path):
+    pairs = _known_va_files(tmp_path, sigma=0.4)
+    write_pairs(pairs, tmp_path / "pairs.txt")
+    report = audit_pairs([tmp_path / "pairs.txt"], image_va=tmp_path / "image_va.csv",
+                         music_va=tmp_path / "items.csv")
+    known = report["eq1"]["known_va"]
+    assert known["pairs"] == len(pairs)
+    assert known["exp"]["sigma"] == pytest.approx(0.4, abs=1e-3) and known["exp"]["rms"] < 1e-6
+    assert known["linear"]["rms"] > 100 * known["exp"]["rms"] + 1e-4
+
+
+def test_fitted_clip_va_recovers_sigma_without_music_labels(tmp_path):
+    pairs = _known_va_files(tmp_path, sigma=0.35, n_clips=6)
+    write_pairs(pairs, tmp_path / "pairs.txt")
+    fitted = audit_pairs([tmp_path / "pairs.txt"], image_va=tmp_path / "image_va.csv",
+                         forms=("exp",))["eq1"]["fitted_clip_va"]
+    assert fitted["clips"] == 6 and fitted["exp"]["sigma"] == pytest.approx(0.35, abs=0.01)
+    assert fitted["exp"]["rms"] < 1e-3
+
+
+def test_overlaps_and_duplicates_between_files(tmp_path):
+    pairs = _known_va_files(tmp_path)
+    songs = pairs.music_id.map(song_of)
+    a, b = pairs[songs.isin(["100", "101"])], pairs[~songs.isin(["100", "101"])]
+    leaked = pd.concat([b, a.iloc[:2], a.iloc[:1]])           # 2 pairs of split a, one twice
+    write_pairs(a, tmp_path / "a.txt")
+    write_pairs(leaked, tmp_path / "b.txt")
+    report = audit_pairs([tmp_path / "a.txt", tmp_path / "b.txt"])
+    fb = report["files"][str(tmp_path / "b.txt")]
+    assert fb["duplicate_pairs"] == 1 and fb["conflicting_duplicates"] == 0
+    assert fb["songs"] == 3
+    overlap = report["overlaps"][0]
+    assert overlap["songs"] == 1 and overlap["pairs"] == 2
+    assert overlap["clips"] == a.iloc[:2].music_id.nunique()
+    assert overlap["images"] == len(set(a.image_id) & set(leaked.image_id))
+    assert "shared items" in format_audit(report)
+
+
+def test_command_line_writes_json_and_summary(tmp_path, capsys):
+    pairs = _known_va_files(tmp_path)
+    write_pairs(pairs, tmp_path / "pairs.txt")
+    out = tmp_path / "audit.json"
+    assert main([str(tmp_path / "pairs.txt"), "--json", str(out)]) == 0
+    summary = capsys.readouterr().out
+    assert f"pairs {len(pairs)}" in summary and "mean -log(s)" in summary
+    report = json.loads(out.read_text())
+    assert report["files"][str(tmp_path / "pairs.txt")]["pairs"] == len(read_pairs(tmp_path / "pairs.txt"))
+    assert main([str(tmp_path / "missing.txt")]) == 2
+    assert "missing.txt does not exist" in capsys.readouterr().err
