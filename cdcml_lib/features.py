@@ -266,41 +266,65 @@ def _relative_bandwidth(freqs: np.ndarray) -> np.ndarray:
     return (2.0 ** (2 / bpo) - 1) / (2.0 ** (2 / bpo) + 1)
 
 
+def _wavelets(freqs: np.ndarray, lengths: np.ndarray, sr: float) -> np.ndarray:
+    """Hann-windowed complex exponentials, L1-normalised, centred in a power-of-2 frame.
+
+    Filter k spans the integer range [-lengths[k]/2, lengths[k]/2) (the constant-Q filters of Brown 1991), as
+    librosa.filters.wavelet; returns complex64 [len(freqs), n_fft].
+    """
+    n_fft = int(2.0 ** np.ceil(np.log2(lengths.max())))
+    out = np.zeros((len(freqs), n_fft), dtype=np.complex64)
+    for k, (length, freq) in enumerate(zip(lengths, freqs)):
+        t = np.arange(-length // 2, length // 2, dtype=float)
+        n = len(t)  # periodic Hann window over the whole filter
+        window = 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n) / n)
+        sig = np.exp(1j * (t * 2 * np.pi * freq / sr)) * window
+        sig /= np.abs(sig).sum()
+        start = (n_fft - len(sig)) // 2
+        out[k, start:start + len(sig)] = sig
+    return out
+
+
+def _sparsify_rows(x: np.ndarray, quantile: float = 0.01) -> np.ndarray:
+    """Zero the smallest entries of each row that together hold < ``quantile`` of its L1 mass."""
+    mags = np.abs(x)
+    mag_sort = np.sort(mags, axis=1)
+    cumulative = np.cumsum(mag_sort / mags.sum(axis=1, keepdims=True), axis=1)
+    cut = mag_sort[np.arange(len(x)), np.argmin(cumulative < quantile, axis=1)]
+    return np.where(mags >= cut[:, None], x, 0)
+
+
 @functools.lru_cache(maxsize=None)
 def _cqt_bank(tuning: float):
     """Constant-Q filter bank of chroma_cqt: 7 octaves of 36 bins from C1, for one tuning.
 
-    Returns ``(octaves, lengths)``: per octave (highest first) a tuple ``(n_fft, cols, basis)``
-    where ``basis`` [36, len(cols)] complex64 holds the FFT of the octave's wavelets at the
+    Returns ``(octaves, lengths)``: per octave (highest first) a tuple ``(n_fft, cols, basis_t)``
+    where ``basis_t`` [len(cols), 36] complex64 holds the FFT of the octave's wavelets at the
     octave's sample rate (SR / 2^i), restricted to the FFT columns ``cols`` where any filter is
-    non-zero; ``lengths`` are the wavelet lengths at SR used to scale the response.
-    Built like librosa's multirate CQT (Schoerkhuber & Klapuri 2010): Hann wavelets, L1 norm,
-    1% sparsity, rescaled by sqrt(2^i) to compensate the downsampling.
+    non-zero; ``lengths`` are the wavelet lengths at SR that scale the response.
+    As librosa's multirate CQT (Schoerkhuber & Klapuri 2010): Q = 1 / alpha, Hann wavelets,
+    L1 norm, 1% sparsity, rescaled by sqrt(2^i) to compensate the downsampling.
     """
-    import librosa
-
     bpo = _CQT_BINS_PER_OCTAVE
     n_bins = bpo * _CQT_OCTAVES
-    fmin = librosa.note_to_hz("C1") * 2.0 ** (tuning / bpo)
-    freqs = fmin * 2.0 ** (np.arange(n_bins) / bpo)
+    c1 = 440.0 * 2.0 ** ((24 - 69) / 12)  # MIDI note 24
+    freqs = c1 * 2.0 ** (tuning / bpo) * 2.0 ** (np.arange(n_bins) / bpo)
     alpha = _relative_bandwidth(freqs)
-    lengths, _ = librosa.filters.wavelet_lengths(freqs=freqs, sr=SR, window="hann",
-                                                 filter_scale=1, gamma=0, alpha=alpha)
+    q_factor = 1.0 / alpha
+    lengths = q_factor * SR / freqs
     octaves = []
     for i in range(_CQT_OCTAVES):
         sl = slice(n_bins - bpo * (i + 1), n_bins - bpo * i)
         sr_i = SR / 2.0**i
-        basis, lens = librosa.filters.wavelet(freqs=freqs[sl], sr=sr_i, filter_scale=1, norm=1,
-                                              pad_fft=True, window="hann", gamma=0,
-                                              alpha=alpha[sl])
+        lengths_i = q_factor[sl] * sr_i / freqs[sl]
+        basis = _wavelets(freqs[sl], lengths_i, sr_i)
         n_fft = basis.shape[1]
-        basis = basis * (lens[:, None] / float(n_fft))
+        basis = basis * (lengths_i[:, None] / float(n_fft))
         fft_basis = np.fft.fft(basis, n=n_fft, axis=1)[:, : n_fft // 2 + 1]
-        fft_basis = librosa.util.sparsify_rows(fft_basis, quantile=0.01,
-                                               dtype=np.complex64).toarray()
+        fft_basis = _sparsify_rows(fft_basis).astype(np.complex64)
         fft_basis *= np.sqrt(SR / sr_i)
         cols = np.flatnonzero(np.any(fft_basis != 0, axis=0))
-        octaves.append((n_fft, cols, np.ascontiguousarray(fft_basis[:, cols])))
+        octaves.append((n_fft, cols, np.ascontiguousarray(fft_basis[:, cols].T)))
     return tuple(octaves), lengths
 
 
@@ -436,15 +460,19 @@ def _chroma_cqt(y: np.ndarray, magnitude: np.ndarray) -> np.ndarray:
     for _ in range(_CQT_OCTAVES - 1):
         octave_signals.append(_resample_half(octave_signals[-1]))
     n_bins = _CQT_BINS_PER_OCTAVE * _CQT_OCTAVES
-    cqt = np.empty((len(y), n_bins, N_FRAMES), dtype=np.float32)
+    cqt = np.empty((len(y), N_FRAMES, n_bins), dtype=np.float32)
+    spectra = {}  # (octave, n_fft) -> STFT [N, T, F] of all clips, shared by the tuning groups
     for tuning in np.unique(tunings):
         members = np.flatnonzero(tunings == tuning)
         octaves, lengths = _cqt_bank(float(tuning))
-        for i, (n_fft, cols, basis) in enumerate(octaves):
-            D = _stft(octave_signals[i][members], n_fft, HOP // 2**i, window=None)
-            response = np.einsum("bf,ntf->nbt", basis, D[:, :N_FRAMES, cols], optimize=True)
+        scale = (1.0 / np.sqrt(lengths)).astype(np.float32)
+        for i, (n_fft, cols, basis_t) in enumerate(octaves):
+            if (i, n_fft) not in spectra:
+                spectra[i, n_fft] = _stft(octave_signals[i], n_fft, HOP // 2**i, window=None)[:, :N_FRAMES]
+            D = spectra[i, n_fft][members][:, :, cols]
             rows = slice(n_bins - _CQT_BINS_PER_OCTAVE * (i + 1), n_bins - _CQT_BINS_PER_OCTAVE * i)
-            cqt[members, rows] = np.abs(response / np.sqrt(lengths[rows])[None, :, None].astype(np.float32))
+            cqt[members, :, rows] = np.abs(np.matmul(D, basis_t)) * scale[rows]
+    cqt = cqt.transpose(0, 2, 1)
     chroma = np.einsum("cb,nbt->nct", _cq_to_chroma(), cqt, optimize=True)
     chroma[chroma < 0] = 0.0
     return _normalize(chroma, np.inf, axis=1)
