@@ -1,0 +1,554 @@
+"""Build and open a dataset folder ``data/<config>/`` (docs/ARCHITECTURE.md, "The dataset folder").
+
+``build_dataset(**params)`` runs the IMEMNet recipe (Zhao et al. 2020, section 3; METHOD.md
+section 2) on a corpus and writes::
+
+    items.csv                 one row per image and clip: id, modality, song, split, VA, row ...
+    pairs_{train,val,test}.txt  the published IMEMNet pair format (corpora.write_pairs)
+    stats.json                Table-1 counts per split, sigma, seed, parameters, what made it
+    cache/manifest.json       one entry per cached array
+    cache/<name>_<key>.npy    images, audio, music_features, log_spectrogram
+
+Every cached array is keyed by a hash of what made it (item ids, sizes, the producing code), so
+a re-run with the same parameters reuses it. Arrays are produced in chunks; each chunk is saved
+atomically under ``cache/.parts_<name>_<key>/``, so an interrupted build resumes where it stopped.
+The assembled array is written under a temporary name and renamed: a file with a final name is
+complete. ``stats.json`` is removed when a build starts and written last, so its presence means
+the folder is finished.
+
+Command line: ``python -m cdcml_lib.dataset --config smoke``.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from . import matching
+from .paths import repo_root, resolve
+
+SPLITS = matching.SPLITS
+SAMPLE_RATE = 22050
+CLIP_SAMPLES = 44100
+ITEM_COLUMNS = ["id", "modality", "song", "split", "valence", "arousal", "source", "path",
+                "start_s", "row"]
+ARRAYS = ("images", "audio", "music_features", "log_spectrogram")
+
+#: The keys of the ``dataset:`` section of params/*.yaml, i.e. of build_dataset's parameters.
+DATASET_KEYS = (
+    "corpus", "out_dir", "seed", "n_songs", "clips_per_song_min", "clips_per_song_max",
+    "n_images", "image_size", "label_noise", "split_train", "split_val", "split_test",
+    "n_random", "n_top", "n_bottom", "keep_fraction", "feature_backend", "n_jobs",
+)
+#: Paths of the real corpora (corpus: imemnet; read by corpora.load_imemnet_items). Optional:
+#: empty strings, and unused, for the embedded corpus.
+IMEMNET_KEYS = (
+    "deam_dir", "deam_static_csvs", "deam_dynamic_dir", "iaps_ratings", "iaps_dir",
+    "naps_ratings", "naps_dir", "emotic_annotations", "emotic_dir",
+)
+
+HINT = "build it with `make data CONFIG=<config>` (or `python -m cdcml_lib.dataset --config <config>`)"
+
+
+class DatasetError(ValueError):
+    """A dataset folder that is missing, incomplete or inconsistent, or bad build parameters."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Small file helpers: hashing and atomic writes
+# ---------------------------------------------------------------------------------------------
+
+def content_key(made_by: dict) -> str:
+    """A short, stable hash of everything that made an array (12 hex digits)."""
+    text = json.dumps(made_by, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def _hash_strings(values) -> str:
+    h = hashlib.sha256()
+    for v in values:
+        h.update(str(v).encode())
+        h.update(b"\0")
+    return h.hexdigest()[:16]
+
+
+def _code_hash(*modules) -> str:
+    """Hash of the producing modules' source: editing the code invalidates its caches."""
+    return _hash_strings(Path(m.__file__).read_text() for m in modules)
+
+
+def _umask() -> int:
+    old = os.umask(0)
+    os.umask(old)
+    return old
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the usual mode
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _atomic_save_npy(path: Path, array: np.ndarray) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            np.save(handle, array)
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _library_version() -> str:
+    try:
+        from importlib.metadata import version
+        return version("cdcml-kit")
+    except Exception:  # not installed as a package (e.g. run from a source tree)
+        return "unknown"
+
+
+def _git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=repo_root(),
+                             capture_output=True, text=True, timeout=5)
+        return out.stdout.strip() if out.returncode == 0 else ""
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+# ---------------------------------------------------------------------------------------------
+# The cache: keyed, chunked, resumable arrays
+# ---------------------------------------------------------------------------------------------
+
+def _read_manifest(cache_dir: Path) -> dict:
+    path = cache_dir / "manifest.json"
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise DatasetError(f"{path}: not valid JSON ({err}); delete it and rebuild "
+                           f"({HINT}): the arrays will be checked again") from err
+
+
+def _valid_array(path: Path, shape: tuple, dtype) -> bool:
+    """Does ``path`` hold a complete array of this shape and dtype (header check, no full read)?"""
+    try:
+        arr = np.load(path, mmap_mode="r")
+    except (OSError, ValueError):
+        return False
+    return tuple(arr.shape) == tuple(shape) and arr.dtype == np.dtype(dtype)
+
+
+def cached_array(cache_dir: Path, name: str, made_by: dict, shape: tuple, dtype,
+                 produce: Callable[[np.ndarray], np.ndarray], chunk: int,
+                 progress: bool = False) -> tuple[Path, bool]:
+    """Make (or reuse) ``cache/<name>_<key>.npy``; return its path and whether it was reused.
+
+    ``produce(rows)`` returns the array's rows ``rows`` (a contiguous range). Each chunk is saved
+    atomically before the next is made, so an interrupted call resumes at the first missing chunk.
+    """
+    key = content_key(made_by)
+    final = cache_dir / f"{name}_{key}.npy"
+    reused = final.is_file() and _valid_array(final, shape, dtype)
+    if not reused:
+        parts = cache_dir / f".parts_{name}_{key}"
+        parts.mkdir(parents=True, exist_ok=True)
+        n = shape[0]
+        starts = list(range(0, n, chunk))
+        todo = [s for s in starts if not (parts / f"{s:09d}.npy").is_file()]
+        bar = _progress_bar(progress, len(starts), f"{name} ({len(starts) - len(todo)} chunks cached)")
+        bar.update(len(starts) - len(todo))
+        for start in todo:
+            rows = np.arange(start, min(n, start + chunk))
+            block = np.asarray(produce(rows))
+            if block.shape != (len(rows),) + tuple(shape[1:]):
+                raise DatasetError(f"cache {name}: a chunk came back with shape {block.shape}, "
+                                   f"expected {(len(rows),) + tuple(shape[1:])}")
+            _atomic_save_npy(parts / f"{start:09d}.npy", block.astype(dtype, copy=False))
+            bar.update(1)
+        bar.close()
+        tmp = cache_dir / f".{name}_{key}.npy.tmp"
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=tuple(shape))
+        for start in starts:
+            block = np.load(parts / f"{start:09d}.npy")
+            out[start:start + len(block)] = block
+        out.flush()
+        del out
+        os.replace(tmp, final)
+        shutil.rmtree(parts, ignore_errors=True)
+    # One file per array name: drop older versions (other keys) of the same array.
+    for old in cache_dir.glob(f"{name}_*.npy"):
+        if old != final and re.fullmatch(rf"{name}_[0-9a-f]{{12}}\.npy", old.name):
+            old.unlink(missing_ok=True)
+    manifest = _read_manifest(cache_dir)
+    manifest[name] = {"file": final.name, "key": key, "shape": list(shape),
+                      "dtype": np.dtype(dtype).name, "made_by": made_by}
+    _atomic_write_text(cache_dir / "manifest.json", json.dumps(manifest, indent=2) + "\n")
+    return final, reused
+
+
+def _progress_bar(enabled: bool, total: int, desc: str):
+    from tqdm.auto import tqdm
+    return tqdm(total=total, desc=desc, disable=not enabled, leave=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# Parameters
+# ---------------------------------------------------------------------------------------------
+
+def check_dataset_params(params: dict) -> dict:
+    """Check the ``dataset:`` section: every required key present, no unknown key, sane values."""
+    allowed = set(DATASET_KEYS) | set(IMEMNET_KEYS)
+    unknown = sorted(set(params) - allowed)
+    if unknown:
+        raise DatasetError(f"build_dataset: unknown parameter(s) {unknown}; the dataset section "
+                           f"of params/*.yaml allows {sorted(allowed)}")
+    missing = [k for k in DATASET_KEYS if k not in params]
+    if missing:
+        raise DatasetError(f"build_dataset: missing parameter(s) {missing}; add them to the "
+                           "dataset section of params/<config>.yaml (see params/default.yaml)")
+    p = {**{k: "" for k in IMEMNET_KEYS}, **params}
+    if p["corpus"] not in ("embedded", "imemnet"):
+        raise DatasetError(f"dataset.corpus is {p['corpus']!r}; use 'embedded' or 'imemnet'")
+    if p["feature_backend"] not in ("fast", "librosa"):
+        raise DatasetError(f"dataset.feature_backend is {p['feature_backend']!r}; use 'fast' or 'librosa'")
+    fractions = (p["split_train"], p["split_val"], p["split_test"])
+    if min(fractions) <= 0 or abs(sum(fractions) - 1) > 1e-6:
+        raise DatasetError(f"dataset.split_train/val/test are {fractions}; they must be positive "
+                           "and sum to 1 (the paper uses 0.80/0.05/0.15)")
+    if not 0 < p["keep_fraction"] <= 1:
+        raise DatasetError(f"dataset.keep_fraction is {p['keep_fraction']}; it must be in (0, 1]")
+    if int(p["image_size"]) < 8:
+        raise DatasetError(f"dataset.image_size is {p['image_size']}; use 8 or more (the paper: 224)")
+    return p
+
+
+def _sub_seed(seed: int, stream: int) -> int:
+    """An independent seed for one random step of the recipe (splits, candidates, sampling)."""
+    return int(np.random.SeedSequence([int(seed), stream]).generate_state(1)[0])
+
+
+# ---------------------------------------------------------------------------------------------
+# Sources: the items and how to render or load each one
+# ---------------------------------------------------------------------------------------------
+
+@dataclass
+class Source:
+    """The items of a corpus (images first, then clips, each in cache row order) and loaders."""
+
+    items: pd.DataFrame                                 # ITEM_COLUMNS without split/row
+    images: Callable[[np.ndarray, int], np.ndarray]     # (rows, size) -> uint8 [n, S, S, 3]
+    clips: Callable[[np.ndarray], np.ndarray]           # rows -> float32 [n, 44100]
+    made_by: dict = field(default_factory=dict)         # what defines the items (for cache keys)
+    corpus: object = None                               # the EmbeddedCorpus, when embedded
+
+
+def embedded_source(p: dict) -> Source:
+    """The embedded benchmark (cdcml_lib.synthetic): labels drawn on [0, 1], rendered on demand.
+
+    Its labels are generated on the normalised [0, 1] scale already, so the per-corpus min-max
+    normalisation of IMEMNet is the identity here and is not applied.
+    """
+    from . import synthetic
+
+    corpus = synthetic.make_corpus(
+        n_songs=int(p["n_songs"]), clips_per_song_min=int(p["clips_per_song_min"]),
+        clips_per_song_max=int(p["clips_per_song_max"]), n_images=int(p["n_images"]),
+        label_noise=float(p["label_noise"]), seed=int(p["seed"]))
+    n_img, n_clip = len(corpus.image_ids), len(corpus.clip_ids)
+    images = pd.DataFrame({"id": corpus.image_ids, "modality": "image", "song": "",
+                           "valence": corpus.image_va[:, 0], "arousal": corpus.image_va[:, 1],
+                           "source": "embedded", "path": "", "start_s": np.nan})
+    clips = pd.DataFrame({"id": corpus.clip_ids, "modality": "music", "song": corpus.clip_song,
+                          "valence": corpus.clip_va[:, 0], "arousal": corpus.clip_va[:, 1],
+                          "source": "embedded", "path": "",
+                          "start_s": np.asarray(corpus.clip_index, float) * synthetic.CLIP_SECONDS})
+    made_by = {"corpus": "embedded", "generator": "cdcml_lib.synthetic.make_corpus",
+               "code": _code_hash(synthetic),
+               **{k: p[k] for k in ("seed", "n_songs", "clips_per_song_min", "clips_per_song_max",
+                                    "n_images", "label_noise")},
+               "n_images_made": n_img, "n_clips_made": n_clip}
+    return Source(items=pd.concat([images, clips], ignore_index=True),
+                  images=lambda rows, size: corpus.render_images(rows, size),
+                  clips=lambda rows: corpus.render_clips(rows), made_by=made_by, corpus=corpus)
+
+
+def imemnet_source(p: dict) -> Source:
+    """The real corpora (DEAM + IAPS/NAPS/EMOTIC) through cdcml_lib.corpora, already normalised
+    per corpus to [0, 1] by their readers (METHOD.md section 2)."""
+    from . import corpora
+
+    items = corpora.load_imemnet_items(p)
+    images = items[items.modality == "image"]
+    clips = items[items.modality == "music"]
+    if len(images) == 0 or len(clips) == 0:
+        raise DatasetError(f"corpus imemnet: found {len(images)} images and {len(clips)} clips; "
+                           "both an image corpus and DEAM must be configured in the dataset "
+                           "section of params/imemnet.yaml")
+    items = pd.concat([images, clips], ignore_index=True)
+    img_paths = images["path"].to_numpy()
+    clip_paths, clip_starts = clips["path"].to_numpy(), clips["start_s"].to_numpy()
+
+    def load_images(rows, size):
+        return np.stack([corpora.load_image(resolve(img_paths[r]), size) for r in rows])
+
+    def load_clips(rows):
+        return np.stack([corpora.load_audio_clip(resolve(clip_paths[r]), clip_starts[r])
+                         for r in rows])
+
+    made_by = {"corpus": "imemnet", "reader": "cdcml_lib.corpora.load_imemnet_items",
+               **{k: p[k] for k in IMEMNET_KEYS}}
+    return Source(items=items, images=load_images, clips=load_clips, made_by=made_by)
+
+
+# ---------------------------------------------------------------------------------------------
+# The recipe on an item table: splits, sigma, pairs
+# ---------------------------------------------------------------------------------------------
+
+def assign_splits(items: pd.DataFrame, fractions, seed: int) -> np.ndarray:
+    """Split labels: images each their own group, clips grouped by song (METHOD.md section 2)."""
+    split = np.empty(len(items), dtype=object)
+    is_img = (items["modality"] == "image").to_numpy()
+    split[is_img] = matching.split_by_group(items["id"][is_img].to_numpy(), fractions,
+                                            seed=_sub_seed(seed, 1))
+    split[~is_img] = matching.split_by_group(items["song"][~is_img].to_numpy(), fractions,
+                                             seed=_sub_seed(seed, 2))
+    return split.astype(str)
+
+
+def table1(items: pd.DataFrame, pairs: dict) -> dict:
+    """Table-1 counts per split (songs, clips, images, pairs) and their total."""
+    out = {}
+    for s in SPLITS:
+        sel = items[items.split == s]
+        mus = sel[sel.modality == "music"]
+        out[s] = {"songs": int(mus.song.nunique()), "clips": int(len(mus)),
+                  "images": int((sel.modality == "image").sum()), "pairs": int(len(pairs[s]))}
+    out["total"] = {k: sum(out[s][k] for s in SPLITS) for k in ("songs", "clips", "images", "pairs")}
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Build
+# ---------------------------------------------------------------------------------------------
+
+def build_dataset(progress: bool = False, chunk_size: int = 256, **params) -> "DatasetFolder":
+    """Build ``out_dir`` from the ``dataset:`` section of params/<config>.yaml; return it opened.
+
+    ``params`` are exactly that section's keys (see :data:`DATASET_KEYS`, plus the optional
+    :data:`IMEMNET_KEYS` paths for ``corpus: imemnet``). ``chunk_size`` items are rendered or
+    extracted at a time (the unit of resumption). Valid caches are reused.
+    """
+    p = check_dataset_params(params)
+    t_start = time.perf_counter()
+    timings = {}
+    out_dir = resolve(p["out_dir"])
+    cache_dir = out_dir / "cache"
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "stats.json").unlink(missing_ok=True)   # the folder is unfinished from here on
+
+    # 1. items (VA already on [0, 1] per corpus), 2. splits
+    t = time.perf_counter()
+    source = embedded_source(p) if p["corpus"] == "embedded" else imemnet_source(p)
+    items = source.items.copy()
+    fractions = (p["split_train"], p["split_val"], p["split_test"])
+    items["split"] = assign_splits(items, fractions, int(p["seed"]))
+    is_img = (items.modality == "image").to_numpy()
+    items["row"] = 0
+    items.loc[is_img, "row"] = np.arange(is_img.sum())
+    items.loc[~is_img, "row"] = np.arange((~is_img).sum())
+    items = items[ITEM_COLUMNS]
+    images, clips = items[is_img], items[~is_img]
+    timings["items_s"] = time.perf_counter() - t
+
+    # 3. sigma of Eq. 1 over all image-music label pairs, 4. candidates, 5. sampling
+    t = time.perf_counter()
+    va = ["valence", "arousal"]
+    sigma = matching.mean_label_distance(images[va].to_numpy(), clips[va].to_numpy())
+    candidates = matching.candidate_pairs(clips, images, sigma, n_random=int(p["n_random"]),
+                                          n_top=int(p["n_top"]), n_bottom=int(p["n_bottom"]),
+                                          seed=_sub_seed(p["seed"], 3))
+    pairs = matching.sample_pairs(candidates, float(p["keep_fraction"]), seed=_sub_seed(p["seed"], 4))
+    pairs_by_split = {s: pairs[pairs.split == s][["music_id", "image_id", "score"]] for s in SPLITS}
+    timings["pairs_s"] = time.perf_counter() - t
+
+    # 6. caches: images, audio, then features computed from the stored int16 audio
+    version = _library_version()
+    from . import features
+    img_src = _hash_strings(images.id.tolist() + images.path.tolist())
+    mus_src = _hash_strings(clips.id.tolist() + clips.path.tolist() + clips.start_s.tolist())
+    size = int(p["image_size"])
+    arrays = {}
+
+    def make(name, made_by, shape, dtype, produce, chunk):
+        t0 = time.perf_counter()
+        path, reused = cached_array(cache_dir, name, made_by, shape, dtype, produce, chunk, progress)
+        timings[f"{name}_s"] = time.perf_counter() - t0
+        arrays[name] = {"file": path.name, "reused": reused}
+        return path
+
+    make("images", {"array": "images", "items": img_src, "image_size": size, **source.made_by,
+                    "version": version},
+         (len(images), size, size, 3), np.uint8, lambda rows: source.images(rows, size), chunk_size)
+    audio_made_by = {"array": "audio", "items": mus_src, "sr": SAMPLE_RATE, "samples": CLIP_SAMPLES,
+                     **source.made_by, "version": version}
+    audio_path = make("audio", audio_made_by, (len(clips), CLIP_SAMPLES), np.int16,
+                      lambda rows: to_int16(source.clips(rows)), chunk_size)
+    audio = np.load(audio_path, mmap_mode="r")
+    audio_key = content_key(audio_made_by)
+    make("music_features", {"array": "music_features", "audio": audio_key,
+                            "backend": p["feature_backend"], "code": _code_hash(features),
+                            "version": version},
+         (len(clips), features.N_FEATURES, features.N_FRAMES), np.float32,
+         lambda rows: features.extract_features(np.asarray(audio[rows]), SAMPLE_RATE,
+                                                backend=p["feature_backend"], n_jobs=int(p["n_jobs"])),
+         chunk_size)
+    make("log_spectrogram", {"array": "log_spectrogram", "audio": audio_key,
+                             "n_fft": features.LOGSPEC_N_FFT, "hop": features.LOGSPEC_HOP,
+                             "code": _code_hash(features), "version": version},
+         (len(clips), features.LOGSPEC_N_FFT // 2 + 1, features.N_FRAMES), np.float16,
+         lambda rows: features.log_spectrogram(np.asarray(audio[rows])), chunk_size)
+    del audio
+
+    # 7. the tables, then stats.json last
+    _atomic_write_text(out_dir / "items.csv", items.to_csv(index=False))
+    from .corpora import write_pairs
+    for s in SPLITS:
+        write_pairs(pairs_by_split[s], out_dir / f"pairs_{s}.txt")
+    timings["total_s"] = time.perf_counter() - t_start
+    stats = {
+        "schema": 1,
+        "splits": table1(items, pairs_by_split),
+        "sigma": sigma,
+        "seed": int(p["seed"]),
+        "candidates_per_clip": int(p["n_top"]) + int(p["n_bottom"]) + int(p["n_random"]),
+        "candidates": int(len(candidates)),
+        "score_range": [float(pairs.score.min()), float(pairs.score.max())] if len(pairs) else None,
+        "normalisation": ("none: the embedded labels are generated on [0, 1]"
+                          if p["corpus"] == "embedded" else
+                          "per corpus min-max to [0, 1] (cdcml_lib.corpora readers)"),
+        "parameters": {k: p[k] for k in DATASET_KEYS + IMEMNET_KEYS},
+        "arrays": arrays,
+        "timings_s": {k: round(v, 3) for k, v in timings.items()},
+        "made_by": {"module": "cdcml_lib.dataset.build_dataset", "version": version,
+                    "commit": _git_commit(), "python": sys.version.split()[0],
+                    "numpy": np.__version__,
+                    "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")},
+    }
+    _atomic_write_text(out_dir / "stats.json", json.dumps(stats, indent=2) + "\n")
+    return open_dataset(out_dir)
+
+
+def to_int16(clips: np.ndarray) -> np.ndarray:
+    """float audio in [-1, 1] to int16 PCM (values beyond full scale are clipped)."""
+    return np.round(np.clip(np.asarray(clips, dtype=np.float32), -1.0, 1.0) * 32767).astype(np.int16)
+
+
+# ---------------------------------------------------------------------------------------------
+# Open
+# ---------------------------------------------------------------------------------------------
+
+@dataclass
+class DatasetFolder:
+    """An opened, finished dataset folder (see docs/ARCHITECTURE.md)."""
+
+    path: Path
+    items: pd.DataFrame
+    stats: dict
+    manifest: dict
+
+    def pairs(self, split: str) -> pd.DataFrame:
+        """The pairs of ``split``: columns ``music_id, image_id, score``."""
+        if split not in SPLITS:
+            raise DatasetError(f"unknown split {split!r}; use one of {SPLITS}")
+        from .corpora import read_pairs
+        return read_pairs(self.path / f"pairs_{split}.txt")
+
+    def array(self, name: str, mmap: bool = True) -> np.ndarray:
+        """A cached array (``images``, ``audio``, ``music_features``, ``log_spectrogram``)."""
+        if name not in self.manifest:
+            raise DatasetError(f"{self.path / 'cache' / 'manifest.json'} has no array {name!r} "
+                               f"(it has {sorted(self.manifest)}); {HINT}")
+        entry = self.manifest[name]
+        return np.load(self.path / "cache" / entry["file"], mmap_mode="r" if mmap else None)
+
+
+def open_dataset(path) -> DatasetFolder:
+    """Open a finished dataset folder; a missing or incomplete one is an error naming the file."""
+    path = resolve(path)
+    if not path.is_dir():
+        raise DatasetError(f"dataset folder {path} does not exist; {HINT}")
+    stats_path = path / "stats.json"
+    if not stats_path.is_file():
+        raise DatasetError(f"{stats_path} is missing: the dataset build of {path} did not finish; {HINT}")
+    needed = [path / "items.csv"] + [path / f"pairs_{s}.txt" for s in SPLITS]
+    for f in needed:
+        if not f.is_file():
+            raise DatasetError(f"{f} is missing from the dataset folder; {HINT}")
+    stats = json.loads(stats_path.read_text())
+    manifest = _read_manifest(path / "cache")
+    for name in ARRAYS:
+        entry = manifest.get(name)
+        if entry is None:
+            raise DatasetError(f"{path / 'cache' / 'manifest.json'} has no entry for {name!r}; {HINT}")
+        f = path / "cache" / entry["file"]
+        if not _valid_array(f, tuple(entry["shape"]), entry["dtype"]):
+            raise DatasetError(f"{f} is missing or not the {entry['dtype']} array of shape "
+                               f"{entry['shape']} that cache/manifest.json lists; {HINT}")
+    items = pd.read_csv(path / "items.csv", dtype={"id": str, "song": str, "path": str},
+                        keep_default_na=False, na_values={"start_s": [""]})
+    missing = set(ITEM_COLUMNS) - set(items.columns)
+    if missing:
+        raise DatasetError(f"{path / 'items.csv'} lacks columns {sorted(missing)}; {HINT}")
+    return DatasetFolder(path=path, items=items, stats=stats, manifest=manifest)
+
+
+# ---------------------------------------------------------------------------------------------
+# Command line
+# ---------------------------------------------------------------------------------------------
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m cdcml_lib.dataset",
+                                     description="Build data/<config>/ from params/<config>.yaml")
+    parser.add_argument("--config", default="smoke", help="a params/<NAME>.yaml (default: smoke)")
+    parser.add_argument("--out-dir", default=None, help="override dataset.out_dir")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    args = parser.parse_args(argv)
+    from .params import section
+    params = dict(section(args.config, "dataset"))
+    if args.out_dir:
+        params["out_dir"] = args.out_dir
+    folder = build_dataset(progress=not args.quiet, **params)
+    counts = folder.stats["splits"]
+    print(f"{folder.path}: sigma {folder.stats['sigma']:.4f}, "
+          + ", ".join(f"{s} {counts[s]['clips']} clips / {counts[s]['images']} images / "
+                      f"{counts[s]['pairs']} pairs" for s in SPLITS)
+          + f"; {folder.stats['timings_s']['total_s']:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
