@@ -52,12 +52,14 @@ def _distinct_rows(ids, y_true: np.ndarray, y_pred: np.ndarray, what: str):
         return y_true, y_pred
     ids = np.asarray(ids)
     if len(ids) != len(y_true):
-        raise ValueError(f"{what}_ids has {len(ids)} rows but the {what} VA arrays have {len(y_true)}")
+        raise ValueError(f"{what} ids: {len(ids)} rows, but the {what} VA arrays have {len(y_true)}; "
+                         "pass one id per row")
     _, first, inverse = np.unique(ids, return_index=True, return_inverse=True)
     conflict = np.flatnonzero(np.abs(y_true - y_true[first][inverse]).max(axis=1) > 1e-9)
     if len(conflict):
         r = conflict[0]
-        raise ValueError(f"{what} id {ids[r]!r} has conflicting true VA labels (row {r}: {y_true[r]}, "
+        bad_id = ids[r].item() if hasattr(ids[r], "item") else ids[r]
+        raise ValueError(f"{what} id {bad_id!r} has conflicting true VA labels (row {r}: {y_true[r]}, "
                          f"first row {first[inverse[r]]}: {y_true[first[inverse[r]]]}); fix the item table")
     return y_true[first], y_pred[first]
 
@@ -76,10 +78,11 @@ def paper_metrics(score, pred, y_img, va_img_pred, y_mus, va_mus_pred, img_ids=N
     score, pred = _vector(score, "score"), _vector(pred, "pred")
     _same_length(score=score, pred=pred)
     out = {"sim_mse": float(np.mean((pred - score) ** 2)), "sim_mae": float(np.mean(np.abs(pred - score)))}
-    for tag, y, p, ids in (("img", y_img, va_img_pred, img_ids), ("mus", y_mus, va_mus_pred, mus_ids)):
+    for tag, y, p, ids, what in (("img", y_img, va_img_pred, img_ids, "image"),
+                                 ("mus", y_mus, va_mus_pred, mus_ids, "music")):
         y, p = _va(y, f"y_{tag}"), _va(p, f"va_{tag}_pred")
         _same_length(**{f"y_{tag}": y, f"va_{tag}_pred": p})
-        y, p = _distinct_rows(ids, y, p, tag)
+        y, p = _distinct_rows(ids, y, p, what)
         for col, dim in ((0, "v"), (1, "a")):
             err = p[:, col] - y[:, col]
             out[f"{tag}_{dim}_mse"] = float(np.mean(err ** 2))
