@@ -269,12 +269,15 @@ def design_clip(va: np.ndarray, conflict: int, style: SongStyle, seed: int, song
     npb = int(np.clip(np.round(1 + 3 * cue["density"] + rng.normal(0, 0.3)), 1, 4))
     note_s = 60.0 / bpm / npb
     n_notes = int(np.ceil(CLIP_SECONDS / note_s)) + 1
-    base = 57 + style.tonic % 12 - 6 + style.register_offset + 16 * cue["register"]
-    degrees = np.cumsum(rng.choice(np.arange(-2, 3), size=n_notes, p=style.step_probs))
-    degrees = degrees + int(rng.integers(0, 5))
-    octave, degree = np.divmod(degrees, 7)
-    octave = np.clip(octave, -1, 1)  # keep the melody within the cue's register
-    melody = base + 12 * octave + scale[degree]
+    # Register moves the melody's centre by scale degrees, so every note stays in the key.
+    tonic_midi = 48 + style.tonic
+    target = 55 + style.register_offset + 16 * cue["register"]
+    centre = int(np.round((target - tonic_midi) * 7 / 12))
+    walk = np.cumsum(rng.choice(np.arange(-2, 3), size=n_notes, p=style.step_probs))
+    walk = walk + int(rng.integers(-2, 3))
+    walk = 4 - np.abs(np.mod(walk + 4, 16) - 8)  # reflect into -4..4 degrees of the centre
+    octave, degree = np.divmod(centre + walk, 7)
+    melody = (tonic_midi + 12 * octave + scale[degree]).astype(float)
     melody = np.where(rng.random(n_notes) < 0.1, np.nan, melody)  # rests
     beats = CLIP_SECONDS * bpm / 60
     n_chords = max(1, int(np.ceil(beats / 4)) + 1)
@@ -282,7 +285,7 @@ def design_clip(va: np.ndarray, conflict: int, style: SongStyle, seed: int, song
     roots = style.progression[(start + np.arange(n_chords)) % len(style.progression)]
     triad = roots[:, None] + np.array([0, 2, 4])[None, :]
     oct_t, deg_t = np.divmod(triad, 7)
-    chords = 45 + style.tonic % 12 - 6 + 12 * oct_t + scale[deg_t]
+    chords = 40 + (style.tonic - 4) % 12 + 12 * oct_t + scale[deg_t]  # E2..D#3 on the tonic
     return ClipDesign(
         cues=cue, major=major, bpm=bpm, notes_per_beat=npb,
         gain=float(10 ** ((-22 + 20 * cue["loudness"] + rng.normal(0, 0.7)) / 20)),
