@@ -25,7 +25,8 @@ __all__ = ["reports_dir", "write_report", "render_report"]
 # Table 1 of Zhao et al. 2020 (IMEMNet), shown beside the counts of the dataset we used.
 PAPER_TABLE1 = {"train": {"songs": 1442, "clips": 28835, "images": 20496, "pairs": 109525},
                 "val": {"songs": 90, "clips": 1759, "images": 1281, "pairs": 8795},
-                "test": {"songs": 270, "clips": 5223, "images": 3843, "pairs": 26115}}
+                "test": {"songs": 270, "clips": 5223, "images": 3843, "pairs": 26115},
+                "total": {"songs": 1802, "clips": 35817, "images": 25620, "pairs": 144435}}
 SPLITS = ("train", "val", "test")
 
 
@@ -41,8 +42,12 @@ def _split_counts(stats: dict) -> dict | None:
     candidates = [stats] + [v for v in stats.values() if isinstance(v, dict)]
     for c in candidates:
         if all(isinstance(c.get(s), dict) for s in SPLITS):
-            return {s: c[s] for s in SPLITS}
+            return {s: c[s] for s in (*SPLITS, "total") if isinstance(c.get(s), dict)}
     return None
+
+
+def _count(value) -> str:
+    return f"{value:,}" if isinstance(value, int) else "?"
 
 
 def _cpu_name() -> str:
@@ -84,7 +89,7 @@ def _section_runs(study: dict, runs_dir: str | Path) -> list[str]:
             done += (folder / "metrics.json").is_file()
         wall = sum(float(i.get("wall_s") or 0.0) for i in infos)
         total += wall
-        devices = sorted({str(i["device"]) for i in infos if i.get("device")}) or ["?"]
+        devices = sorted({str(i.get("device_name") or i["device"]) for i in infos if i.get("device")}) or ["?"]
         torches = sorted({str(i["torch"]) for i in infos if i.get("torch")}) or ["?"]
         lines.append(f"| {v} | {done}/{len(study['seeds'])} | {wall:.1f} | {', '.join(devices)} "
                      f"| {', '.join(torches)} |")
@@ -98,16 +103,20 @@ def _section_data(data_dir: str | Path) -> list[str]:
     if not path.is_file():
         return lines + [f"No `{path}`: the dataset step has not run (`make data`)."]
     stats = _read_json(path)
-    lines.append(f"Dataset folder `{data_dir}`; sigma (Eq. 1) = {stats.get('sigma', '?')}; "
-                 f"seed {stats.get('seed', '?')}.")
+    sigma = stats.get("sigma")
+    built = (stats.get("timings_s") or {}).get("total_s")
+    lines.append(f"Dataset folder `{data_dir}`; sigma (Eq. 1, the mean image-music label distance) = "
+                 f"{sigma:.4f}; seed {stats.get('seed', '?')}"
+                 + (f"; built in {built:.1f} s." if isinstance(built, (int, float)) else ".")
+                 if isinstance(sigma, (int, float)) else f"Dataset folder `{data_dir}`; no sigma in `{path}`.")
     counts = _split_counts(stats)
     if counts is None:
         return lines + ["", f"(`{path}` has no per-split counts keyed train/val/test.)"]
     keys = [k for k in ("songs", "clips", "images", "pairs") if any(k in counts[s] for s in SPLITS)]
     lines += ["", "| split | " + " | ".join(f"{k} (ours / paper)" for k in keys) + " |",
               "|---|" + "---:|" * len(keys)]
-    for s in SPLITS:
-        cells = [f"{counts[s].get(k, '?')} / {PAPER_TABLE1[s][k]:,}" for k in keys]
+    for s in counts:
+        cells = [f"{_count(counts[s].get(k))} / {PAPER_TABLE1[s][k]:,}" for k in keys]
         lines.append(f"| {s} | " + " | ".join(cells) + " |")
     return lines
 
@@ -141,8 +150,8 @@ def _required(path: Path, config: str) -> Path:
 
 def _section_tables(reports: Path, config: str) -> list[str]:
     lines = ["## Results", "",
-             "Ours: mean ± standard deviation over seeds on the test split; the paper's number in "
-             "parentheses. ↓ lower is better, ↑ higher is better. CSV and LaTeX (booktabs) versions "
+             "Ours: mean ± standard deviation over seeds on the test split (our best mean in bold); "
+             "the paper's number in parentheses. ↓ lower is better, ↑ higher is better. CSV and LaTeX (booktabs) versions "
              "are in `tables/`."]
     for name, title in (("comparison", "Table 3: comparison with the baselines"),
                         ("ablation", "Table 4: ablation of the loss terms")):

@@ -231,13 +231,22 @@ def _cell(row: pd.Series, m: str, pm: str) -> str:
     return text
 
 
+def best_variant(table: pd.DataFrame, metric: str) -> str:
+    """The variant with the best mean on ``metric`` (lowest error, highest retrieval score)."""
+    means = table.set_index("variant")[f"{metric}_mean"]
+    return str(means.idxmax() if HIGHER_IS_BETTER[metric] else means.idxmin())
+
+
 def to_markdown(table: pd.DataFrame) -> str:
-    """A Markdown table: ``mean ± std (paper)`` per metric; arrows give the better direction."""
+    """A Markdown table: ``mean ± std (paper)`` per metric, our best mean in bold; arrows give
+    the better direction."""
     head = ["variant", "paper row", "seeds"] + [f"{m} {'↑' if HIGHER_IS_BETTER[m] else '↓'}" for m in METRICS]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * 3 + ["---:"] * len(METRICS)) + "|"]
+    best = {m: best_variant(table, m) for m in METRICS}
     for _, row in table.iterrows():
         cells = [row["variant"], row["paper_row"] or "(ours)", str(int(row["n_seeds"]))]
-        cells += [_cell(row, m, " ± ") for m in METRICS]
+        cells += [f"**{_cell(row, m, ' ± ')}**" if best[m] == row["variant"] else _cell(row, m, " ± ")
+                  for m in METRICS]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

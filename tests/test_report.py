@@ -57,7 +57,7 @@ def test_report_holds_what_was_run_the_tables_and_the_verdicts(tmp_path):
         assert f"| {c.number} | {c.claim} | **{c.verdict}** |" in text
     assert "9 variants x 2 seeds" in text
     assert "| sim_va | 2/2 | 36.0 |" in text  # run.json wall_s (18 s) summed over the two seeds
-    assert "0.4123" in text and "| train | 7 / 1,442 |" in text
+    assert "0.4123" in text and "| train | 7 / 1,442 | 35 / 28,835 |" in text
     assert "| 01_dataset | 3.2 |" in text or "| 01_dataset | 3.3 |" in text
     assert "torch" in text and "CPU:" in text
     assert "![umap](embeddings/umap.png)" in text

@@ -93,6 +93,8 @@ def test_written_files_have_the_expected_rows_and_columns(runs, tmp_path):
     md = (reports / "tables" / "comparison.md").read_text()
     cdcml_row = next(line for line in md.splitlines() if line.startswith("| cdcml |"))
     assert f"{base_value('cdcml', 'sim_mse'):.3f} ± 0.002 (0.067)" in cdcml_row
+    sp_net_row = next(line for line in md.splitlines() if line.startswith("| sp_net |"))
+    assert sp_net_row.count("**") == 2 * len(T.PAPER_METRICS)  # its errors are the lowest: bold
 
 
 def test_a_missing_run_names_its_folder_and_the_make_command(runs):
