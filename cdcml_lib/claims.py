@@ -198,7 +198,7 @@ def _describe(check: Check) -> str:
 def _reason(checks: list[Check], verdict: str, rule: Rule) -> str:
     n = len(checks)
     if verdict == HOLDS:
-        return (f"all {n} checks favour the claim by more than {rule.k_sigma:g} standard errors "
+        return (f"All {n} checks favour the claim by more than {rule.k_sigma:g} standard errors "
                 f"across seeds.")
     against = [c for c in checks if c.outcome == CONTRADICTS]
     open_ = [c for c in checks if c.outcome == NO_DECISION]
