@@ -64,7 +64,13 @@ def load_run_embeddings(run_dir: str | os.PathLike) -> RunEmbeddings:
         if missing:
             raise ValueError(f"{path}: missing field(s) {missing}; present: {sorted(npz.files)}. "
                              "Fix: re-run training with the current cdcml_lib.train.")
-        data = {f: npz[f] for f in NPZ_FIELDS}
+        data = {}
+        for f in NPZ_FIELDS:
+            try:
+                data[f] = npz[f]
+            except ValueError as err:  # object arrays need pickle, which we do not load
+                raise ValueError(f"{path}: field '{f}' is an object array ({err}). Fix: save it "
+                                 "as a plain array, e.g. np.asarray(values, dtype=str).") from None
     emb = np.asarray(data["embedding"], dtype=np.float64)
     n = len(data["ids"])
     if emb.ndim != 2 or emb.shape[0] != n:
