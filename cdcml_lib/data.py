@@ -1,0 +1,200 @@
+"""Torch datasets over a dataset folder (docs/ARCHITECTURE.md, "The dataset folder").
+
+The caches are memory-mapped; the per-step work is only indexing, a dtype conversion and a
+normalisation:
+
+- images: uint8 ``[N, S, S, 3]`` -> float ``[B, 3, S, S]``, ImageNet-normalised
+  (:func:`image_to_tensor`);
+- music: float32 ``[N, 193, 87]`` (or the float16 ``[N, 257, 87]`` log-spectrogram for L3-Net)
+  standardised per feature row with TRAINING-split statistics (:class:`RowStandardiser`), which
+  a run keeps in its checkpoint so that a trained model reads new clips the same way.
+
+Both datasets accept a list of indices in ``__getitem__`` and return a whole batch (use them
+with ``DataLoader(ds, sampler=BatchSampler(...), batch_size=None)``): one fancy-indexing read
+of the memory map per batch instead of one per item.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+MUSIC_ARRAYS = ("music_features", "log_spectrogram")
+
+
+def open_folder(folder):
+    """A DatasetFolder from a path (``dataset.open_dataset``) or one already opened."""
+    if isinstance(folder, (str, Path)):
+        from .dataset import open_dataset
+        from .paths import resolve
+
+        return open_dataset(resolve(folder))
+    return folder
+
+
+def image_to_tensor(images: np.ndarray | torch.Tensor, size: int | None = None) -> torch.Tensor:
+    """uint8 ``[B, S, S, 3]`` -> float ``[B, 3, size, size]``, ImageNet-normalised.
+
+    When ``size`` differs from the cached S the batch is resized (bilinear, antialiased).
+    """
+    x = torch.as_tensor(np.asarray(images))
+    if x.dtype != torch.uint8 or x.ndim != 4 or x.shape[-1] != 3:
+        raise ValueError(f"image_to_tensor expects uint8 [B, S, S, 3], got {x.dtype} "
+                         f"{list(x.shape)}")
+    x = x.permute(0, 3, 1, 2).float().div_(255.0)
+    if size is not None and x.shape[-1] != size:
+        x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True,
+                          align_corners=False)
+    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    return (x - mean) / std
+
+
+class RowStandardiser:
+    """Standardise a ``[B, R, T]`` matrix per row r with a mean and std over training clips and
+    frames (statistics of the training split only, so nothing leaks from val or test)."""
+
+    def __init__(self, mean: np.ndarray, std: np.ndarray):
+        self.mean = np.asarray(mean, dtype=np.float32)
+        self.std = np.asarray(std, dtype=np.float32)
+
+    @classmethod
+    def fit(cls, array: np.ndarray, rows: np.ndarray, chunk: int = 1024) -> "RowStandardiser":
+        """Mean and std of each feature row over ``array[rows]`` (chunked, float64 sums)."""
+        rows = np.sort(np.asarray(rows))
+        if len(rows) == 0:
+            raise ValueError("cannot fit music statistics: the training split has no clips")
+        total = np.zeros(array.shape[1]); total_sq = np.zeros(array.shape[1]); n = 0
+        for start in range(0, len(rows), chunk):
+            block = np.asarray(array[rows[start:start + chunk]], dtype=np.float64)
+            total += block.sum(axis=(0, 2)); total_sq += (block ** 2).sum(axis=(0, 2))
+            n += block.shape[0] * block.shape[2]
+        mean = total / n
+        std = np.sqrt(np.maximum(total_sq / n - mean ** 2, 0.0))
+        # A constant row (e.g. silence in a band) would divide by zero; leave it centred only.
+        return cls(mean, np.where(std > 1e-6, std, 1.0))
+
+    def __call__(self, batch: np.ndarray) -> torch.Tensor:
+        x = np.asarray(batch, dtype=np.float32)
+        return torch.from_numpy((x - self.mean[:, None]) / self.std[:, None])
+
+    def state_dict(self) -> dict:
+        return {"mean": torch.from_numpy(self.mean.copy()), "std": torch.from_numpy(self.std.copy())}
+
+    @classmethod
+    def from_state_dict(cls, state: dict) -> "RowStandardiser":
+        return cls(np.asarray(state["mean"]), np.asarray(state["std"]))
+
+
+def _items(folder, modality: str, split: str | None = None):
+    items = folder.items
+    sel = items[items["modality"] == modality]
+    if split is not None:
+        sel = sel[sel["split"] == split]
+    return sel
+
+
+def fit_music_standardiser(folder, music_input: str = "music_features") -> RowStandardiser:
+    """Training-split statistics of the music cache ``music_input``."""
+    folder = open_folder(folder)
+    rows = _items(folder, "music", "train")["row"].to_numpy(dtype=np.int64)
+    return RowStandardiser.fit(folder.array(music_input), rows)
+
+
+class PairDataset(torch.utils.data.Dataset):
+    """The image-music pairs of one split, with everything the losses read.
+
+    An item (or a batch, for a list of indices) is a dict with ``images [B,3,S,S]``,
+    ``music [B,R,T]``, ``score [B]``, ``y_img [B,2]``, ``y_mus [B,2]``, ``music_idx [B]`` and
+    ``image_idx [B]`` (cache rows, so equal indices mean the same item).
+    """
+
+    def __init__(self, folder, split: str, standardiser: RowStandardiser | None = None,
+                 music_input: str = "music_features", image_size: int | None = None):
+        if music_input not in MUSIC_ARRAYS:
+            raise ValueError(f"music_input must be one of {MUSIC_ARRAYS}, got {music_input!r}")
+        self.folder = open_folder(folder)
+        self.split, self.music_input, self.image_size = split, music_input, image_size
+        self.standardiser = standardiser or fit_music_standardiser(self.folder, music_input)
+        self.images = self.folder.array("images")
+        self.music = self.folder.array(music_input)
+        pairs = self.folder.pairs(split)
+        self.pairs = pairs.reset_index(drop=True)
+        img = _items(self.folder, "image").set_index("id")
+        mus = _items(self.folder, "music").set_index("id")
+        for ids, table, what in ((pairs["image_id"], img, "image"), (pairs["music_id"], mus, "music")):
+            missing = ~ids.astype(str).isin(table.index.astype(str))
+            if missing.any():
+                row = int(np.flatnonzero(missing.to_numpy())[0])
+                raise ValueError(
+                    f"pairs_{split}.txt line {row + 1}: {what} id {ids.iloc[row]!r} is not in "
+                    f"items.csv; rebuild the dataset folder so pairs and items agree")
+        img.index = img.index.astype(str); mus.index = mus.index.astype(str)
+        img_rows = img.loc[pairs["image_id"].astype(str)]
+        mus_rows = mus.loc[pairs["music_id"].astype(str)]
+        self.image_row = img_rows["row"].to_numpy(np.int64)
+        self.music_row = mus_rows["row"].to_numpy(np.int64)
+        self.score = torch.tensor(pairs["score"].to_numpy(np.float32))
+        self.y_img = torch.tensor(img_rows[["valence", "arousal"]].to_numpy(np.float32))
+        self.y_mus = torch.tensor(mus_rows[["valence", "arousal"]].to_numpy(np.float32))
+
+    def __len__(self) -> int:
+        return len(self.score)
+
+    def __getitem__(self, index: int | Sequence[int]) -> dict:
+        single = np.isscalar(index)
+        idx = np.atleast_1d(np.asarray(index, dtype=np.int64))
+        batch = {
+            "images": image_to_tensor(self.images[self.image_row[idx]], self.image_size),
+            "music": self.standardiser(self.music[self.music_row[idx]]),
+            "score": self.score[idx], "y_img": self.y_img[idx], "y_mus": self.y_mus[idx],
+            "music_idx": torch.from_numpy(self.music_row[idx]),
+            "image_idx": torch.from_numpy(self.image_row[idx]),
+        }
+        return {k: v[0] for k, v in batch.items()} if single else batch
+
+
+class ItemDataset(torch.utils.data.Dataset):
+    """The single items of one modality (and split, or all), for evaluation and embeddings.
+
+    A batch is ``x`` (the model input), ``y [B, 2]`` (VA labels) and ``row [B]``; ``ids`` lists
+    the item ids in dataset order.
+    """
+
+    def __init__(self, folder, modality: str, split: str | None = None,
+                 standardiser: RowStandardiser | None = None,
+                 music_input: str = "music_features", image_size: int | None = None):
+        if modality not in ("image", "music"):
+            raise ValueError(f"modality must be 'image' or 'music', got {modality!r}")
+        self.folder = open_folder(folder)
+        self.modality, self.image_size = modality, image_size
+        table = _items(self.folder, modality, split).sort_values("row")
+        self.ids = table["id"].astype(str).tolist()
+        self.rows = table["row"].to_numpy(np.int64)
+        self.y = torch.tensor(table[["valence", "arousal"]].to_numpy(np.float32))
+        if modality == "image":
+            self.array = self.folder.array("images")
+        else:
+            self.array = self.folder.array(music_input)
+            self.standardiser = standardiser or fit_music_standardiser(self.folder, music_input)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index: int | Sequence[int]) -> dict:
+        single = np.isscalar(index)
+        idx = np.atleast_1d(np.asarray(index, dtype=np.int64))
+        raw = self.array[self.rows[idx]]
+        x = image_to_tensor(raw, self.image_size) if self.modality == "image" else self.standardiser(raw)
+        batch = {"x": x, "y": self.y[idx], "row": torch.from_numpy(self.rows[idx])}
+        return {k: v[0] for k, v in batch.items()} if single else batch
+
+    def batches(self, batch_size: int):
+        """Consecutive batches in dataset order (evaluation needs no shuffling)."""
+        for start in range(0, len(self), batch_size):
+            yield self[list(range(start, min(start + batch_size, len(self))))]

@@ -1,0 +1,489 @@
+"""Training, checkpoint and resume, evaluation and the run folder (docs/ARCHITECTURE.md).
+
+One call of :func:`train_run` trains one model variant with one seed into one run folder
+``runs/<config>/<variant>-s<seed>/``:
+
+- SGD with momentum, learning rate multiplied by ``lr_gamma`` every ``lr_step`` epochs
+  (paper section 6.1.3: batch 128, lr 1e-3 x0.1 every 10 epochs);
+- model selection on the validation split: the epoch with the lowest validation ``sim_mse``
+  is kept as ``best.pt``; the test metrics come from that model;
+- a checkpoint after EVERY epoch, written atomically with all RNG states (torch, numpy, python,
+  the batch sampler's generator and the loss's generator), so a run killed at any point and
+  started again with the same command resumes and ends with the same metrics (bit for bit on
+  the CPU);
+- a run folder is never overwritten: the same parameters resume (or return the finished
+  metrics), different parameters are an error that names the differing keys.
+
+CLI: ``python -m cdcml_lib.train --config NAME --variant VARIANT --seed S [--run-dir D]``.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .data import ItemDataset, PairDataset, RowStandardiser, fit_music_standardiser, image_to_tensor, open_folder
+from .losses import build_loss, similarity_mse_loss
+from .metrics import all_metrics
+from .nets import build_model, music_input
+from .paths import repo_root, resolve
+
+# Keys every train parameter set has (params/<config>.yaml, section train, + a variant file).
+REQUIRED_KEYS = ("data_dir", "run_dir", "model", "seed", "epochs", "batch_size", "lr", "lr_step",
+                 "lr_gamma", "momentum", "weight_decay", "image_backbone", "music_backbone",
+                 "image_size", "embed_dim", "pretrained", "device", "num_workers")
+OPTIONAL_KEYS = ("num_threads", "w_sim_mse", "w_cfr", "w_cfm", "w_va_mse", "w_sfr", "label_distance",
+                 "triplets", "distance_power", "epsilon", "margin", "nce_temperature",
+                 "nce_target_temperature")
+# Keys that change how fast a run goes, never its result: they may differ when a run resumes.
+OPERATIONAL_KEYS = ("num_workers", "num_threads")
+EVAL_BATCH = 256
+
+
+class RunFolderError(RuntimeError):
+    """A run folder that cannot be used for these parameters."""
+
+
+# --------------------------------------------------------------------------------------------
+# Small helpers: parameters, devices, files
+# --------------------------------------------------------------------------------------------
+def check_train_params(params: dict) -> dict:
+    """Every required key present and no unknown key (a typo would otherwise be ignored)."""
+    missing = [k for k in REQUIRED_KEYS if k not in params]
+    if missing:
+        raise KeyError(f"train parameters lack {missing}; copy them from the train section of "
+                       f"params/default.yaml")
+    unknown = sorted(set(params) - set(REQUIRED_KEYS) - set(OPTIONAL_KEYS))
+    if unknown:
+        raise KeyError(f"unknown train parameter(s) {unknown}; allowed: "
+                       f"{sorted(REQUIRED_KEYS + OPTIONAL_KEYS)}")
+    return dict(params)
+
+
+def pick_device(name: str) -> torch.device:
+    """``auto`` -> CUDA when present, else CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"device {name!r} asked for, but torch sees no CUDA GPU; "
+                           f"set device: auto or cpu")
+    return torch.device(name)
+
+
+def set_determinism(seed: int, num_threads: int) -> None:
+    """Seed every RNG, use deterministic kernels where torch has them, fix the thread count."""
+    random.seed(seed); np.random.seed(seed); torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.benchmark = False
+    threads = num_threads or int(os.environ.get("CDCML_NUM_THREADS", "0") or 0)
+    if threads > 0:
+        torch.set_num_threads(threads)
+
+
+def atomic_save(obj, path: Path) -> None:
+    """torch.save to a temporary name, then rename: a file with the final name is complete."""
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=repo_root(),
+                              capture_output=True, text=True, timeout=10).stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def rng_states(sampler_gen: torch.Generator, loss_gen: torch.Generator) -> dict:
+    states = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
+              "python": random.getstate(), "sampler": sampler_gen.get_state(),
+              "loss": loss_gen.get_state()}
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def restore_rng_states(states: dict, sampler_gen: torch.Generator, loss_gen: torch.Generator) -> None:
+    torch.set_rng_state(states["torch"]); np.random.set_state(states["numpy"])
+    random.setstate(states["python"]); sampler_gen.set_state(states["sampler"])
+    loss_gen.set_state(states["loss"])
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def _jsonable(params: dict) -> dict:
+    return json.loads(json.dumps(params))
+
+
+def prepare_run_dir(run_dir: Path, params: dict) -> str:
+    """``new``, ``resume`` or ``finished``; an error when the folder belongs to other parameters."""
+    if not run_dir.exists() or not any(run_dir.iterdir()):
+        return "new"
+    saved_path = run_dir / "params.json"
+    if not saved_path.is_file():
+        raise RunFolderError(f"{run_dir} exists and is not a run folder (no params.json); "
+                             f"pick a new run_dir or delete the folder")
+    saved = json.loads(saved_path.read_text())
+    mine = _jsonable(params)
+    differ = sorted(k for k in set(saved) | set(mine)
+                    if k not in OPERATIONAL_KEYS and saved.get(k, "<absent>") != mine.get(k, "<absent>"))
+    if differ:
+        detail = ", ".join(f"{k}: {saved.get(k, '<absent>')!r} -> {mine.get(k, '<absent>')!r}"
+                           for k in differ)
+        raise RunFolderError(f"{run_dir} holds a run with other parameters ({detail}); a run is "
+                             f"never overwritten: pick a new run_dir or delete the folder")
+    return "finished" if (run_dir / "metrics.json").is_file() else "resume"
+
+
+def progress_enabled() -> bool:
+    """Progress bars in a terminal or a Jupyter kernel, never in CI."""
+    if os.environ.get("CI"):
+        return False
+    return sys.stderr.isatty() or "ipykernel" in sys.modules
+
+
+# --------------------------------------------------------------------------------------------
+# Evaluation
+# --------------------------------------------------------------------------------------------
+@torch.no_grad()
+def embed_items(model, items: ItemDataset, device, autocast) -> tuple[np.ndarray, np.ndarray]:
+    """Embeddings [N, D] and predicted VA [N, 2] of every item of an ItemDataset."""
+    embed = model.embed_image if items.modality == "image" else model.embed_music
+    feats, vas = [], []
+    for batch in items.batches(EVAL_BATCH):
+        with autocast():
+            f = embed(batch["x"].to(device))
+            va = model.predict_va(f, items.modality)
+        feats.append(f.float().cpu()); vas.append(va.float().cpu())
+    return torch.cat(feats).numpy(), torch.cat(vas).numpy()
+
+
+@torch.no_grad()
+def pair_scores(model, f_img: np.ndarray, f_mus: np.ndarray, device, autocast) -> np.ndarray:
+    """s_hat for each (f_img[k], f_mus[k]) row pair."""
+    out = []
+    for start in range(0, len(f_img), 4 * EVAL_BATCH):
+        a = torch.from_numpy(f_img[start:start + 4 * EVAL_BATCH]).to(device)
+        b = torch.from_numpy(f_mus[start:start + 4 * EVAL_BATCH]).to(device)
+        with autocast():
+            out.append(model.similarity(a, b).float().cpu())
+    return torch.cat(out).numpy() if out else np.zeros(0, np.float32)
+
+
+@dataclass
+class Evaluation:
+    metrics: dict
+    predictions: pd.DataFrame     # music_id, image_id, score, pred
+    items: dict                   # per modality: ids, y, f, va
+
+
+def evaluate(model, folder, split: str, standardiser: RowStandardiser, params: dict,
+             device, autocast) -> Evaluation:
+    """all_metrics of ``model`` on one split: pair scores and the VA of every item of the split."""
+    model.eval()
+    items = {}
+    for modality in ("image", "music"):
+        ds = ItemDataset(folder, modality, split, standardiser, music_input(params["model"]),
+                         int(params["image_size"]))
+        f, va = embed_items(model, ds, device, autocast)
+        items[modality] = {"ids": np.asarray(ds.ids), "y": ds.y.numpy(), "f": f, "va": va}
+    pairs = folder.pairs(split)
+    pos_img = {i: k for k, i in enumerate(items["image"]["ids"])}
+    pos_mus = {i: k for k, i in enumerate(items["music"]["ids"])}
+    ki = np.array([pos_img[str(i)] for i in pairs["image_id"]], dtype=np.int64)
+    km = np.array([pos_mus[str(i)] for i in pairs["music_id"]], dtype=np.int64)
+    pred = pair_scores(model, items["image"]["f"][ki], items["music"]["f"][km], device, autocast)
+    predictions = pd.DataFrame({"music_id": pairs["music_id"].astype(str).to_numpy(),
+                                "image_id": pairs["image_id"].astype(str).to_numpy(),
+                                "score": pairs["score"].to_numpy(float), "pred": pred.astype(float)})
+    metrics = all_metrics(music_ids=predictions["music_id"].to_numpy(),
+                          score=predictions["score"].to_numpy(), pred=predictions["pred"].to_numpy(),
+                          y_img=items["image"]["y"], va_img_pred=items["image"]["va"],
+                          y_mus=items["music"]["y"], va_mus_pred=items["music"]["va"])
+    return Evaluation({k: float(v) for k, v in metrics.items()}, predictions, items)
+
+
+# --------------------------------------------------------------------------------------------
+# One epoch
+# --------------------------------------------------------------------------------------------
+def calibration_loss(params: dict, out: dict, batch: dict):
+    """The contrastive baseline's s_hat calibration: Eq. 6 on sigmoid(a cos + b), whose cosine is
+    detached in the model, so it fits a and b only (InfoNCE alone shapes the embedding)."""
+    return float(params.get("w_sim_mse", 1.0)) * similarity_mse_loss(out["s_hat"], batch["score"])
+
+
+def train_epoch(model, loader, loss_fn, optimiser, scaler, params, device, autocast, loss_gen,
+                channels_last: bool) -> dict:
+    """One pass over the training pairs; the mean of each loss term, weighted by batch size."""
+    model.train()
+    sums: dict[str, float] = {}
+    n_total = 0
+    for batch in loader:
+        batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+        images = batch["images"]
+        if channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        with autocast():
+            out = model(images, batch["music"])
+        out = {k: v.float() for k, v in out.items()}  # the losses take logs: keep them in fp32
+        total, terms = loss_fn(out, batch, generator=loss_gen)
+        if params["model"] == "contrastive" and params.get("w_sim_mse", 1.0):
+            calib = calibration_loss(params, out, batch)
+            total = total + calib
+            terms = {**terms, "sim_mse": calib.detach()}
+        optimiser.zero_grad(set_to_none=True)
+        scaler.scale(total).backward()
+        scaler.step(optimiser)
+        scaler.update()
+        b = len(batch["score"])
+        n_total += b
+        for k, v in {"total": total.detach(), **terms}.items():
+            sums[k] = sums.get(k, 0.0) + float(v) * b
+    return {k: v / max(n_total, 1) for k, v in sums.items()}
+
+
+# --------------------------------------------------------------------------------------------
+# The run
+# --------------------------------------------------------------------------------------------
+def train_run(params: dict, stop_after_epochs: int | None = None, progress: bool | None = None):
+    """Train one run into ``params['run_dir']`` and return its ``metrics.json`` content.
+
+    ``stop_after_epochs`` stops (as a kill would) once that many epochs are done in total and
+    returns None; calling again with the same params resumes. ``progress`` shows a tqdm bar
+    (default: in a terminal or notebook, never in CI).
+    """
+    params = check_train_params(params)
+    run_dir = resolve(params["run_dir"])
+    state = prepare_run_dir(run_dir, params)
+    if state == "finished":
+        return json.loads((run_dir / "metrics.json").read_text())
+    run_dir.mkdir(parents=True, exist_ok=True)
+    t_start = time.time()
+
+    seed = int(params["seed"])
+    set_determinism(seed, int(params.get("num_threads", 0) or 0))
+    device = pick_device(str(params["device"]))
+    cuda = device.type == "cuda"
+    autocast = (lambda: torch.autocast("cuda", dtype=torch.float16)) if cuda else \
+        (lambda: torch.autocast("cpu", enabled=False))
+
+    folder = open_folder(params["data_dir"])
+    sigma = float(folder.stats["sigma"])
+    model = build_model(params, sigma).to(device)
+    if cuda:
+        model = model.to(memory_format=torch.channels_last)
+    loss_fn = build_loss(params, sigma)
+    m_input = music_input(params["model"])
+    standardiser = fit_music_standardiser(folder, m_input)
+    train_set = PairDataset(folder, "train", standardiser, m_input, int(params["image_size"]))
+    if len(train_set) < 2:
+        raise ValueError(f"{params['data_dir']}: pairs_train.txt has {len(train_set)} pairs; "
+                         f"training needs at least 2")
+
+    sampler_gen = torch.Generator().manual_seed(seed)
+    loss_gen = torch.Generator().manual_seed(seed + 1)
+    batch_size = int(params["batch_size"])
+    # A last batch of one pair would break BatchNorm: drop it only then.
+    batches = torch.utils.data.BatchSampler(
+        torch.utils.data.RandomSampler(train_set, generator=sampler_gen), batch_size,
+        drop_last=len(train_set) % batch_size == 1)
+    workers = int(params["num_workers"])
+    loader = torch.utils.data.DataLoader(train_set, sampler=batches, batch_size=None,
+                                         num_workers=workers, pin_memory=cuda,
+                                         persistent_workers=workers > 0)
+
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimiser = torch.optim.SGD(trainable, lr=float(params["lr"]), momentum=float(params["momentum"]),
+                                weight_decay=float(params["weight_decay"]))
+    scheduler = torch.optim.lr_scheduler.StepLR(optimiser, step_size=int(params["lr_step"]),
+                                                gamma=float(params["lr_gamma"]))
+    scaler = torch.amp.GradScaler("cuda", enabled=cuda)
+
+    ckpt_path = run_dir / "checkpoint.pt"
+    run_info = {"status": "running", "commit": git_commit(), "device": str(device),
+                "device_name": torch.cuda.get_device_name(device) if cuda else "cpu",
+                "torch": torch.__version__, "threads": torch.get_num_threads(),
+                "start": time.strftime("%Y-%m-%dT%H:%M:%S"), "end": None, "wall_s": 0.0,
+                "epochs_done": 0, **getattr(model, "notes", {})}
+    curves: list[dict] = []
+    best = {"epoch": 0, "sim_mse": float("inf"), "val": {}}
+    start_epoch = 0
+    if state == "resume" and ckpt_path.is_file():
+        ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
+        model.load_state_dict(ckpt["model"]); optimiser.load_state_dict(ckpt["optimiser"])
+        scheduler.load_state_dict(ckpt["scheduler"]); scaler.load_state_dict(ckpt["scaler"])
+        restore_rng_states(ckpt["rng"], sampler_gen, loss_gen)
+        curves, best, start_epoch = ckpt["curves"], ckpt["best"], int(ckpt["epoch"])
+        run_info = {**ckpt["run_info"], "resumed": ckpt["run_info"].get("resumed", 0) + 1}
+    else:
+        atomic_write_text(run_dir / "params.json", json.dumps(_jsonable(params), indent=2))
+    atomic_write_text(run_dir / "run.json", json.dumps(run_info, indent=2))
+    wall_before = float(run_info["wall_s"])
+
+    epochs = int(params["epochs"])
+    show = progress_enabled() if progress is None else progress
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=epochs, initial=start_epoch, desc=run_dir.name, disable=not show, unit="epoch")
+    for epoch in range(start_epoch, epochs):
+        lr = optimiser.param_groups[0]["lr"]
+        losses = train_epoch(model, loader, loss_fn, optimiser, scaler, params, device, autocast,
+                             loss_gen, channels_last=cuda)
+        scheduler.step()
+        val = evaluate(model, folder, "val", standardiser, params, device, autocast).metrics
+        row = {"epoch": epoch + 1, "lr": lr, **{f"loss_{k}": v for k, v in losses.items()},
+               **{f"val_{k}": v for k, v in val.items()}}
+        curves.append(row)
+        if val["sim_mse"] < best["sim_mse"]:
+            best = {"epoch": epoch + 1, "sim_mse": val["sim_mse"], "val": val}
+            atomic_save({"model": model.state_dict(), "standardiser": standardiser.state_dict(),
+                         "sigma": sigma, "epoch": epoch + 1, "params": _jsonable(params)},
+                        run_dir / "best.pt")
+        run_info.update(epochs_done=epoch + 1, wall_s=wall_before + time.time() - t_start)
+        atomic_save({"model": model.state_dict(), "optimiser": optimiser.state_dict(),
+                     "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
+                     "rng": rng_states(sampler_gen, loss_gen), "epoch": epoch + 1,
+                     "curves": curves, "best": best, "run_info": run_info}, ckpt_path)
+        write_curves(run_dir / "curves.csv", curves)
+        atomic_write_text(run_dir / "run.json", json.dumps(run_info, indent=2))
+        bar.update(1)
+        bar.set_postfix(loss=f"{losses['total']:.4f}", val_sim_mse=f"{val['sim_mse']:.4f}")
+        if stop_after_epochs is not None and epoch + 1 >= stop_after_epochs and epoch + 1 < epochs:
+            bar.close()
+            return None
+    bar.close()
+    return finish_run(run_dir, model, folder, standardiser, params, device, autocast, best,
+                      run_info, wall_before, t_start)
+
+
+def write_curves(path: Path, curves: list[dict]) -> None:
+    columns: list[str] = []
+    for row in curves:
+        columns += [k for k in row if k not in columns]
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=columns)
+        writer.writeheader(); writer.writerows(curves)
+    os.replace(tmp, path)
+
+
+def finish_run(run_dir, model, folder, standardiser, params, device, autocast, best, run_info,
+               wall_before, t_start) -> dict:
+    """Test the best model; write predictions, embeddings, run.json and metrics.json LAST."""
+    if not (run_dir / "best.pt").is_file():
+        raise RuntimeError(f"{run_dir}: no best.pt (validation sim_mse was never finite); "
+                           f"check the data and the learning rate")
+    state = torch.load(run_dir / "best.pt", map_location=device, weights_only=False)
+    model.load_state_dict(state["model"])
+    test = evaluate(model, folder, "test", standardiser, params, device, autocast)
+    test.predictions.to_csv(run_dir / "predictions_test.csv", index=False)
+    img, mus = test.items["image"], test.items["music"]
+    tmp = run_dir / "embeddings_test.tmp.npz"
+    np.savez(tmp, ids=np.concatenate([img["ids"], mus["ids"]]),
+             modality=np.array(["image"] * len(img["ids"]) + ["music"] * len(mus["ids"])),
+             valence=np.concatenate([img["y"][:, 0], mus["y"][:, 0]]),
+             arousal=np.concatenate([img["y"][:, 1], mus["y"][:, 1]]),
+             pred_valence=np.concatenate([img["va"][:, 0], mus["va"][:, 0]]),
+             pred_arousal=np.concatenate([img["va"][:, 1], mus["va"][:, 1]]),
+             embedding=np.concatenate([img["f"], mus["f"]]).astype(np.float32))
+    os.replace(tmp, run_dir / "embeddings_test.npz")
+    run_info.update(status="finished", end=time.strftime("%Y-%m-%dT%H:%M:%S"),
+                    wall_s=wall_before + time.time() - t_start)
+    atomic_write_text(run_dir / "run.json", json.dumps(run_info, indent=2))
+    metrics = {"schema": 1, "best_epoch": int(best["epoch"]), "val": best["val"], "test": test.metrics}
+    atomic_write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2))
+    return metrics
+
+
+# --------------------------------------------------------------------------------------------
+# A trained run
+# --------------------------------------------------------------------------------------------
+class TrainedModel:
+    """The best model of a finished run, for encoding new inputs (numpy in, numpy out)."""
+
+    def __init__(self, params: dict, model, standardiser: RowStandardiser, device):
+        self.params, self.model, self.standardiser, self.device = params, model.eval(), standardiser, device
+
+    @torch.no_grad()
+    def _batched(self, fn, x: torch.Tensor) -> np.ndarray:
+        out = [fn(x[i:i + EVAL_BATCH].to(self.device)).float().cpu()
+               for i in range(0, len(x), EVAL_BATCH)]
+        return torch.cat(out).numpy() if out else np.zeros((0,), np.float32)
+
+    def encode_images(self, images: np.ndarray) -> np.ndarray:
+        """uint8 [N, S, S, 3] -> embeddings [N, D]."""
+        return self._batched(self.model.embed_image, image_to_tensor(images, int(self.params["image_size"])))
+
+    def encode_music(self, features: np.ndarray) -> np.ndarray:
+        """float32 [N, 193, 87] features (raw, as in the cache; L3-Net: [N, 257, 87]
+        log-spectrogram) -> embeddings [N, D]; standardised with the run's training statistics."""
+        return self._batched(self.model.embed_music, self.standardiser(features))
+
+    @torch.no_grad()
+    def similarity(self, f_img: np.ndarray, f_mus: np.ndarray) -> np.ndarray:
+        """s_hat [N] of the row pairs (f_img[k], f_mus[k])."""
+        a, b = torch.as_tensor(np.asarray(f_img, np.float32)), torch.as_tensor(np.asarray(f_mus, np.float32))
+        return torch.cat([self.model.similarity(a[i:i + EVAL_BATCH].to(self.device),
+                                                b[i:i + EVAL_BATCH].to(self.device)).float().cpu()
+                          for i in range(0, len(a), EVAL_BATCH)]).numpy()
+
+    def predict_va(self, f: np.ndarray, modality: str | None = None) -> np.ndarray:
+        """Predicted (valence, arousal) [N, 2]; ``modality`` is needed by models with one VA
+        predictor per modality (SP-Net, L3-Net, ACP-Net)."""
+        x = torch.as_tensor(np.asarray(f, np.float32))
+        return self._batched(lambda t: self.model.predict_va(t, modality), x)
+
+
+def load_trained(run_dir, device: str = "cpu") -> TrainedModel:
+    """The best model of a finished run folder, in eval mode."""
+    run_dir = resolve(run_dir)
+    if not (run_dir / "best.pt").is_file():
+        raise FileNotFoundError(f"{run_dir}: no best.pt; train the run first "
+                                f"(python -m cdcml_lib.train ... or notebooks/02_train)")
+    state = torch.load(run_dir / "best.pt", map_location=device, weights_only=False)
+    params = json.loads((run_dir / "params.json").read_text())
+    model = build_model(params, state["sigma"])
+    model.load_state_dict(state["model"])
+    model.to(device)
+    return TrainedModel(params, model, RowStandardiser.from_state_dict(state["standardiser"]),
+                        torch.device(device))
+
+
+# --------------------------------------------------------------------------------------------
+def main(argv: list[str] | None = None) -> int:
+    from .params import train_params
+
+    parser = argparse.ArgumentParser(prog="python -m cdcml_lib.train", description=__doc__.split("\n")[0])
+    parser.add_argument("--config", required=True, help="params/<config>.yaml (its train section)")
+    parser.add_argument("--variant", required=True, help="params/variants/<variant>.yaml")
+    parser.add_argument("--seed", type=int, required=True)
+    parser.add_argument("--run-dir", default=None, help="default runs/<config>/<variant>-s<seed>")
+    args = parser.parse_args(argv)
+    params = train_params(args.config, args.variant, args.seed, args.run_dir)
+    metrics = train_run(params)
+    test = metrics["test"]
+    print(f"{params['run_dir']}: best epoch {metrics['best_epoch']}; test "
+          + ", ".join(f"{k} {test[k]:.4f}" for k in ("sim_mse", "sim_mae", "img_v_mse", "mus_v_mse")))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
