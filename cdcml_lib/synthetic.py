@@ -192,7 +192,8 @@ def draw_image(design: ImageDesign, size: int, noise_rng: np.random.Generator) -
         c0, c1 = max(int((cx - r) * size) - 1, 0), min(int((cx + r) * size) + 2, size)
         dx = x[r0:r1, c0:c1] - cx
         dy = (y[r0:r1, c0:c1] - cy) / sh["aspect"][k]
-        frac = np.mod((np.arctan2(dy, dx) + sh["rotation"][k]) * (sh["vertices"][k] / (2 * np.pi)), 1)
+        turns = (np.arctan2(dy, dx) + sh["rotation"][k]) / (2 * np.pi)
+        frac = np.mod(turns * sh["vertices"][k], 1)
         mid_edge = 1.0 - np.abs(2 * frac - 1)  # 0 at a vertex, 1 mid-edge
         boundary = r * (1.0 - sh["depth"][k] * mid_edge)
         alpha = np.clip((boundary - np.hypot(dx, dy)) * size + 0.5, 0, 1)[..., None]
@@ -317,7 +318,8 @@ def _envelope(n: int, attack_s: float, decay_s: float) -> np.ndarray:
     """Attack ramp, exponential decay and an 8 ms release, over one note of n samples."""
     tau = np.arange(n, dtype=np.float32) / SAMPLE_RATE
     env = np.minimum(tau / attack_s, 1.0) * np.exp(-tau / decay_s)
-    return (env * np.minimum((n - 1 - np.arange(n)) / (0.008 * SAMPLE_RATE), 1.0)).astype(np.float32)
+    release = np.minimum((n - 1 - np.arange(n)) / (0.008 * SAMPLE_RATE), 1.0)
+    return (env * release).astype(np.float32)
 
 
 def _voice(pitches: np.ndarray, note_n: int, offset_n: int, table: np.ndarray,
@@ -358,7 +360,8 @@ def draw_clip(design: ClipDesign, style: SongStyle, noise_rng: np.random.Generat
         # Noise bursts on every beat: onset rate follows tempo; level follows density.
         beat_n = design.notes_per_beat * note_n
         burst = np.exp(-np.arange(beat_n) / (0.03 * SAMPLE_RATE)).astype(np.float32)
-        burst = np.tile(burst, -(-(CLIP_SAMPLES + offset_n) // beat_n))[offset_n: offset_n + CLIP_SAMPLES]
+        burst = np.tile(burst, -(-(CLIP_SAMPLES + offset_n) // beat_n))
+        burst = burst[offset_n: offset_n + CLIP_SAMPLES]
         hiss = np.diff(noise_rng.standard_normal(CLIP_SAMPLES + 1, dtype=np.float32))
         out += style.percussion * (0.3 + 0.7 * design.cues["density"]) * burst * hiss
     out += noise_rng.normal(0, 1e-3, CLIP_SAMPLES).astype(np.float32)
@@ -380,7 +383,13 @@ class EmbeddedCorpus:
     """The embedded benchmark: labels in memory, pixels and audio rendered on demand.
 
     Render any subset in any order with ``render_images(idx, size)`` and ``render_clips(idx)``;
-    the result of an item depends only on (seed, item), never on the batch.
+    the result of an item depends only on (seed, item), never on the batch, so large corpora
+    render in chunks or in parallel processes.
+
+    ``*_va`` are the (noisy) labels, ``*_cue_va`` the VA the cues encode; ``clip_ids`` are
+    ``"<song>-<k>"`` (IMEMNet's style) with k = ``clip_index``. The last three fields are the
+    cue that conflicts per item (an index into IMAGE_CUES / MUSIC_CUES, -1 for none) and each
+    clip's song as an integer; they default to "no conflict" and to ``clip_song``.
     """
 
     image_ids: list[str]
@@ -397,18 +406,28 @@ class EmbeddedCorpus:
     clip_conflict: np.ndarray = field(default_factory=lambda: np.zeros(0, int))
     clip_song_index: np.ndarray = field(default_factory=lambda: np.zeros(0, int))
 
+    def __post_init__(self) -> None:
+        if len(self.image_conflict) == 0:
+            self.image_conflict = np.full(len(self.image_ids), -1)
+        if len(self.clip_conflict) == 0:
+            self.clip_conflict = np.full(len(self.clip_ids), -1)
+        if len(self.clip_song_index) == 0:
+            position = {s: i for i, s in enumerate(self.song_ids)}
+            self.clip_song_index = np.array([position[s] for s in self.clip_song], dtype=int)
+
     def image_design(self, i: int) -> ImageDesign:
         """The scene drawn for image i (its cues, colours and shapes)."""
         return design_image(self.image_cue_va[i], int(self.image_conflict[i]), self.seed, i)
 
     def song_style(self, song: int) -> SongStyle:
+        """Key, instrument and habits shared by the clips of song number ``song``."""
         return song_style(self.seed, song)
 
     def clip_design(self, j: int) -> ClipDesign:
         """The notes and cue settings drawn for clip j."""
         s, k = int(self.clip_song_index[j]), int(self.clip_index[j])
-        return design_clip(self.clip_cue_va[j], int(self.clip_conflict[j]), song_style(self.seed, s),
-                           self.seed, s, k)
+        return design_clip(self.clip_cue_va[j], int(self.clip_conflict[j]),
+                           song_style(self.seed, s), self.seed, s, k)
 
     def render_images(self, idx, size: int) -> np.ndarray:
         """uint8 [len(idx), size, size, 3]."""
@@ -540,7 +559,8 @@ def audio_statistics(clips: np.ndarray) -> np.ndarray:
     return np.stack([f(s, axis=1) for s in stats for f in (np.mean, np.std)], axis=1)
 
 
-def downsampled_spectrogram(clips: np.ndarray, n_bands: int = 24, n_segments: int = 8) -> np.ndarray:
+def downsampled_spectrogram(clips: np.ndarray, n_bands: int = 24,
+                            n_segments: int = 8) -> np.ndarray:
     """Log band energies: 1,024-sample frames, n_bands log-spaced bands (60 Hz - 11 kHz),
     averaged into n_segments time segments; flattened to [n_clips, n_bands * n_segments]."""
     frames = clips[:, : (CLIP_SAMPLES // 1024) * 1024].reshape(len(clips), -1, 1024)

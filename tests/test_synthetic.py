@@ -110,11 +110,13 @@ def test_clips_of_a_song_share_key_and_instrument(corpus):
     for s in (0, 1):
         designs = [corpus.clip_design(j) for j in np.flatnonzero(corpus.clip_song_index == s)]
         tonic = corpus.song_style(s).tonic
-        for d in designs:  # every chord root lies in the song's key
-            scale = syn._MAJOR if d.major else syn._MINOR
-            assert set((d.chord_midi[:, 0] - tonic) % 12) <= set(scale)
-    assert corpus.song_style(0) is not None
-    assert corpus.song_style(0).tonic == syn.song_style(corpus.seed, 0).tonic
+        for d in designs:  # every chord and melody note lies in the song's key
+            scale = set(syn._MAJOR if d.major else syn._MINOR)
+            assert set((d.chord_midi.ravel() - tonic) % 12) <= scale
+            notes = d.melody_midi[~np.isnan(d.melody_midi)]
+            assert set(((notes - tonic) % 12).astype(int)) <= scale
+    profiles = [corpus.song_style(s).harmonic_profile for s in range(len(corpus.song_ids))]
+    assert len({p.round(6).tobytes() for p in profiles}) > 1  # instruments differ between songs
 
 
 # ---------------------------------------------------------------- cues follow VA
