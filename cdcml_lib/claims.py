@@ -78,6 +78,7 @@ class Claim:
     per_metric: dict = field(default_factory=dict)
     checks: list = field(default_factory=list)
     extra: dict = field(default_factory=dict)
+    summary: str = ""  # one line for REPORT.md: how the checks came out
 
 
 @dataclass
@@ -212,9 +213,27 @@ def _reason(checks: list[Check], verdict: str, rule: Rule) -> str:
     few = [c for c in open_ if min(v for k, v in c.numbers.items() if k.startswith("n_")) < rule.min_seeds]
     text = (f"{len(open_)} of {n} checks lie within {rule.k_sigma:g} standard errors of no effect"
             + (f" ({len(few)} with fewer than {rule.min_seeds} seeds)" if few else "")
-            + f"; {n - len(open_)} support the claim. Undecided: "
+            + f"; {n - len(open_)} for the claim. Undecided: "
             + "; ".join(_describe(c) for c in open_[:6]) + ("; ..." if len(open_) > 6 else "") + ".")
     return text
+
+
+def _summary(number: int, checks: list[Check], extra: dict) -> str:
+    """A one-line account of the checks: counts, and the metrics that went against the claim."""
+    if number == 8:
+        return "; ".join(f"{c.metric} gain: ours {c.estimate:.1%}"
+                         + ("" if math.isnan(c.se) else f" (SE {c.se:.1%})")
+                         + f", paper {c.paper_estimate:.1%}" for c in checks)
+    count = {o: sum(c.outcome == o for c in checks) for o in (SUPPORTS, CONTRADICTS, NO_DECISION)}
+    text = (f"{len(checks)} checks: {count[SUPPORTS]} for, {count[CONTRADICTS]} against, "
+            f"{count[NO_DECISION]} within noise")
+    against = [f"{c.metric} ({c.what})" for c in checks if c.outcome == CONTRADICTS]
+    if against:
+        text += ". Against: " + ", ".join(against)
+    if "sim_mse_relative_gain" in extra:
+        g = extra["sim_mse_relative_gain"]
+        text += f". sim_mse gain: ours {g['ours']:.1%}, paper {g['paper']:.1%}"
+    return text + "."
 
 
 def _reason_gains(checks: list[Check], verdict: str, rule: Rule) -> str:
@@ -311,7 +330,8 @@ def check_claim(number: int, per_seed: pd.DataFrame | Samples, rule: Rule | None
     if number == 4:
         g = extra["sim_mse_relative_gain"]
         reason += f" Relative sim_mse gain: ours {g['ours']:.1%}, paper {g['paper']:.1%}."
-    return Claim(number, text, reading, verdict, reason, _per_metric(checks), checks, extra)
+    return Claim(number, text, reading, verdict, reason, _per_metric(checks), checks, extra,
+                 _summary(number, checks, extra))
 
 
 def check_claims(per_seed: pd.DataFrame, k_sigma: float = 2.0, min_seeds: int = 2) -> list[Claim]:

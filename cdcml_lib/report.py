@@ -167,9 +167,9 @@ def _section_claims(reports: Path, config: str) -> list[str]:
              f"Rule: a difference counts when it exceeds {rule.get('k_sigma', float('nan')):g} standard errors "
              f"across seeds (at least {rule.get('min_seeds', '?')} seeds). Details and every number "
              f"behind each verdict: [claims.md](claims.md).", "",
-             "| # | claim | verdict | why |", "|---|---|---|---|"]
+             "| # | claim | verdict | checks |", "|---|---|---|---|"]
     for c in record["claims"]:
-        reason = c["reason"].replace("|", "/")
+        reason = (c.get("summary") or c["reason"]).replace("|", "/")
         lines.append(f"| {c['number']} | {c['claim']} | **{c['verdict']}** | {reason} |")
     return lines
 
