@@ -222,6 +222,7 @@ class SongStyle:
 
 
 def song_style(seed: int, song: int) -> SongStyle:
+    """Draw the style of song number ``song`` (seeded by (seed, song) alone)."""
     rng = _rng(seed, _STREAM_SONG_STYLE, song)
     h = np.arange(1, 17)
     instrument = int(rng.integers(4))
@@ -279,7 +280,9 @@ def design_clip(va: np.ndarray, conflict: int, style: SongStyle, seed: int, song
     walk = 4 - np.abs(np.mod(walk + 4, 16) - 8)  # reflect into -4..4 degrees of the centre
     octave, degree = np.divmod(centre + walk, 7)
     melody = (tonic_midi + 12 * octave + scale[degree]).astype(float)
-    melody = np.where(rng.random(n_notes) < 0.1, np.nan, melody)  # rests
+    rests = rng.random(n_notes) < 0.1
+    rests[0] = False  # never an all-rest melody
+    melody = np.where(rests, np.nan, melody)
     beats = CLIP_SECONDS * bpm / 60
     n_chords = max(1, int(np.ceil(beats / 4)) + 1)
     start = int(rng.integers(len(style.progression)))
