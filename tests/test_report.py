@@ -9,8 +9,8 @@ from cdcml_lib import report as R
 from cdcml_lib import tables as T
 from cdcml_lib.paths import repo_root
 
-VARIANTS = ["sp_net", "l3_net", "acp_net", "cdcml", "contrastive", "sim", "sim_cfr", "sim_cfr_cfm", "sim_va"]
-STUDY = {"seeds": [0, 1], "comparison": VARIANTS[:5], "ablation": VARIANTS[5:] + ["cdcml"]}
+STUDY = T.load_study("smoke")  # the CLI reads it from params/smoke.yaml: fabricate the same runs
+VARIANTS = list(dict.fromkeys(STUDY["comparison"] + STUDY["ablation"]))
 
 
 def fabricate(tmp_path: Path) -> dict:
@@ -19,7 +19,7 @@ def fabricate(tmp_path: Path) -> dict:
         for seed in STUDY["seeds"]:
             folder = runs / f"{v}-s{seed}"
             folder.mkdir(parents=True)
-            test = {m: 0.01 * (i + 1) + 0.001 * seed for m in T.METRICS}
+            test = {m: 0.01 * (i + 1) + 0.001 * (seed % 2) for m in T.METRICS}
             (folder / "metrics.json").write_text(json.dumps({"schema": 1, "best_epoch": 1, "val": test,
                                                              "test": test}))
             (folder / "run.json").write_text(json.dumps({"status": "finished", "wall_s": 10.0 + i,
@@ -55,8 +55,10 @@ def test_report_holds_what_was_run_the_tables_and_the_verdicts(tmp_path):
         assert (d["reports"] / "tables" / f"{name}.md").read_text().strip() in text
     for c in claims:
         assert f"| {c.number} | {c.claim} | **{c.verdict}** |" in text
-    assert "9 variants x 2 seeds" in text
-    assert "| sim_va | 2/2 | 36.0 |" in text  # run.json wall_s (18 s) summed over the two seeds
+    n = len(STUDY["seeds"])
+    assert f"{len(VARIANTS)} variants x {n} seeds" in text
+    wall = n * (10.0 + VARIANTS.index("sim_va"))  # run.json wall_s summed over seeds
+    assert f"| sim_va | {n}/{n} | {wall:.1f} |" in text
     assert "0.4123" in text and "| train | 7 / 1,442 | 35 / 28,835 |" in text
     assert "| 01_dataset | 3.2 |" in text or "| 01_dataset | 3.3 |" in text
     assert "torch" in text and "CPU:" in text
@@ -73,3 +75,14 @@ def test_report_without_tables_says_which_step_to_run(tmp_path):
 def test_reports_dir_rule():
     assert R.reports_dir("default") == repo_root() / "reports"
     assert R.reports_dir("smoke") == repo_root() / "reports" / "smoke"
+
+
+def test_cli_writes_the_report_and_fails_clearly_without_tables(tmp_path, capsys):
+    d = fabricate(tmp_path)
+    args = ["--config", "smoke", "--reports-dir", str(d["reports"]), "--runs-dir", str(d["runs"]),
+            "--data-dir", str(d["data"])]
+    assert R.main(args) == 1
+    assert "run notebooks/03_tables first" in capsys.readouterr().err
+    write_tables_and_claims(d)
+    assert R.main(args) == 0
+    assert "## Claims of the paper, checked" in (d["reports"] / "REPORT.md").read_text()
