@@ -298,10 +298,11 @@ def _sparsify_rows(x: np.ndarray, quantile: float = 0.01) -> np.ndarray:
 def _cqt_bank(tuning: float):
     """Constant-Q filter bank of chroma_cqt: 7 octaves of 36 bins from C1, for one tuning.
 
-    Returns ``(octaves, lengths)``: per octave (highest first) a tuple ``(n_fft, cols, basis_t)``
-    where ``basis_t`` [len(cols), 36] complex64 holds the FFT of the octave's wavelets at the
-    octave's sample rate (SR / 2^i), restricted to the FFT columns ``cols`` where any filter is
-    non-zero; ``lengths`` are the wavelet lengths at SR that scale the response.
+    Returns ``(octaves, lengths)``: per octave (highest first) a tuple ``(n_fft, cols, basis)``
+    where ``basis`` [2 C, 72] float32 holds the FFT of the octave's 36 wavelets at the octave's
+    sample rate (SR / 2^i), restricted to the C FFT columns ``cols`` (a slice) where a filter is
+    non-zero, in real form (see below); ``lengths`` are the wavelet lengths at SR that scale
+    the response.
     As librosa's multirate CQT (Schoerkhuber & Klapuri 2010): Q = 1 / alpha, Hann wavelets,
     L1 norm, 1% sparsity, rescaled by sqrt(2^i) to compensate the downsampling.
     """
@@ -323,8 +324,12 @@ def _cqt_bank(tuning: float):
         fft_basis = np.fft.fft(basis, n=n_fft, axis=1)[:, : n_fft // 2 + 1]
         fft_basis = _sparsify_rows(fft_basis).astype(np.complex64)
         fft_basis *= np.sqrt(SR / sr_i)
-        cols = np.flatnonzero(np.any(fft_basis != 0, axis=0))
-        octaves.append((n_fft, cols, np.ascontiguousarray(fft_basis[:, cols].T)))
+        used = np.flatnonzero(np.any(fft_basis != 0, axis=0))
+        cols = slice(used[0], used[-1] + 1)
+        b = fft_basis[:, cols].T  # [C, 36]
+        # (Dr + i Di)(Br + i Bi) as one real product: [Dr, Di] @ [[Br, Bi], [-Bi, Br]]
+        real_basis = np.block([[b.real, b.imag], [-b.imag, b.real]]).astype(np.float32)
+        octaves.append((n_fft, cols, real_basis))
     return tuple(octaves), lengths
 
 
@@ -351,14 +356,17 @@ def _tonnetz_basis() -> np.ndarray:
 def _stft(y: np.ndarray, n_fft: int, hop: int, window: np.ndarray | None) -> np.ndarray:
     """Centred, zero-padded STFT of signals [N, S] -> complex64 [N, T, n_fft//2+1].
 
-    The windowed frames are transformed in float64 and stored as complex64, as librosa.stft does.
+    Windowed frames are transformed in float64 (the window is float64) and stored as complex64,
+    as librosa.stft does.
     """
+    import scipy.fft
+
     frames = _frame_centered(y, n_fft, hop)
     if window is not None:
         frames = frames * window
-    else:
-        frames = frames.astype(np.float64)
-    return np.fft.rfft(frames, axis=-1).astype(np.complex64)
+    # without a window (the CQT's octave spectra) the float32 frames are transformed in float32:
+    # twice as fast, and the constant-Q response stays within TOLERANCE["tonnetz"]
+    return scipy.fft.rfft(frames, axis=-1, workers=1).astype(np.complex64, copy=False)
 
 
 def _power_to_db(power: np.ndarray, axes: tuple) -> np.ndarray:
@@ -376,58 +384,55 @@ def _normalize(x: np.ndarray, norm: float, axis: int) -> np.ndarray:
     return (x / length).astype(x.dtype)
 
 
-def _parabolic_shift(S: np.ndarray) -> np.ndarray:
-    """Offset of the parabola through each bin and its two neighbours along axis 1 (0 if > 1 bin)."""
-    x = S.astype(np.float64)
-    shift = np.zeros_like(S)
-    a = x[:, 2:] + x[:, :-2] - 2 * x[:, 1:-1]
-    b = (x[:, 2:] - x[:, :-2]) / 2
+def _parabolic_shift(left: np.ndarray, centre: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """Offset of the vertex of the parabola through three neighbouring bins (0 if over a bin away).
+
+    Computed in float64, as librosa's piptrack stencil does.
+    """
+    left, centre, right = (v.astype(np.float64) for v in (left, centre, right))
+    a = right + left - 2 * centre
+    b = (right - left) / 2
     with np.errstate(divide="ignore", invalid="ignore"):
-        inner = np.where(np.abs(b) >= np.abs(a), 0.0, -b / a)
-    shift[:, 1:-1] = inner
-    return shift
+        return np.where(np.abs(b) >= np.abs(a), 0.0, -b / a)
 
 
-def _local_max(x: np.ndarray) -> np.ndarray:
-    """x[i] > x[i-1] and x[i] >= x[i+1] along axis 1; the first row is never a maximum."""
-    out = np.zeros(x.shape, dtype=bool)
-    out[:, 1:-1] = (x[:, 1:-1] > x[:, :-2]) & (x[:, 1:-1] >= x[:, 2:])
-    out[:, -1] = x[:, -1] > x[:, -2]
-    return out
+def _inner_local_max(x: np.ndarray) -> np.ndarray:
+    """x[i] > x[i-1] and x[i] >= x[i+1] for the inner bins x[..., 1:-1] of the last axis."""
+    return (x[..., 1:-1] > x[..., :-2]) & (x[..., 1:-1] >= x[..., 2:])
 
 
 def _estimate_tuning(S: np.ndarray, bins_per_octave: int, fmin: float = 150.0,
                      fmax: float = 4000.0, threshold: float = 0.1) -> np.ndarray:
-    """Tuning offset of each clip (fractions of a bin, on a 0.01 grid), from spectrogram S [N,F,T].
+    """Tuning offset of each clip (fractions of a bin, on a 0.01 grid), from S [N, T, F].
 
     Peaks of each frame above 10% of its maximum, between 150 Hz and 4 kHz, are located by
     parabolic interpolation; the strongest half of them vote in a histogram of their deviation
     from equal temperament (A440), as librosa.estimate_tuning / piptrack / pitch_tuning.
     """
-    n_fft = 2 * (S.shape[1] - 1)
+    n_fft = 2 * (S.shape[-1] - 1)
     freq = np.fft.rfftfreq(n_fft, 1.0 / SR)
     in_range = np.flatnonzero((fmin <= freq) & (freq < fmax))
-    lo, hi = in_range[0] - 1, in_range[-1] + 2  # one row of context on each side
-    ref = threshold * S.max(axis=1, keepdims=True)
-    sub = S[:, lo:hi]
-    peaks = _local_max(sub * (sub > ref))[:, 1:-1]
-    shift = _parabolic_shift(sub)[:, 1:-1]
-    avg = ((sub[:, 2:] - sub[:, :-2]) / 2).astype(S.dtype)  # np.gradient inside the band
-    mags_all = sub[:, 1:-1] + (0.5 * avg * shift)
-    bins = np.arange(lo + 1, hi - 1)[None, :, None]
+    lo, hi = in_range[0] - 1, in_range[-1] + 2  # one bin of context on each side (inner bins)
+    ref = threshold * S.max(axis=-1, keepdims=True)
+    sub = S[..., lo:hi]
+    clip_idx, t_idx, f_idx = np.nonzero(_inner_local_max(sub * (sub > ref)))
+    left, centre, right = (sub[clip_idx, t_idx, f_idx + d] for d in (0, 1, 2))
+    shift = _parabolic_shift(left, centre, right).astype(S.dtype)
+    slope = ((right - left) / 2).astype(S.dtype)  # np.gradient at the peak
+    all_mags = centre + 0.5 * slope * shift  # the interpolated peak height
+    all_pitch = ((lo + 1 + f_idx + shift) * float(SR) / n_fft).astype(S.dtype)
+    bounds = np.searchsorted(clip_idx, np.arange(len(S) + 1))  # np.nonzero is in clip order
     edges = np.linspace(-0.5, 0.5, int(np.ceil(1.0 / _TUNING_RESOLUTION)) + 1)
     tunings = np.zeros(len(S))
     for n in range(len(S)):
-        sel = peaks[n]
-        pitch = ((np.broadcast_to(bins[0], sel.shape)[sel] + shift[n][sel]) * float(SR) / n_fft)
-        pitch = pitch.astype(S.dtype)
-        mag = mags_all[n][sel]
+        pitch = all_pitch[bounds[n]:bounds[n + 1]]
+        mag = all_mags[bounds[n]:bounds[n + 1]]
         voiced = pitch > 0
         cut = np.median(mag[voiced]) if voiced.any() else 0.0
         freqs = pitch[(mag >= cut) & voiced]
         if freqs.size == 0:
             continue  # librosa returns 0.0 for a clip without pitches (e.g. silence)
-        octs = np.log2(freqs / (float(440.0) / 16))
+        octs = np.log2(freqs / (440.0 / 16))
         residual = np.mod(bins_per_octave * octs, 1.0)
         residual[residual >= 0.5] -= 1.0
         counts, _ = np.histogram(residual, edges)
@@ -449,9 +454,9 @@ def _resample_half(y: np.ndarray) -> np.ndarray:
 
 
 def _chroma_cqt(y: np.ndarray, magnitude: np.ndarray) -> np.ndarray:
-    """Constant-Q chroma [N, 12, 87] of clips [N, 44100], as librosa.feature.chroma_cqt.
+    """Constant-Q chroma [N, 87, 12] of clips [N, 44100], as librosa.feature.chroma_cqt.
 
-    The tuning of each clip comes from the shared STFT magnitude; the multirate CQT halves the
+    The tuning of each clip comes from the shared STFT magnitude [N, T, F]; the multirate CQT halves the
     signal once per octave, so every octave uses short FFTs; clips sharing a tuning share a
     filter bank.
     """
@@ -466,51 +471,57 @@ def _chroma_cqt(y: np.ndarray, magnitude: np.ndarray) -> np.ndarray:
         members = np.flatnonzero(tunings == tuning)
         octaves, lengths = _cqt_bank(float(tuning))
         scale = (1.0 / np.sqrt(lengths)).astype(np.float32)
-        for i, (n_fft, cols, basis_t) in enumerate(octaves):
+        for i, (n_fft, cols, basis) in enumerate(octaves):
             if (i, n_fft) not in spectra:
                 spectra[i, n_fft] = _stft(octave_signals[i], n_fft, HOP // 2**i, window=None)[:, :N_FRAMES]
-            D = spectra[i, n_fft][members][:, :, cols]
+            D = spectra[i, n_fft][members, :, cols]
+            D = np.concatenate([D.real, D.imag], axis=-1).reshape(-1, basis.shape[0])
+            response = (D @ basis).reshape(len(members), N_FRAMES, 2, -1)
             rows = slice(n_bins - _CQT_BINS_PER_OCTAVE * (i + 1), n_bins - _CQT_BINS_PER_OCTAVE * i)
-            cqt[members, :, rows] = np.abs(np.matmul(D, basis_t)) * scale[rows]
-    cqt = cqt.transpose(0, 2, 1)
-    chroma = np.einsum("cb,nbt->nct", _cq_to_chroma(), cqt, optimize=True)
+            cqt[members, :, rows] = np.hypot(response[:, :, 0], response[:, :, 1]) * scale[rows]
+    chroma = cqt @ _cq_to_chroma().T
     chroma[chroma < 0] = 0.0
-    return _normalize(chroma, np.inf, axis=1)
+    return _normalize(chroma, np.inf, axis=2)
 
 
 def _features_block(y: np.ndarray) -> np.ndarray:
-    """The 193x87 matrices of a batch of clips [N, 44100] float32, every block from one STFT."""
+    """The 193x87 matrices of a batch of clips [N, 44100] float32, every block from one STFT.
+
+    Spectra are kept as [N, T, F] (frequency last) so each filter bank is one matrix product.
+    """
     n = len(y)
     magnitude = np.abs(_stft(y, N_FFT, HOP, _hann(N_FFT)))  # [N, T, F]
-    magnitude = np.ascontiguousarray(magnitude.transpose(0, 2, 1))  # [N, F, T]
     power = magnitude**2
+    flat = power.reshape(-1, power.shape[-1])
 
-    mel_db = _power_to_db(np.matmul(_mel_basis(), power), axes=(1, 2))
-    mfcc = np.matmul(_dct_basis(), mel_db)
+    mel_db = _power_to_db((flat @ _mel_basis().T).reshape(n, N_FRAMES, N_MELS), axes=(1, 2))
+    mfcc = mel_db.astype(np.float64) @ _dct_basis().T  # float64: the c0 row sums 128 bands
 
-    chroma = np.empty((n, N_CHROMA, N_FRAMES), dtype=np.float32)
+    chroma = np.empty((n, N_FRAMES, N_CHROMA), dtype=np.float32)
     tunings = _estimate_tuning(power, N_CHROMA)
     for tuning in np.unique(tunings):
         members = np.flatnonzero(tunings == tuning)
-        chroma[members] = np.matmul(_chroma_basis(float(tuning)), power[members])
-    chroma = _normalize(chroma, np.inf, axis=1)
+        chroma[members] = power[members] @ _chroma_basis(float(tuning)).T
+    chroma = _normalize(chroma, np.inf, axis=2)
 
-    valley = np.empty((n, len(_contrast_bands()), N_FRAMES))
+    bands = _contrast_bands()
+    valley = np.empty((n, N_FRAMES, len(bands)))
     peak = np.empty_like(valley)
-    for k, (rows, q) in enumerate(_contrast_bands()):
-        band = np.sort(magnitude[:, rows], axis=1)
-        valley[:, k] = band[:, :q].mean(axis=1)
-        peak[:, k] = band[:, -q:].mean(axis=1)
+    for k, (rows, q) in enumerate(bands):
+        band = np.sort(magnitude[..., rows], axis=-1)
+        valley[..., k] = band[..., :q].mean(axis=-1)
+        peak[..., k] = band[..., -q:].mean(axis=-1)
     contrast = _power_to_db(peak, axes=(1, 2)) - _power_to_db(valley, axes=(1, 2))
 
-    chroma_cq = _chroma_cqt(y, magnitude)
-    tonnetz = np.matmul(_tonnetz_basis(), _normalize(chroma_cq, 1, axis=1))
+    chroma_cq = _chroma_cqt(y, magnitude)  # [N, T, 12]
+    tonnetz = _normalize(chroma_cq, 1, axis=2) @ _tonnetz_basis().T
 
-    return np.concatenate([mfcc, chroma, contrast, tonnetz, mel_db], axis=1).astype(np.float32)
+    out = np.concatenate([mfcc, chroma, contrast, tonnetz, mel_db], axis=2).astype(np.float32)
+    return np.ascontiguousarray(out.transpose(0, 2, 1))
 
 
 def fast_features(clips, sr: int = SR, n_jobs: int = 1, device: str = "cpu",
-                  progress: bool = False, chunk_size: int = 64) -> np.ndarray:
+                  progress: bool = False, chunk_size: int = 16) -> np.ndarray:
     """The 193x87 matrix of every clip, batched; float32 ``[N, 193, 87]``.
 
     Same numbers as :func:`librosa_features` within :data:`TOLERANCE`. The STFT is computed once
