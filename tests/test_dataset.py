@@ -1,0 +1,217 @@
+"""The dataset folder (docs/ARCHITECTURE.md): a smoke build checked file by file, caches, errors."""
+import json
+import re
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cdcml_lib import dataset as D
+from cdcml_lib import matching as M
+from cdcml_lib import synthetic
+from cdcml_lib.corpora import read_pairs
+from cdcml_lib.params import section
+
+SPLITS = ("train", "val", "test")
+
+
+def smoke_params(out_dir, **change):
+    return {**section("smoke", "dataset"), "out_dir": str(out_dir), **change}
+
+
+@pytest.fixture(scope="session")
+def smoke_build(tmp_path_factory):
+    """One smoke dataset shared by the tests of this file (built once per session)."""
+    out = tmp_path_factory.mktemp("data") / "smoke"
+    params = smoke_params(out)
+    return D.build_dataset(**params), params
+
+
+def test_items_csv(smoke_build):
+    folder, params = smoke_build
+    items = pd.read_csv(folder.path / "items.csv", keep_default_na=False)
+    assert list(items.columns) == D.ITEM_COLUMNS
+    assert set(items.modality) == {"image", "music"}
+    assert set(items.split) == set(SPLITS)
+    assert items.valence.between(0, 1).all() and items.arousal.between(0, 1).all()
+    assert items.id.is_unique
+    assert (items[items.modality == "image"].song == "").all()
+    for modality in ("image", "music"):
+        rows = items[items.modality == modality].row
+        assert sorted(rows) == list(range(len(rows)))
+    music = items[items.modality == "music"]
+    assert (music.groupby("song").split.nunique() == 1).all()      # no song in two splits
+    assert len(items[items.modality == "image"]) == params["n_images"]
+
+
+def test_pairs_files_follow_the_recipe(smoke_build):
+    folder, params = smoke_build
+    items = folder.items.set_index("id")
+    va = ["valence", "arousal"]
+    img, mus = folder.items[folder.items.modality == "image"], folder.items[folder.items.modality == "music"]
+    sigma = M.mean_label_distance(img[va].to_numpy(), mus[va].to_numpy())
+    assert folder.stats["sigma"] == pytest.approx(sigma, rel=1e-12)
+    per_clip = params["n_top"] + params["n_bottom"] + params["n_random"]
+    for split in SPLITS:
+        line = (folder.path / f"pairs_{split}.txt").read_text().splitlines()[0]
+        assert re.fullmatch(r"\S+ \S+ [0-9.e-]+", line)            # the published format
+        pairs = folder.pairs(split)
+        assert list(pairs.columns) == ["music_id", "image_id", "score"]
+        assert (items.loc[pairs.music_id, "split"] == split).all()
+        assert (items.loc[pairs.image_id, "split"] == split).all()
+        assert (items.loc[pairs.image_id, "modality"] == "image").all()
+        expected = M.matching_score(items.loc[pairs.image_id, va].to_numpy(),
+                                    items.loc[pairs.music_id, va].to_numpy(), sigma)
+        np.testing.assert_allclose(pairs.score, expected, rtol=1e-12)   # Eq. 1
+        n_clips = folder.stats["splits"][split]["clips"]
+        assert len(pairs) == round(params["keep_fraction"] * per_clip * n_clips)
+        assert not pairs.duplicated(["music_id", "image_id"]).any()
+        assert pairs.equals(read_pairs(folder.path / f"pairs_{split}.txt"))
+
+
+def test_stats_json_counts_table1(smoke_build):
+    folder, params = smoke_build
+    stats = json.loads((folder.path / "stats.json").read_text())
+    items = folder.items
+    for split in SPLITS:
+        counts = stats["splits"][split]
+        sel = items[items.split == split]
+        assert counts["clips"] == (sel.modality == "music").sum()
+        assert counts["images"] == (sel.modality == "image").sum()
+        assert counts["songs"] == sel[sel.modality == "music"].song.nunique()
+        assert counts["pairs"] == len(folder.pairs(split))
+    assert stats["splits"]["total"]["songs"] == params["n_songs"]
+    assert stats["seed"] == params["seed"]
+    assert {k: stats["parameters"][k] for k in params} == params
+    assert stats["made_by"]["module"] == "cdcml_lib.dataset.build_dataset"
+
+
+def test_cache_arrays_match_the_contract(smoke_build):
+    folder, params = smoke_build
+    manifest = json.loads((folder.path / "cache" / "manifest.json").read_text())
+    n_img = folder.stats["splits"]["total"]["images"]
+    n_clip = folder.stats["splits"]["total"]["clips"]
+    s = params["image_size"]
+    expected = {"images": ((n_img, s, s, 3), "uint8"), "audio": ((n_clip, 44100), "int16"),
+                "music_features": ((n_clip, 193, 87), "float32"),
+                "log_spectrogram": ((n_clip, 257, 87), "float16")}
+    assert set(manifest) == set(expected)
+    for name, (shape, dtype) in expected.items():
+        entry = manifest[name]
+        assert set(entry) == {"file", "key", "shape", "dtype", "made_by"}
+        assert entry["file"] == f"{name}_{entry['key']}.npy"
+        assert entry["key"] == D.content_key(entry["made_by"])
+        arr = folder.array(name)
+        assert arr.shape == shape and arr.dtype == np.dtype(dtype) and tuple(entry["shape"]) == shape
+        assert np.isfinite(np.asarray(arr, dtype=np.float64)).all()
+    # no temporary or partial file is left behind
+    leftovers = [p.name for p in (folder.path / "cache").iterdir() if p.name.startswith(".")]
+    assert leftovers == [] and not list(folder.path.glob("*.tmp"))
+
+
+def test_cache_rows_are_the_items(smoke_build):
+    folder, params = smoke_build
+    corpus = synthetic.make_corpus(params["n_songs"], params["clips_per_song_min"],
+                                   params["clips_per_song_max"], params["n_images"],
+                                   params["label_noise"], params["seed"])
+    items = folder.items
+    img = items[items.modality == "image"].iloc[[0, -1]]
+    idx = [corpus.image_ids.index(i) for i in img.id]
+    np.testing.assert_array_equal(folder.array("images")[img.row.to_numpy()],
+                                  corpus.render_images(idx, params["image_size"]))
+    mus = items[items.modality == "music"].iloc[[3]]
+    j = [corpus.clip_ids.index(i) for i in mus.id]
+    np.testing.assert_array_equal(folder.array("audio")[mus.row.to_numpy()],
+                                  D.to_int16(corpus.render_clips(j)))
+
+
+def test_rebuild_reuses_caches_and_rebuilds_what_changed(smoke_build, tmp_path):
+    folder, params = smoke_build
+    copy = tmp_path / "smoke"
+    shutil.copytree(folder.path, copy)
+    before = {p.name: p.stat().st_mtime_ns for p in (copy / "cache").glob("*.npy")}
+    again = D.build_dataset(**smoke_params(copy))
+    assert all(a["reused"] for a in again.stats["arrays"].values())
+    assert {p.name: p.stat().st_mtime_ns for p in (copy / "cache").glob("*.npy")} == before
+    assert again.items.equals(folder.items)
+    for split in SPLITS:
+        assert again.pairs(split).equals(folder.pairs(split))
+    # another image size: only the images are made again, and the old file is gone
+    resized = D.build_dataset(**smoke_params(copy, image_size=24))
+    arrays = resized.stats["arrays"]
+    assert not arrays["images"]["reused"] and arrays["audio"]["reused"]
+    assert arrays["music_features"]["reused"] and arrays["log_spectrogram"]["reused"]
+    assert resized.array("images").shape[1:] == (24, 24, 3)
+    assert len(list((copy / "cache").glob("images_*.npy"))) == 1
+
+
+def test_interrupted_cache_resumes_at_the_first_missing_chunk(tmp_path):
+    data = np.arange(10 * 3, dtype=np.float32).reshape(10, 3)
+    made = []
+
+    def failing(rows):
+        if rows[0] >= 6:
+            raise KeyboardInterrupt  # the user stops the build in the fourth chunk
+        made.append(rows[0])
+        return data[rows]
+
+    made_by = {"array": "toy", "n": 10}
+    with pytest.raises(KeyboardInterrupt):
+        D.cached_array(tmp_path, "toy", made_by, (10, 3), np.float32, failing, chunk=2)
+    key = D.content_key(made_by)
+    assert not (tmp_path / f"toy_{key}.npy").exists()          # nothing looks finished
+    assert len(list((tmp_path / f".parts_toy_{key}").glob("*.npy"))) == 3
+    made.clear()
+
+    def working(rows):
+        made.append(int(rows[0]))
+        return data[rows]
+
+    path, reused = D.cached_array(tmp_path, "toy", made_by, (10, 3), np.float32, working, chunk=2)
+    assert made == [6, 8] and not reused                       # only the missing chunks
+    np.testing.assert_array_equal(np.load(path), data)
+    assert not (tmp_path / f".parts_toy_{key}").exists()
+    made.clear()
+    _, reused = D.cached_array(tmp_path, "toy", made_by, (10, 3), np.float32, working, chunk=2)
+    assert reused and made == []
+
+
+def test_truncated_cache_file_is_made_again(tmp_path):
+    data = np.ones((4, 2), dtype=np.float32)
+    made_by = {"array": "toy"}
+    path, _ = D.cached_array(tmp_path, "toy", made_by, (4, 2), np.float32, lambda r: data[r], chunk=4)
+    path.write_bytes(path.read_bytes()[:-8])                    # a damaged file
+    _, reused = D.cached_array(tmp_path, "toy", made_by, (4, 2), np.float32, lambda r: data[r], chunk=4)
+    assert not reused and np.load(path).shape == (4, 2)
+
+
+def test_open_dataset_errors_name_the_file_and_the_fix(smoke_build, tmp_path):
+    folder, _ = smoke_build
+    with pytest.raises(D.DatasetError, match="make data CONFIG="):
+        D.open_dataset(tmp_path / "nothing-here")
+    copy = tmp_path / "smoke"
+    shutil.copytree(folder.path, copy)
+    (copy / "stats.json").unlink()                              # an unfinished build
+    with pytest.raises(D.DatasetError, match=r"stats.json is missing.*make data"):
+        D.open_dataset(copy)
+    shutil.copy(folder.path / "stats.json", copy / "stats.json")
+    victim = next((copy / "cache").glob("music_features_*.npy"))
+    victim.unlink()
+    with pytest.raises(D.DatasetError, match=victim.name):
+        D.open_dataset(copy)
+    with pytest.raises(D.DatasetError, match="unknown split"):
+        folder.pairs("training")
+
+
+def test_bad_parameters_are_clear_errors(tmp_path):
+    with pytest.raises(D.DatasetError, match="n_song.*allows"):
+        D.build_dataset(**{**smoke_params(tmp_path), "n_song": 3})
+    with pytest.raises(D.DatasetError, match="sum to 1"):
+        D.build_dataset(**smoke_params(tmp_path, split_val=0.3))
+    with pytest.raises(D.DatasetError, match="corpus"):
+        D.build_dataset(**smoke_params(tmp_path, corpus="deam"))
+    params = smoke_params(tmp_path)
+    del params["keep_fraction"]
+    with pytest.raises(D.DatasetError, match="keep_fraction"):
+        D.build_dataset(**params)
