@@ -42,7 +42,8 @@ def image_to_tensor(images: np.ndarray | torch.Tensor, size: int | None = None) 
 
     When ``size`` differs from the cached S the batch is resized (bilinear, antialiased).
     """
-    x = torch.as_tensor(np.asarray(images))
+    array = np.asarray(images)
+    x = torch.from_numpy(array if array.flags.writeable else array.copy())  # memmap slices are read-only
     if x.dtype != torch.uint8 or x.ndim != 4 or x.shape[-1] != 3:
         raise ValueError(f"image_to_tensor expects uint8 [B, S, S, 3], got {x.dtype} "
                          f"{list(x.shape)}")
