@@ -520,6 +520,17 @@ def _features_block(y: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(out.transpose(0, 2, 1))
 
 
+def _features_chunk(y: np.ndarray) -> np.ndarray:
+    """:func:`_features_block` with BLAS held to one thread: parallelism comes from processes,
+    and small matrix products run faster single-threaded than with threads contending."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
+        return _features_block(y)
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _features_block(y)
+
+
 def fast_features(clips, sr: int = SR, n_jobs: int = 1, device: str = "cpu",
                   progress: bool = False, chunk_size: int = 16) -> np.ndarray:
     """The 193x87 matrix of every clip, batched; float32 ``[N, 193, 87]``.
@@ -539,14 +550,14 @@ def fast_features(clips, sr: int = SR, n_jobs: int = 1, device: str = "cpu",
     out = np.empty((len(y), N_FEATURES, N_FRAMES), dtype=np.float32)
     if n_jobs == 1 or len(starts) == 1:
         for s in _progress(starts, progress, "music features"):
-            out[s:s + chunk_size] = _features_block(y[s:s + chunk_size])
+            out[s:s + chunk_size] = _features_chunk(y[s:s + chunk_size])
         return out
     import concurrent.futures
     import multiprocessing
 
     ctx = multiprocessing.get_context("spawn" if sys.platform == "darwin" else "fork")
     with concurrent.futures.ProcessPoolExecutor(max_workers=n_jobs, mp_context=ctx) as pool:
-        jobs = {pool.submit(_features_block, y[s:s + chunk_size]): s for s in starts}
+        jobs = {pool.submit(_features_chunk, y[s:s + chunk_size]): s for s in starts}
         done = concurrent.futures.as_completed(jobs)
         for job in _progress(done, progress, "music features"):
             s = jobs[job]

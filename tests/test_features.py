@@ -1,27 +1,140 @@
-"""Tests of the music features: the librosa reference and the batched extractor."""
+"""Tests of the music features: the librosa reference, the batched extractor and the
+log-spectrogram.
+
+The batched extractor is compared block by block with librosa's own functions on varied audio:
+rendered clips of the embedded corpus, white noise, a chord, a melody, a sine sweep, silence and
+a clip shorter than 2 s (zero-padded). Tolerances are features.TOLERANCE.
+"""
+import warnings
+
 import numpy as np
 import pytest
 
 from cdcml_lib import features as F
 
+SR = F.SR
+T = np.arange(F.CLIP_SAMPLES) / SR
 
-def _noise(n=2, seed=0):
-    return (np.random.default_rng(seed).standard_normal((n, F.CLIP_SAMPLES)) * 0.1).astype(np.float32)
+
+def _tone(freqs, amp=0.2):
+    return sum(amp * np.sin(2 * np.pi * f * T) for f in freqs).astype(np.float32)
 
 
-def test_reference_shape_and_padding():
-    clip = _noise(1)[0]
-    short = clip[:30000]
-    out = F.librosa_features(short)
+def _melody():
+    # eight notes of a slightly detuned scale (+30 cents), to move the tuning estimate
+    notes = 440.0 * 2 ** ((np.array([0, 2, 4, 5, 7, 9, 11, 12]) + 0.3) / 12)
+    step = F.CLIP_SAMPLES // len(notes)
+    f = np.repeat(notes, step)[: F.CLIP_SAMPLES]
+    f = np.pad(f, (0, F.CLIP_SAMPLES - len(f)), mode="edge")
+    return (0.3 * np.sin(2 * np.pi * np.cumsum(f) / SR)).astype(np.float32)
+
+
+def _sweep():
+    f0, f1 = 60.0, 8000.0
+    phase = 2 * np.pi * (f0 * T + (f1 - f0) / (2 * T[-1]) * T**2)
+    return (0.5 * np.sin(phase)).astype(np.float32)
+
+
+def _corpus_clips(n):
+    synthetic = pytest.importorskip("cdcml_lib.synthetic")
+    corpus = synthetic.make_corpus(n_songs=2, clips_per_song_min=2, clips_per_song_max=2,
+                                   n_images=1, label_noise=0.05, seed=3)
+    return list(corpus.render_clips(np.arange(n)))
+
+
+@pytest.fixture(scope="module")
+def varied_clips():
+    rng = np.random.default_rng(7)
+    clips = {
+        "noise": (0.1 * rng.standard_normal(F.CLIP_SAMPLES)).astype(np.float32),
+        "chord": _tone([261.63, 329.63, 392.0]),
+        "melody": _melody(),
+        "sweep": _sweep(),
+        "silence": np.zeros(F.CLIP_SAMPLES, np.float32),
+        "short": _tone([220.0, 277.18])[: SR],  # 1 s, zero-padded to 2 s
+    }
+    for i, clip in enumerate(_corpus_clips(2)):
+        clips[f"corpus{i}"] = clip
+    return clips
+
+
+@pytest.fixture(scope="module")
+def both_extractors(varied_clips):
+    names = list(varied_clips)
+    clips = [varied_clips[k] for k in names]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # librosa warns on silence and on its last CQT octave
+        reference = np.stack([F.librosa_features(c) for c in clips])
+    fast = F.fast_features(clips, chunk_size=3)  # several chunks, one with a single group
+    return names, reference, fast
+
+
+@pytest.mark.parametrize("block", list(F.BLOCKS))
+def test_fast_matches_librosa_per_block(both_extractors, block):
+    names, reference, fast = both_extractors
+    rows = F.BLOCKS[block]
+    err = np.abs(fast[:, rows] - reference[:, rows]).reshape(len(names), -1).max(axis=1)
+    worst = names[int(err.argmax())]
+    assert err.max() <= F.TOLERANCE[block], f"{block}: max abs error {err.max():.3g} on {worst}"
+
+
+def test_fast_output_is_finite_and_shaped(both_extractors):
+    names, _, fast = both_extractors
+    assert fast.shape == (len(names), 193, 87) and fast.dtype == np.float32
+    assert np.isfinite(fast).all()
+    silence = fast[names.index("silence")]
+    np.testing.assert_allclose(silence[F.BLOCKS["mel"]], -100.0, rtol=1e-6)  # 10 log10(1e-10)
+    assert np.all(silence[F.BLOCKS["chroma"]] == 0.0) and np.all(silence[F.BLOCKS["tonnetz"]] == 0.0)
+
+
+def test_blocks_respond_to_their_content(both_extractors):
+    """Sanity of meaning, not only of agreement: the chord's chroma peaks on C, E and G."""
+    names, _, fast = both_extractors
+    chroma = fast[names.index("chord"), F.BLOCKS["chroma"]].mean(axis=1)
+    assert set(np.argsort(chroma)[-3:]) == {0, 4, 7}
+
+
+def test_parallel_and_chunking_give_the_same_numbers(varied_clips):
+    clips = list(varied_clips.values())[:5]
+    one = F.fast_features(clips, chunk_size=5)
+    many = F.fast_features(clips, n_jobs=2, chunk_size=2)
+    np.testing.assert_array_equal(one, many)
+
+
+def test_extract_features_backends(varied_clips):
+    clips = [varied_clips["chord"], varied_clips["short"]]
+    fast = F.extract_features(clips)  # backend="fast" by default
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = F.extract_features(clips, backend="librosa")
+    assert fast.shape == ref.shape == (2, 193, 87)
+    for block, rows in F.BLOCKS.items():
+        assert np.abs(fast[:, rows] - ref[:, rows]).max() <= F.TOLERANCE[block], block
+
+
+def test_int16_audio_is_scaled(varied_clips):
+    clip = varied_clips["chord"]
+    as_int16 = np.round(clip * 32767).astype(np.int16)[None]
+    a = F.fast_features(as_int16)
+    b = F.fast_features(as_int16.astype(np.float32) / 32768.0)
+    np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_reference_pads_short_clips():
+    clip = _tone([330.0])[:30000]
+    padded = np.concatenate([clip, np.zeros(F.CLIP_SAMPLES - 30000, np.float32)])
+    out = F.librosa_features(clip)
     assert out.shape == (193, 87) and out.dtype == np.float32
-    padded = np.concatenate([short, np.zeros(F.CLIP_SAMPLES - 30000, np.float32)])
     np.testing.assert_array_equal(out, F.librosa_features(padded))
+    longer = np.concatenate([padded, np.ones(500, np.float32)])
+    np.testing.assert_array_equal(F.fast_features([longer]), F.fast_features([padded]))
 
 
 def test_log_spectrogram_matches_librosa_stft():
     import librosa
 
-    y = _noise(2)
+    y = np.stack([_sweep(), _melody()])
     out = F.log_spectrogram(y)
     assert out.shape == (2, 257, 87) and out.dtype == np.float16
     ref = np.log1p(np.abs(librosa.stft(y[1], n_fft=512, hop_length=512)))
@@ -31,7 +144,13 @@ def test_log_spectrogram_matches_librosa_stft():
 def test_bad_input_errors():
     with pytest.raises(ValueError, match="sample rate"):
         F.librosa_features(np.zeros(100), sr=44100)
-    with pytest.raises(ValueError, match="clip 1"):
-        F.extract_features([np.zeros(100), np.full(100, np.nan)], backend="librosa")
+    with pytest.raises(ValueError, match="clip 1.*NaN"):
+        F.fast_features([np.zeros(100), np.full(100, np.nan)])
+    with pytest.raises(ValueError, match="clip 0.*mono"):
+        F.fast_features([np.zeros((2, 100))])
+    with pytest.raises(ValueError, match="clips\\[None\\]"):
+        F.fast_features(np.zeros(100))
     with pytest.raises(ValueError, match="backend"):
-        F.extract_features(_noise(1), backend="nope")
+        F.extract_features([np.zeros(100)], backend="nope")
+    with pytest.raises(ValueError, match="device"):
+        F.fast_features([np.zeros(100)], device="cuda")
