@@ -296,15 +296,17 @@ def _sparsify_rows(x: np.ndarray, quantile: float = 0.01) -> np.ndarray:
 
 @functools.lru_cache(maxsize=None)
 def _cqt_bank(tuning: float):
-    """Constant-Q filter bank of chroma_cqt: 7 octaves of 36 bins from C1, for one tuning.
+    """Constant-Q filter bank of chroma_cqt (7 octaves of 36 bins from C1) for one tuning.
 
-    Returns ``(octaves, lengths)``: per octave (highest first) a tuple ``(n_fft, cols, basis)``
-    where ``basis`` [2 C, 72] float32 holds the FFT of the octave's 36 wavelets at the octave's
-    sample rate (SR / 2^i), restricted to the C FFT columns ``cols`` (a slice) where a filter is
-    non-zero, in real form (see below); ``lengths`` are the wavelet lengths at SR that scale
-    the response.
     As librosa's multirate CQT (Schoerkhuber & Klapuri 2010): Q = 1 / alpha, Hann wavelets,
-    L1 norm, 1% sparsity, rescaled by sqrt(2^i) to compensate the downsampling.
+    L1 norm, 1% sparsity. Octave i is analysed at SR / 2^i with the frequencies of the top octave
+    divided by 2^i, so its wavelets are those of the top octave: one bank serves all octaves,
+    octave i's response being scaled by sqrt(2^i) to compensate the downsampling.
+
+    Returns ``(n_fft, cols, basis, lengths)``: ``basis`` [2 C, 72] float32 holds the FFT of the
+    top octave's 36 wavelets, restricted to the C FFT columns ``cols`` (a slice) where a filter is
+    non-zero, in real form: [Dr, Di] @ basis = [Re, Im] of (Dr + i Di)(Br + i Bi).
+    ``lengths`` [252] are the wavelet lengths at SR, which scale the final response.
     """
     bpo = _CQT_BINS_PER_OCTAVE
     n_bins = bpo * _CQT_OCTAVES
@@ -313,24 +315,17 @@ def _cqt_bank(tuning: float):
     alpha = _relative_bandwidth(freqs)
     q_factor = 1.0 / alpha
     lengths = q_factor * SR / freqs
-    octaves = []
-    for i in range(_CQT_OCTAVES):
-        sl = slice(n_bins - bpo * (i + 1), n_bins - bpo * i)
-        sr_i = SR / 2.0**i
-        lengths_i = q_factor[sl] * sr_i / freqs[sl]
-        basis = _wavelets(freqs[sl], lengths_i, sr_i)
-        n_fft = basis.shape[1]
-        basis = basis * (lengths_i[:, None] / float(n_fft))
-        fft_basis = np.fft.fft(basis, n=n_fft, axis=1)[:, : n_fft // 2 + 1]
-        fft_basis = _sparsify_rows(fft_basis).astype(np.complex64)
-        fft_basis *= np.sqrt(SR / sr_i)
-        used = np.flatnonzero(np.any(fft_basis != 0, axis=0))
-        cols = slice(used[0], used[-1] + 1)
-        b = fft_basis[:, cols].T  # [C, 36]
-        # (Dr + i Di)(Br + i Bi) as one real product: [Dr, Di] @ [[Br, Bi], [-Bi, Br]]
-        real_basis = np.block([[b.real, b.imag], [-b.imag, b.real]]).astype(np.float32)
-        octaves.append((n_fft, cols, real_basis))
-    return tuple(octaves), lengths
+    top = slice(n_bins - bpo, n_bins)
+    basis = _wavelets(freqs[top], lengths[top], SR)
+    n_fft = basis.shape[1]
+    basis = basis * (lengths[top, None] / float(n_fft))
+    fft_basis = np.fft.fft(basis, n=n_fft, axis=1)[:, : n_fft // 2 + 1]
+    fft_basis = _sparsify_rows(fft_basis).astype(np.complex64)
+    used = np.flatnonzero(np.any(fft_basis != 0, axis=0))
+    cols = slice(used[0], used[-1] + 1)
+    b = fft_basis[:, cols].T  # [C, 36]
+    real_basis = np.block([[b.real, b.imag], [-b.imag, b.real]]).astype(np.float32)
+    return n_fft, cols, real_basis, lengths
 
 
 @functools.lru_cache(maxsize=None)
@@ -466,19 +461,22 @@ def _chroma_cqt(y: np.ndarray, magnitude: np.ndarray) -> np.ndarray:
         octave_signals.append(_resample_half(octave_signals[-1]))
     n_bins = _CQT_BINS_PER_OCTAVE * _CQT_OCTAVES
     cqt = np.empty((len(y), N_FRAMES, n_bins), dtype=np.float32)
-    spectra = {}  # (octave, n_fft) -> STFT [N, T, F] of all clips, shared by the tuning groups
+    spectra = {}  # n_fft -> [octave, N, T, F] STFTs of all clips, shared by the tuning groups
     for tuning in np.unique(tunings):
         members = np.flatnonzero(tunings == tuning)
-        octaves, lengths = _cqt_bank(float(tuning))
-        scale = (1.0 / np.sqrt(lengths)).astype(np.float32)
-        for i, (n_fft, cols, basis) in enumerate(octaves):
-            if (i, n_fft) not in spectra:
-                spectra[i, n_fft] = _stft(octave_signals[i], n_fft, HOP // 2**i, window=None)[:, :N_FRAMES]
-            D = spectra[i, n_fft][members, :, cols]
-            D = np.concatenate([D.real, D.imag], axis=-1).reshape(-1, basis.shape[0])
-            response = (D @ basis).reshape(len(members), N_FRAMES, 2, -1)
+        n_fft, cols, basis, lengths = _cqt_bank(float(tuning))
+        if n_fft not in spectra:
+            spectra[n_fft] = np.stack([
+                _stft(octave_signals[i], n_fft, HOP // 2**i, window=None)[:, :N_FRAMES]
+                for i in range(_CQT_OCTAVES)])
+        D = spectra[n_fft][:, members, :, cols]  # [octave, m, T, C]
+        D = np.concatenate([D.real, D.imag], axis=-1).reshape(-1, basis.shape[0])
+        response = (D @ basis).reshape(_CQT_OCTAVES, len(members), N_FRAMES, 2, -1)
+        response = np.hypot(response[..., 0, :], response[..., 1, :])
+        for i in range(_CQT_OCTAVES):
             rows = slice(n_bins - _CQT_BINS_PER_OCTAVE * (i + 1), n_bins - _CQT_BINS_PER_OCTAVE * i)
-            cqt[members, :, rows] = np.hypot(response[:, :, 0], response[:, :, 1]) * scale[rows]
+            scale = (np.sqrt(2.0**i) / np.sqrt(lengths[rows])).astype(np.float32)
+            cqt[members, :, rows] = response[i] * scale
     chroma = cqt @ _cq_to_chroma().T
     chroma[chroma < 0] = 0.0
     return _normalize(chroma, np.inf, axis=2)

@@ -1,0 +1,106 @@
+"""Speed and agreement of the music-feature extractors (issue 7).
+
+Times, in one run and on the same clips: librosa clip by clip (the reference), the batched
+extractor on one core, and the batched extractor on all cores. Prints clips per second, the
+speed-ups over librosa, and the per-block errors of the batched extractor against librosa.
+
+    python benchmarks/features.py [--clips N] [--reference-clips M] [--jobs J]
+
+The batched extractor is timed once with cold filter-bank caches, then in steady state (the
+processes of the all-cores run are forked from the warm parent).
+Clips come from the embedded corpus (cdcml_lib.synthetic), with white noise, a sweep and
+silence mixed in. librosa is timed on the first ``--reference-clips`` clips only (it is slow) and
+its rate is extrapolated as clips per second.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from cdcml_lib import features as F  # noqa: E402
+
+
+def benchmark_clips(n: int, seed: int = 0) -> np.ndarray:
+    """``n`` clips [n, 44100]: corpus renderings, plus noise, a sweep and silence."""
+    rng = np.random.default_rng(seed)
+    clips = []
+    try:
+        from cdcml_lib.synthetic import make_corpus
+
+        corpus = make_corpus(n_songs=max(1, n // 8), clips_per_song_min=8, clips_per_song_max=8,
+                             n_images=1, label_noise=0.05, seed=seed)
+        clips.extend(corpus.render_clips(np.arange(min(n, len(corpus.clip_ids)))))
+    except ImportError:
+        pass
+    t = np.arange(F.CLIP_SAMPLES) / F.SR
+    extras = [
+        (0.1 * rng.standard_normal(F.CLIP_SAMPLES)).astype(np.float32),
+        (0.5 * np.sin(2 * np.pi * (60 * t + 2000 * t**2))).astype(np.float32),
+        np.zeros(F.CLIP_SAMPLES, np.float32),
+    ]
+    while len(clips) < n:
+        clips.append(extras[len(clips) % len(extras)])
+    clips = np.stack(clips[:n]).astype(np.float32)
+    clips[1::16] = extras[0]  # some noise among the music, wherever the corpus was found
+    clips[2::16] = extras[2]
+    return clips
+
+
+def timed(fn, *args, **kwargs):
+    start = time.perf_counter()
+    out = fn(*args, **kwargs)
+    return out, time.perf_counter() - start
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clips", type=int, default=256, help="clips for the batched extractor")
+    parser.add_argument("--reference-clips", type=int, default=32,
+                        help="clips timed with librosa (the first of the same clips)")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                        help="processes for the all-cores run (default: all cores)")
+    args = parser.parse_args(argv)
+
+    clips = benchmark_clips(args.clips)
+    n_ref = min(args.reference_clips, args.clips)
+    print(f"{args.clips} clips of 2 s at {F.SR} Hz; {os.cpu_count()} cores; librosa timed on {n_ref}")
+
+    # Cold run: the first call builds the filter banks (one chroma and one constant-Q bank per
+    # tuning offset met, at most 100 of each); they are cached for the rest of the process.
+    _, t_cold = timed(F.fast_features, clips, n_jobs=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # librosa warns on silence and on its last CQT octave
+        F.librosa_features(clips[0])
+        reference, t_ref = timed(F.extract_features, clips[:n_ref], backend="librosa")
+    fast_1, t_1 = timed(F.fast_features, clips, n_jobs=1)
+    fast_all, t_all = timed(F.fast_features, clips, n_jobs=args.jobs)
+
+    rate_ref, rate_1, rate_all = n_ref / t_ref, args.clips / t_1, args.clips / t_all
+    print(f"{'extractor':<28}{'clips/s':>10}{'speed-up':>10}")
+    print(f"{'librosa, clip by clip':<28}{rate_ref:>10.1f}{1.0:>10.1f}")
+    rate_cold = args.clips / t_cold
+    print(f"{'fast, 1 core, cold caches':<28}{rate_cold:>10.1f}{rate_cold / rate_ref:>10.1f}")
+    print(f"{'fast, 1 core':<28}{rate_1:>10.1f}{rate_1 / rate_ref:>10.1f}")
+    print(f"{f'fast, {args.jobs} processes':<28}{rate_all:>10.1f}{rate_all / rate_ref:>10.1f}")
+    if not np.array_equal(fast_1, fast_all):
+        print("WARNING: 1-core and all-core results differ")
+
+    print(f"\nagreement with librosa on the {n_ref} reference clips")
+    print("(max rel = max abs error / largest magnitude of the block in the reference)")
+    print(f"{'block':<10}{'max abs':>12}{'max rel':>12}{'tolerance':>12}")
+    for block, rows in F.BLOCKS.items():
+        diff = np.abs(fast_1[:n_ref, rows] - reference[:, rows])
+        scale = np.abs(reference[:, rows]).max()
+        print(f"{block:<10}{diff.max():>12.3g}{diff.max() / max(scale, 1e-12):>12.3g}"
+              f"{F.TOLERANCE[block]:>12.3g}")
+
+
+if __name__ == "__main__":
+    main()
