@@ -329,6 +329,16 @@ def _cqt_bank(tuning: float):
 
 
 @functools.lru_cache(maxsize=None)
+def _cqt_columns(n_fft: int) -> slice:
+    """FFT columns used by the constant-Q filters of any tuning offset in [-0.5, 0.5)."""
+    grid = np.linspace(-0.5, 0.5, int(np.ceil(1.0 / _TUNING_RESOLUTION)) + 1)[:-1]  # all offsets
+    used = [bank[1] for bank in map(_cqt_bank, map(float, grid)) if bank[0] == n_fft]
+    if not used:
+        return slice(0, n_fft // 2 + 1)
+    return slice(min(c.start for c in used), max(c.stop for c in used))
+
+
+@functools.lru_cache(maxsize=None)
 def _cq_to_chroma() -> np.ndarray:
     """Folding matrix [12, 252] from the 252 constant-Q bins to 12 pitch classes."""
     import librosa
@@ -461,16 +471,22 @@ def _chroma_cqt(y: np.ndarray, magnitude: np.ndarray) -> np.ndarray:
         octave_signals.append(_resample_half(octave_signals[-1]))
     n_bins = _CQT_BINS_PER_OCTAVE * _CQT_OCTAVES
     cqt = np.empty((len(y), N_FRAMES, n_bins), dtype=np.float32)
-    spectra = {}  # n_fft -> [octave, N, T, F] STFTs of all clips, shared by the tuning groups
+    # The octave STFTs are shared by all tuning groups; only the FFT columns that some tuning's
+    # filters use are kept, as separate real and imaginary parts.
+    spectra = {}  # n_fft -> (first column kept, real [octave, N, T, W], imaginary [...])
     for tuning in np.unique(tunings):
         members = np.flatnonzero(tunings == tuning)
         n_fft, cols, basis, lengths = _cqt_bank(float(tuning))
         if n_fft not in spectra:
-            spectra[n_fft] = np.stack([
-                _stft(octave_signals[i], n_fft, HOP // 2**i, window=None)[:, :N_FRAMES]
+            window = _cqt_columns(n_fft)
+            D = np.stack([
+                _stft(octave_signals[i], n_fft, HOP // 2**i, window=None)[:, :N_FRAMES, window]
                 for i in range(_CQT_OCTAVES)])
-        D = spectra[n_fft][:, members, :, cols]  # [octave, m, T, C]
-        D = np.concatenate([D.real, D.imag], axis=-1).reshape(-1, basis.shape[0])
+            spectra[n_fft] = (window.start, np.ascontiguousarray(D.real), np.ascontiguousarray(D.imag))
+        start, real, imag = spectra[n_fft]
+        part = slice(cols.start - start, cols.stop - start)
+        D = np.concatenate([real[:, members, :, part], imag[:, members, :, part]], axis=-1)
+        D = D.reshape(-1, basis.shape[0])
         response = (D @ basis).reshape(_CQT_OCTAVES, len(members), N_FRAMES, 2, -1)
         response = np.hypot(response[..., 0, :], response[..., 1, :])
         for i in range(_CQT_OCTAVES):
@@ -506,9 +522,10 @@ def _features_block(y: np.ndarray) -> np.ndarray:
     valley = np.empty((n, N_FRAMES, len(bands)))
     peak = np.empty_like(valley)
     for k, (rows, q) in enumerate(bands):
-        band = np.sort(magnitude[..., rows], axis=-1)
-        valley[..., k] = band[..., :q].mean(axis=-1)
-        peak[..., k] = band[..., -q:].mean(axis=-1)
+        band = magnitude[..., rows]
+        # the q smallest and q largest bins of the band (a partial sort is enough)
+        valley[..., k] = np.partition(band, q - 1, axis=-1)[..., :q].mean(axis=-1)
+        peak[..., k] = np.partition(band, band.shape[-1] - q, axis=-1)[..., -q:].mean(axis=-1)
     contrast = _power_to_db(peak, axes=(1, 2)) - _power_to_db(valley, axes=(1, 2))
 
     chroma_cq = _chroma_cqt(y, magnitude)  # [N, T, 12]
