@@ -15,11 +15,20 @@ clip's loudness is then kept in the features (quiet and loud clips differ), and 
 not depend on the other frames of the clip. The MFCC block is computed from the same dB mel
 spectrogram, as librosa does.
 
-Two extractors give the same numbers:
+Two extractors give the same numbers (within :data:`TOLERANCE`, checked by the tests):
 
 - :func:`librosa_features` is the reference: it calls librosa clip by clip.
-- :func:`fast_features` computes the STFT once per clip, reuses it for every block that can use
-  it, and works on many clips at once.
+- :func:`fast_features` works on chunks of clips at once with NumPy. One STFT per clip feeds the
+  mel, MFCC, chroma and contrast blocks and both tuning estimates; the filter banks (mel, DCT,
+  chroma and constant-Q, the last two per tuning offset) are built once per process and cached.
+  Tonnetz needs a constant-Q chromagram: it is computed as librosa's multirate CQT does
+  (Schoerkhuber & Klapuri 2010: the signal is halved with soxr once per octave and each octave is
+  analysed with short FFTs), batched over clips, with one filter bank that serves every octave.
+  Like librosa, each clip gets its own tuning estimate (a histogram of the deviations of its
+  spectral peaks from A440, on a grid of 0.01 bin), for chroma_stft and for the CQT.
+
+Use :func:`extract_features` (``backend="fast"`` or ``"librosa"``). Clips shorter than 2 s are
+zero-padded at the end, longer ones trimmed; int16 audio is scaled to [-1, 1).
 """
 from __future__ import annotations
 
@@ -183,11 +192,12 @@ def _progress(iterable, enabled: bool, desc: str):
 # clips; the filter banks are built once (functools.lru_cache) and reused.
 # ---------------------------------------------------------------------------------------------
 
-# Tolerances of the fast extractor against the librosa reference, per block (max abs error).
-# They are used by tests/test_features.py and hold on noise, chords, melodies, sweeps, silence.
-# The MFCC, chroma, contrast and mel blocks follow librosa's float32/float64 arithmetic step by
-# step, so the errors are round-off (the DCT as a matrix product, summation order); tonnetz goes
-# through a float32 constant-Q transform of 7 octaves, hence a slightly looser bound.
+# Tolerances of the fast extractor against the librosa reference, per block (max abs error),
+# used by tests/test_features.py on corpus clips, noise, a chord, a melody, a sweep, silence and
+# a padded short clip. The fast extractor follows librosa's float32/float64 arithmetic step by
+# step (same STFT, same tuning decisions), so what remains is round-off: measured max errors are
+# mfcc 6e-5, chroma 2e-7, contrast 1e-6, tonnetz 2e-6, mel 8e-6 (benchmarks/features.py prints
+# them). The bounds leave a margin of 30x or more for other BLAS builds and summation orders.
 TOLERANCE = {
     "mfcc": 2e-3,      # dB-scaled cepstra, values up to ~1e3
     "chroma": 1e-4,    # in [0, 1]
@@ -459,9 +469,9 @@ def _resample_half(y: np.ndarray) -> np.ndarray:
 def _chroma_cqt(y: np.ndarray, magnitude: np.ndarray) -> np.ndarray:
     """Constant-Q chroma [N, 87, 12] of clips [N, 44100], as librosa.feature.chroma_cqt.
 
-    The tuning of each clip comes from the shared STFT magnitude [N, T, F]; the multirate CQT halves the
-    signal once per octave, so every octave uses short FFTs; clips sharing a tuning share a
-    filter bank.
+    The tuning of each clip comes from the shared STFT magnitude [N, T, F]; the multirate CQT
+    halves the signal once per octave, so every octave uses short FFTs; clips that share a tuning
+    share a filter bank and one matrix product.
     """
     tunings = _estimate_tuning(magnitude, _CQT_BINS_PER_OCTAVE)
     octave_signals = [y]
