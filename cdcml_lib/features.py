@@ -555,7 +555,7 @@ def _features_chunk(y: np.ndarray) -> np.ndarray:
 
 
 def fast_features(clips, sr: int = SR, n_jobs: int = 1, device: str = "cpu",
-                  progress: bool = False, chunk_size: int = 16) -> np.ndarray:
+                  progress: bool = False, chunk_size: int = 8) -> np.ndarray:
     """The 193x87 matrix of every clip, batched; float32 ``[N, 193, 87]``.
 
     Same numbers as :func:`librosa_features` within :data:`TOLERANCE`. The STFT is computed once
