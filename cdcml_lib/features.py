@@ -62,8 +62,12 @@ LOGSPEC_HOP = 512
 
 
 def _fit_length(clip: np.ndarray, n_samples: int = CLIP_SAMPLES) -> np.ndarray:
-    """Zero-pad at the end, or trim, a mono clip to exactly ``n_samples`` (float32)."""
-    clip = np.asarray(clip, dtype=np.float32)
+    """Zero-pad at the end, or trim, a mono clip to exactly ``n_samples`` (float32).
+
+    int16 audio (as in the dataset's audio cache) is scaled to [-1, 1).
+    """
+    clip = np.asarray(clip)
+    clip = clip.astype(np.float32) / 32768.0 if clip.dtype == np.int16 else clip.astype(np.float32)
     if clip.ndim != 1:
         raise ValueError(
             f"a clip must be a 1-D mono signal, got shape {clip.shape}; "
@@ -90,9 +94,6 @@ def _as_clip_batch(clips) -> np.ndarray:
         raise ValueError(f"expected clips of shape [N, samples], got {clips.shape}")
     out = np.zeros((len(clips), CLIP_SAMPLES), dtype=np.float32)
     for i, clip in enumerate(clips):
-        clip = np.asarray(clip)
-        if clip.dtype == np.int16:
-            clip = clip.astype(np.float32) / 32768.0
         try:
             out[i] = _fit_length(clip)
         except ValueError as err:
@@ -135,14 +136,16 @@ def librosa_features(clip: np.ndarray, sr: int = SR) -> np.ndarray:
 def log_spectrogram(clips, n_fft: int = LOGSPEC_N_FFT, hop: int = LOGSPEC_HOP) -> np.ndarray:
     """L3-Net's input: log(1 + |STFT|) of each clip, float16 ``[N, n_fft // 2 + 1, frames]``.
 
-    Centred frames with a Hann window and zero padding at the edges, as ``librosa.stft`` (0.10+); with the defaults
-    a 2 s clip gives ``[257, 87]``.
+    Centred frames with a Hann window and zero padding at the edges, as ``librosa.stft``
+    (0.10+); with the defaults a 2 s clip gives ``[257, 87]``.
     """
     y = _as_clip_batch(clips)
-    frames = _frame_centered(y, n_fft, hop)
-    window = _hann(n_fft)
-    magnitude = np.abs(np.fft.rfft(frames * window, axis=-1))  # [N, T, F]
-    return np.log1p(magnitude).transpose(0, 2, 1).astype(np.float16)
+    n_frames = 1 + y.shape[1] // hop
+    out = np.empty((len(y), n_fft // 2 + 1, n_frames), dtype=np.float16)
+    for s in range(0, len(y), 256):  # chunks bound the float64 frames in memory
+        magnitude = np.abs(_stft(y[s:s + 256], n_fft, hop, _hann(n_fft)))  # [n, T, F]
+        out[s:s + 256] = np.log1p(magnitude).transpose(0, 2, 1)
+    return out
 
 
 @functools.lru_cache(maxsize=None)

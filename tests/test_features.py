@@ -154,3 +154,15 @@ def test_bad_input_errors():
         F.extract_features([np.zeros(100)], backend="nope")
     with pytest.raises(ValueError, match="device"):
         F.fast_features([np.zeros(100)], device="cuda")
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_reference_scales_int16_like_the_fast_path():
+    clip = np.round(_tone([330.0]) * 32767).astype(np.int16)
+    np.testing.assert_array_equal(F.librosa_features(clip),
+                                  F.librosa_features(clip.astype(np.float32) / 32768.0))
+
+
+def test_empty_batch():
+    assert F.fast_features([]).shape == (0, 193, 87)
+    assert F.log_spectrogram(np.zeros((0, 100), np.float32)).shape == (0, 257, 87)
