@@ -581,6 +581,9 @@ def fast_features(clips, sr: int = SR, n_jobs: int = 1, device: str = "cpu",
     import concurrent.futures
     import multiprocessing
 
+    # build the fixed banks (and import their libraries) once, before the workers are forked
+    _mel_basis(), _dct_basis(), _chroma_basis(0.0), _cq_to_chroma(), _cqt_columns(_cqt_bank(0.0)[0])
+
     ctx = multiprocessing.get_context("spawn" if sys.platform == "darwin" else "fork")
     with concurrent.futures.ProcessPoolExecutor(max_workers=n_jobs, mp_context=ctx) as pool:
         jobs = {pool.submit(_features_chunk, y[s:s + chunk_size]): s for s in starts}
