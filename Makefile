@@ -114,8 +114,10 @@ report: $(REPORT) ## Write REPORT.md (reports/, or reports/<CONFIG>/) from the f
 $(REPORT): $(TRAIN_NB) $(TABLES_NB) $(EMB_NB) $(TABLE_SRC) | $(ENV_OK)
 	$(PY) -m cdcml_lib.report --config $(CONFIG)
 
+# One study per CONFIG at a time: a second `make reproduce` (a test, another shell) waits for the first.
 reproduce: | $(ENV_OK) ## Run the whole study on CONFIG: dataset, every run, tables, embeddings, report
-	@start=$$(date +%s); $(MAKE) --no-print-directory -j$(JOBS) $(REPORT) CONFIG=$(CONFIG) && \
+	@mkdir -p .make; start=$$(date +%s); \
+	flock .make/reproduce-$(CONFIG).lock $(MAKE) --no-print-directory -j$(JOBS) $(REPORT) CONFIG=$(CONFIG) && \
 	echo "reproduce ($(CONFIG)) done in $$(( $$(date +%s) - start )) s: see $(REPORT)"
 
 # --- tests, tools, cleaning ----------------------------------------------------------------
