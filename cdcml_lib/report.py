@@ -17,7 +17,7 @@ import platform
 import sys
 from pathlib import Path
 
-from .paths import reports_dir, resolve  # reports_dir(config): the one place the rule lives
+from .paths import repo_root, reports_dir, resolve  # reports_dir(config): the one place the rule lives
 from .tables import load_study, read_run_info, run_folder
 
 __all__ = ["reports_dir", "write_report", "render_report"]
@@ -220,6 +220,55 @@ def write_report(config: str, reports_dir: str | Path, runs_dir: str | Path, dat
     return out
 
 
+# --- the README's results section ----------------------------------------------------------
+
+README_BEGIN = "<!-- results:begin -->"
+README_END = "<!-- results:end -->"
+
+
+def render_readme_results(config: str, reports_dir: str | Path) -> str:
+    """The README's results section: Table 3 as written, the claims verdicts and one figure,
+    all read from the files the study wrote (nothing here is typed by hand)."""
+    reports = resolve(reports_dir)
+    rel = reports.relative_to(repo_root()).as_posix()
+    claims = _read_json(_required(reports / "claims.json", config))
+    table = _required(reports / "tables" / "comparison.md", config).read_text().strip()
+    lines = [f"Written by `python -m cdcml_lib.report --config {config} --readme` from `{rel}/` "
+             f"(`make reproduce` regenerates all of it). These numbers come from the **embedded "
+             f"benchmark** (configuration `{config}`), not from IMEMNet: they test the method and "
+             f"the paper's claims on data whose emotions are known, and are not comparable one to one "
+             f"with the paper's values (in parentheses). The whole report: [{rel}/REPORT.md]({rel}/REPORT.md).",
+             "", "**Table 3** (test split; mean ± sd over seeds; the paper's value in parentheses):", "",
+             table, "", "**The paper's claims on our numbers** (rule: "
+             f"{claims.get('rule', {}).get('k_sigma', 2):g} standard errors across seeds; details in "
+             f"[{rel}/claims.md]({rel}/claims.md)):", "", "| # | claim | verdict |", "|---|---|---|"]
+    for c in claims["claims"]:
+        lines.append(f"| {c['number']} | {c['claim']} | {c['verdict']} |")
+    figure = reports / "figures" / "comparison.png"
+    if figure.is_file():
+        lines += ["", f"![Table 3 as bars, ours with seed error bars beside the paper's]({rel}/figures/comparison.png)"]
+    umap = reports / "embeddings" / "umap_compare.png"
+    if umap.is_file():
+        lines += ["", f"![UMAP of the shared space: CDCML beside the Sim-only ablation]({rel}/embeddings/umap_compare.png)"]
+    return "\n".join(lines)
+
+
+def update_readme(config: str, reports_dir: str | Path, readme: str | Path = "README.md") -> Path:
+    """Replace the text between the README's results markers (atomically)."""
+    path = resolve(readme)
+    text = path.read_text()
+    if README_BEGIN not in text or README_END not in text:
+        raise ValueError(f"{path}: the markers {README_BEGIN} and {README_END} are missing; "
+                         "put them around the results section.")
+    head, rest = text.split(README_BEGIN, 1)
+    _, tail = rest.split(README_END, 1)
+    body = render_readme_results(config, reports_dir)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(f"{head}{README_BEGIN}\n{body}\n{README_END}{tail}")
+    tmp.replace(path)
+    return path
+
+
 def main(argv: list[str] | None = None) -> int:
     from .params import section
 
@@ -229,6 +278,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reports-dir", help="default: reports/ for default, reports/<config>/ otherwise")
     parser.add_argument("--runs-dir", help="default: runs/<config>")
     parser.add_argument("--data-dir", help="default: the dataset section's out_dir")
+    parser.add_argument("--readme", action="store_true",
+                        help="also rewrite README.md's results section from these reports")
     args = parser.parse_args(argv)
     try:
         out = write_report(args.config, args.reports_dir or reports_dir(args.config),
@@ -238,6 +289,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 1
     print(f"wrote {out}")
+    if args.readme:
+        print(f"updated {update_readme(args.config, args.reports_dir or reports_dir(args.config))}")
     return 0
 
 

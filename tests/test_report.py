@@ -86,3 +86,23 @@ def test_cli_writes_the_report_and_fails_clearly_without_tables(tmp_path, capsys
     write_tables_and_claims(d)
     assert R.main(args) == 0
     assert "## Claims of the paper, checked" in (d["reports"] / "REPORT.md").read_text()
+
+
+def test_update_readme_replaces_only_the_marked_section(tmp_path, monkeypatch):
+    from cdcml_lib import report
+
+    reports = tmp_path / "reports"
+    (reports / "tables").mkdir(parents=True)
+    (reports / "tables" / "comparison.md").write_text("| variant | sim_mse |\n|---|---|\n| cdcml | 0.050 |\n")
+    (reports / "claims.json").write_text(json.dumps({"rule": {"k_sigma": 2}, "claims": [
+        {"number": 1, "claim": "CDCML is best.", "verdict": "holds"}]}))
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{report.README_BEGIN}\nold text\n{report.README_END}\noutro\n")
+    monkeypatch.setenv("CDCML_ROOT", str(tmp_path))
+    report.update_readme("default", reports, readme)
+    text = readme.read_text()
+    assert text.startswith("intro\n") and text.endswith("outro\n")
+    assert "old text" not in text and "| cdcml | 0.050 |" in text and "| 1 | CDCML is best. | holds |" in text
+    readme.write_text("no markers\n")
+    with pytest.raises(ValueError, match="markers"):
+        report.update_readme("default", reports, readme)
