@@ -112,7 +112,7 @@ REPORT := $(REPORTS)/REPORT.md
 report: $(REPORT) ## Write REPORT.md (reports/, or reports/<CONFIG>/) from the finished steps
 
 $(REPORT): $(TRAIN_NB) $(TABLES_NB) $(EMB_NB) $(TABLE_SRC) | $(ENV_OK)
-	$(PY) -m cdcml_lib.report --config $(CONFIG)
+	$(PY) -m cdcml_lib.report --config $(CONFIG) $(if $(filter default,$(CONFIG)),--readme)
 
 # One study per CONFIG at a time: a second `make reproduce` (a test, another shell) waits for the first.
 reproduce: | $(ENV_OK) ## Run the whole study on CONFIG: dataset, every run, tables, embeddings, report
