@@ -193,26 +193,34 @@ class BaseModel(nn.Module):
         return out
 
 
-# --------------------------------------------------------------------------------------------
-# CDCML
-# --------------------------------------------------------------------------------------------
-class CDCML(BaseModel):
-    """CDCML (Zhao et al. 2020, section 5): two branches into one 512-d space, a similarity
-    predictor on the concatenated embeddings and ONE VA predictor shared by both modalities."""
+class TwoBranchModel(BaseModel):
+    """An image branch and a music branch (193x87 features tiled to 3 channels), each ending in
+    one FC layer to ``embed_dim``: the part CDCML, SP-Net and the contrastive baseline share."""
 
-    def __init__(self, image_backbone="resnet50", music_backbone="resnet18", embed_dim=512,
-                 pretrained=False):
+    def __init__(self, image_backbone, music_backbone, embed_dim, pretrained):
         super().__init__()
         self.image_branch = Branch(image_backbone, embed_dim, pretrained)
         self.music_branch = Branch(music_backbone, embed_dim, pretrained, tile=True)
-        self.sim_predictor = Predictor(2 * embed_dim, 1, _hidden(embed_dim))
-        self.va_predictor = Predictor(embed_dim, 2, _hidden(embed_dim))
 
     def embed_image(self, images):
         return self.image_branch(images)
 
     def embed_music(self, music):
         return self.music_branch(music)
+
+
+# --------------------------------------------------------------------------------------------
+# CDCML
+# --------------------------------------------------------------------------------------------
+class CDCML(TwoBranchModel):
+    """CDCML (Zhao et al. 2020, section 5): two branches into one 512-d space, a similarity
+    predictor on the concatenated embeddings and ONE VA predictor shared by both modalities."""
+
+    def __init__(self, image_backbone="resnet50", music_backbone="resnet18", embed_dim=512,
+                 pretrained=False):
+        super().__init__(image_backbone, music_backbone, embed_dim, pretrained)
+        self.sim_predictor = Predictor(2 * embed_dim, 1, _hidden(embed_dim))
+        self.va_predictor = Predictor(embed_dim, 2, _hidden(embed_dim))
 
     def similarity(self, f_img, f_mus):
         return self.sim_predictor(torch.cat([f_img, f_mus], dim=1)).squeeze(1)
@@ -224,25 +232,17 @@ class CDCML(BaseModel):
 # --------------------------------------------------------------------------------------------
 # Baselines (section 6.1.2 / METHOD.md section 7)
 # --------------------------------------------------------------------------------------------
-class SPNet(BaseModel):
+class SPNet(TwoBranchModel):
     """SP-Net: two separate VA regressors trained on VA labels only; the pair score is Eq. 1 on
     the predicted VA with the dataset's sigma."""
 
     def __init__(self, image_backbone, music_backbone, embed_dim, pretrained, sigma):
-        super().__init__()
+        super().__init__(image_backbone, music_backbone, embed_dim, pretrained)
         if not sigma > 0:
             raise ValueError(f"SP-Net needs the dataset's sigma > 0 (stats.json), got {sigma}")
         self.sigma = float(sigma)
-        self.image_branch = Branch(image_backbone, embed_dim, pretrained)
-        self.music_branch = Branch(music_backbone, embed_dim, pretrained, tile=True)
         self.va_image = Predictor(embed_dim, 2, _hidden(embed_dim))
         self.va_music = Predictor(embed_dim, 2, _hidden(embed_dim))
-
-    def embed_image(self, images):
-        return self.image_branch(images)
-
-    def embed_music(self, music):
-        return self.music_branch(music)
 
     def predict_va(self, f, modality=None):
         return _by_modality(self.va_image, self.va_music, f, modality)
@@ -347,7 +347,7 @@ class ACPNet(BaseModel):
         return _by_modality(self.va_image, self.va_music, f.detach(), modality)
 
 
-class ContrastiveNet(BaseModel):
+class ContrastiveNet(TwoBranchModel):
     """Our contrastive baseline: the CDCML branches trained with InfoNCE (soft VA targets) only.
 
     The score is a calibrated cosine: s_hat = sigmoid(a * cos(f_img, f_mus) + b), with two scalars
@@ -357,18 +357,10 @@ class ContrastiveNet(BaseModel):
     """
 
     def __init__(self, image_backbone, music_backbone, embed_dim, pretrained):
-        super().__init__()
-        self.image_branch = Branch(image_backbone, embed_dim, pretrained)
-        self.music_branch = Branch(music_backbone, embed_dim, pretrained, tile=True)
+        super().__init__(image_backbone, music_backbone, embed_dim, pretrained)
         self.scale = nn.Parameter(torch.tensor(5.0))  # a cosine of 1 starts near s = 0.99
         self.bias = nn.Parameter(torch.tensor(0.0))
         self.va_predictor = Predictor(embed_dim, 2, _hidden(embed_dim))
-
-    def embed_image(self, images):
-        return self.image_branch(images)
-
-    def embed_music(self, music):
-        return self.music_branch(music)
 
     def similarity(self, f_img, f_mus):
         cos = F.cosine_similarity(f_img.detach(), f_mus.detach(), dim=1)
