@@ -12,6 +12,10 @@ normalisation:
 Both datasets accept a list of indices in ``__getitem__`` and return a whole batch (use them
 with ``DataLoader(ds, sampler=BatchSampler(...), batch_size=None)``): one fancy-indexing read
 of the memory map per batch instead of one per item.
+
+The memory maps are opened lazily in the process that reads them (:class:`LazyMemmaps`): a
+DataLoader worker started by spawn or forkserver receives the dataset pickled, and pickling an
+open ``np.memmap`` would copy the whole array into every worker.
 """
 from __future__ import annotations
 
@@ -92,6 +96,26 @@ class RowStandardiser:
         return cls(np.asarray(state["mean"]), np.asarray(state["std"]))
 
 
+class LazyMemmaps:
+    """Cache arrays of ``self.folder`` memory-mapped on first use in each process.
+
+    ``_array(name)`` opens ``self.folder.array(name)`` once per process; pickling the object
+    (for DataLoader workers) drops the open maps, so the worker reopens the files itself instead
+    of receiving a copy of their content.
+    """
+
+    def _array(self, name: str) -> np.ndarray:
+        maps = self.__dict__.setdefault("_maps", {})
+        if name not in maps:
+            maps[name] = self.folder.array(name, mmap=True)
+        return maps[name]
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["_maps"] = {}
+        return state
+
+
 def _items(folder, modality: str, split: str | None = None):
     items = folder.items
     sel = items[items["modality"] == modality]
@@ -107,7 +131,7 @@ def fit_music_standardiser(folder, music_input: str = "music_features") -> RowSt
     return RowStandardiser.fit(folder.array(music_input), rows)
 
 
-class PairDataset(torch.utils.data.Dataset):
+class PairDataset(LazyMemmaps, torch.utils.data.Dataset):
     """The image-music pairs of one split, with everything the losses read.
 
     An item (or a batch, for a list of indices) is a dict with ``images [B,3,S,S]``,
@@ -122,8 +146,8 @@ class PairDataset(torch.utils.data.Dataset):
         self.folder = open_folder(folder)
         self.split, self.music_input, self.image_size = split, music_input, image_size
         self.standardiser = standardiser or fit_music_standardiser(self.folder, music_input)
-        self.images = self.folder.array("images")
-        self.music = self.folder.array(music_input)
+        # Open both now, so that a missing cache fails here rather than in a worker.
+        self._array("images"); self._array(music_input)
         pairs = self.folder.pairs(split)
         self.pairs = pairs.reset_index(drop=True)
         img = _items(self.folder, "image").set_index("id")
@@ -144,6 +168,16 @@ class PairDataset(torch.utils.data.Dataset):
         self.y_img = torch.tensor(img_rows[["valence", "arousal"]].to_numpy(np.float32))
         self.y_mus = torch.tensor(mus_rows[["valence", "arousal"]].to_numpy(np.float32))
 
+    @property
+    def images(self) -> np.ndarray:
+        """uint8 [N, S, S, 3], memory-mapped."""
+        return self._array("images")
+
+    @property
+    def music(self) -> np.ndarray:
+        """The music cache this dataset reads, memory-mapped."""
+        return self._array(self.music_input)
+
     def __len__(self) -> int:
         return len(self.score)
 
@@ -160,7 +194,7 @@ class PairDataset(torch.utils.data.Dataset):
         return {k: v[0] for k, v in batch.items()} if single else batch
 
 
-class ItemDataset(torch.utils.data.Dataset):
+class ItemDataset(LazyMemmaps, torch.utils.data.Dataset):
     """The single items of one modality (and split, or all), for evaluation and embeddings.
 
     A batch is ``x`` (the model input), ``y [B, 2]`` (VA labels) and ``row [B]``; ``ids`` lists
@@ -178,11 +212,15 @@ class ItemDataset(torch.utils.data.Dataset):
         self.ids = table["id"].astype(str).tolist()
         self.rows = table["row"].to_numpy(np.int64)
         self.y = torch.tensor(table[["valence", "arousal"]].to_numpy(np.float32))
-        if modality == "image":
-            self.array = self.folder.array("images")
-        else:
-            self.array = self.folder.array(music_input)
+        self.array_name = "images" if modality == "image" else music_input
+        if modality == "music":
             self.standardiser = standardiser or fit_music_standardiser(self.folder, music_input)
+        self._array(self.array_name)  # open it now: a missing cache fails here, not in a worker
+
+    @property
+    def array(self) -> np.ndarray:
+        """This modality's cache array, memory-mapped."""
+        return self._array(self.array_name)
 
     def __len__(self) -> int:
         return len(self.rows)

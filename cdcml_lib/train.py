@@ -14,7 +14,14 @@ One call of :func:`train_run` trains one model variant with one seed into one ru
 - a run folder is never overwritten: the same parameters resume (or return the finished
   metrics), different parameters are an error that names the differing keys.
 
-CLI: ``python -m cdcml_lib.train --config NAME --variant VARIANT --seed S [--run-dir D]``.
+Under ``torchrun`` the same call trains with PyTorch DDP on every process
+(:mod:`cdcml_lib.distributed`): the global batch stays ``batch_size``, BatchNorm and the batch
+losses see the global batch, every rank resumes from the same checkpoint, and rank 0 alone
+evaluates and writes the run folder. In one process nothing of this runs.
+
+CLI: ``python -m cdcml_lib.train --config NAME --variant VARIANT --seed S [--run-dir D]``, or
+``--params-file P.json`` (a whole train parameter set); under
+``torchrun --nproc_per_node=N -m cdcml_lib.train ...`` it trains on N processes.
 """
 from __future__ import annotations
 
@@ -33,6 +40,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from . import distributed
 from .data import ItemDataset, PairDataset, RowStandardiser, fit_music_standardiser, image_to_tensor, open_folder
 from .losses import build_loss, similarity_mse_loss
 from .metrics import all_metrics
@@ -45,9 +53,10 @@ REQUIRED_KEYS = ("data_dir", "run_dir", "model", "seed", "epochs", "batch_size",
                  "image_size", "embed_dim", "pretrained", "device", "num_workers")
 OPTIONAL_KEYS = ("num_threads", "w_sim_mse", "w_cfr", "w_cfm", "w_va_mse", "w_sfr", "label_distance",
                  "triplets", "distance_power", "epsilon", "margin", "nce_temperature",
-                 "nce_target_temperature")
-# Keys that change how fast a run goes, never its result: they may differ when a run resumes.
-OPERATIONAL_KEYS = ("num_workers", "num_threads")
+                 "nce_target_temperature", "nproc")
+# Keys that change how fast a run goes, not what it computes: they may differ when a run
+# resumes. (nproc, the processes a notebook launches, changes only dropout draws and rounding.)
+OPERATIONAL_KEYS = ("num_workers", "num_threads", "nproc")
 EVAL_BATCH = 256
 
 
@@ -230,9 +239,28 @@ def calibration_loss(params: dict, out: dict, batch: dict):
     return float(params.get("w_sim_mse", 1.0)) * similarity_mse_loss(out["s_hat"], batch["score"])
 
 
+# What the losses read from the batch besides the model inputs (gathered under DDP).
+LOSS_BATCH_KEYS = ("score", "y_img", "y_mus", "music_idx", "image_idx")
+
+
+def global_batch(out: dict, batch: dict, ctx) -> tuple[dict, dict]:
+    """Under DDP: the model outputs and loss labels of every rank's slice, concatenated in rank
+    order, so that the losses see the one-process batch (only this rank's rows carry gradient)."""
+    out = {k: distributed.gather_global(v, ctx) for k, v in out.items()}
+    batch = {k: distributed.gather_global(batch[k], ctx) for k in LOSS_BATCH_KEYS}
+    return out, batch
+
+
 def train_epoch(model, loader, loss_fn, optimiser, scaler, params, device, autocast, loss_gen,
-                channels_last: bool) -> dict:
-    """One pass over the training pairs; the mean of each loss term, weighted by batch size."""
+                channels_last: bool, ctx=None) -> dict:
+    """One pass over the training pairs; the mean of each loss term, weighted by batch size.
+
+    Under DDP (``ctx.enabled``) each rank feeds its slice, the loss is computed on the gathered
+    global batch (the same on every rank, with the same triplet draws), and it is multiplied by
+    the world size before backward: each rank's backward reaches only its own rows, and DDP
+    averages the ranks' gradients, so the sum it needs is world_size x the average.
+    """
+    ddp = ctx is not None and ctx.enabled
     model.train()
     sums: dict[str, float] = {}
     n_total = 0
@@ -244,13 +272,18 @@ def train_epoch(model, loader, loss_fn, optimiser, scaler, params, device, autoc
         with autocast():
             out = model(images, batch["music"])
         out = {k: v.float() for k, v in out.items()}  # the losses take logs: keep them in fp32
+        if ddp:
+            # DDP waits for a gradient of every parameter: an output this variant's loss ignores
+            # (the VA head of the Sim-only ablation) gets a zero one through this zero term.
+            zero = sum(v.sum() for v in out.values()) * 0.0
+            out, batch = global_batch(out, batch, ctx)
         total, terms = loss_fn(out, batch, generator=loss_gen)
         if params["model"] == "contrastive" and params.get("w_sim_mse", 1.0):
             calib = calibration_loss(params, out, batch)
             total = total + calib
             terms = {**terms, "sim_mse": calib.detach()}
         optimiser.zero_grad(set_to_none=True)
-        scaler.scale(total).backward()
+        scaler.scale((total + zero) * ctx.world_size if ddp else total).backward()
         scaler.step(optimiser)
         scaler.update()
         b = len(batch["score"])
@@ -268,26 +301,58 @@ def train_run(params: dict, stop_after_epochs: int | None = None, progress: bool
 
     ``stop_after_epochs`` stops (as a kill would) once that many epochs are done in total and
     returns None; calling again with the same params resumes. ``progress`` shows a tqdm bar
-    (default: in a terminal or notebook, never in CI).
+    (default: in a terminal or notebook, never in CI). Under torchrun every process calls this
+    and every process gets the metrics.
     """
     params = check_train_params(params)
+    owns_group = not torch.distributed.is_initialized()
+    ctx, device_name = distributed.init(str(params["device"]))
+    try:
+        return _train_run(params, ctx, device_name, stop_after_epochs, progress)
+    finally:
+        if owns_group and ctx.enabled:
+            distributed.shutdown()
+
+
+def on_main(ctx, fn):
+    """``fn()`` on rank 0, its result (or its exception, raised on every rank) on every rank."""
+    result, error = None, None
+    if ctx.is_main:
+        try:
+            result = fn()
+        except Exception as err:  # noqa: BLE001 - re-raised below, on every rank
+            error = err
+    result, error = distributed.broadcast_object((result, error), ctx)
+    if error is not None:
+        raise error
+    return result
+
+
+def _train_run(params: dict, ctx, device_name: str, stop_after_epochs, progress):
     run_dir = resolve(params["run_dir"])
-    state = prepare_run_dir(run_dir, params)
+    state = on_main(ctx, lambda: prepare_run_dir(run_dir, params))
     if state == "finished":
-        return json.loads((run_dir / "metrics.json").read_text())
-    run_dir.mkdir(parents=True, exist_ok=True)
+        return on_main(ctx, lambda: json.loads((run_dir / "metrics.json").read_text()))
+    main = ctx.is_main  # only rank 0 writes the run folder
+    if main:
+        run_dir.mkdir(parents=True, exist_ok=True)
     t_start = time.time()
 
     seed = int(params["seed"])
     set_determinism(seed, int(params.get("num_threads", 0) or 0))
-    device = pick_device(str(params["device"]))
+    device = pick_device(device_name)
     cuda = device.type == "cuda"
     autocast = (lambda: torch.autocast("cuda", dtype=torch.float16)) if cuda else \
         (lambda: torch.autocast("cpu", enabled=False))
 
     folder = open_folder(params["data_dir"])
     sigma = float(folder.stats["sigma"])
-    model = build_model(params, sigma).to(device)
+    model = build_model(params, sigma)
+    if ctx.enabled:
+        model = distributed.convert_sync_batchnorm(model, ctx, device)
+        if ctx.rank > 0:  # own dropout masks; rank 0 keeps the one-process stream
+            torch.manual_seed(seed + distributed.RANK_SEED_STRIDE * ctx.rank)
+    model = model.to(device)
     if cuda:
         model = model.to(memory_format=torch.channels_last)
     loss_fn = build_loss(params, sigma)
@@ -301,10 +366,13 @@ def train_run(params: dict, stop_after_epochs: int | None = None, progress: bool
     sampler_gen = torch.Generator().manual_seed(seed)
     loss_gen = torch.Generator().manual_seed(seed + 1)
     batch_size = int(params["batch_size"])
+    distributed.local_batch_size(batch_size, ctx.world_size)
     # A last batch of one pair would break BatchNorm: drop it only then.
     batches = torch.utils.data.BatchSampler(
         torch.utils.data.RandomSampler(train_set, generator=sampler_gen), batch_size,
         drop_last=len(train_set) % batch_size == 1)
+    if ctx.enabled:  # every rank: the same global batches, its own slice of each
+        batches = distributed.RankSlices(batches, ctx.rank, ctx.world_size)
     workers = int(params["num_workers"])
     loader = torch.utils.data.DataLoader(train_set, sampler=batches, batch_size=None,
                                          num_workers=workers, pin_memory=cuda,
@@ -321,57 +389,100 @@ def train_run(params: dict, stop_after_epochs: int | None = None, progress: bool
     run_info = {"status": "running", "commit": git_commit(), "device": str(device),
                 "device_name": torch.cuda.get_device_name(device) if cuda else "cpu",
                 "torch": torch.__version__, "threads": torch.get_num_threads(),
+                "world_size": ctx.world_size,
                 "start": time.strftime("%Y-%m-%dT%H:%M:%S"), "end": None, "wall_s": 0.0,
                 "epochs_done": 0, **getattr(model, "notes", {})}
     curves: list[dict] = []
     best = {"epoch": 0, "sim_mse": float("inf"), "val": {}}
     start_epoch = 0
-    if state == "resume" and ckpt_path.is_file():
-        ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
-        model.load_state_dict(ckpt["model"]); optimiser.load_state_dict(ckpt["optimiser"])
-        scheduler.load_state_dict(ckpt["scheduler"]); scaler.load_state_dict(ckpt["scaler"])
-        restore_rng_states(ckpt["rng"], sampler_gen, loss_gen)
-        curves, best, start_epoch = ckpt["curves"], ckpt["best"], int(ckpt["epoch"])
-        run_info = {**ckpt["run_info"], "resumed": ckpt["run_info"].get("resumed", 0) + 1}
-    else:
+    if state == "resume":
+        if ctx.enabled:  # rank 0 reads the checkpoint; every rank resumes from that one
+            ckpt = on_main(ctx, lambda: torch.load(ckpt_path, map_location="cpu", weights_only=False)
+                           if ckpt_path.is_file() else None)
+        else:
+            ckpt = (torch.load(ckpt_path, map_location=device, weights_only=False)
+                    if ckpt_path.is_file() else None)
+        if ckpt is not None:
+            model.load_state_dict(ckpt["model"]); optimiser.load_state_dict(ckpt["optimiser"])
+            scheduler.load_state_dict(ckpt["scheduler"]); scaler.load_state_dict(ckpt["scaler"])
+            restore_rng_states(ckpt["rng"], sampler_gen, loss_gen)
+            if ctx.enabled:
+                restore_rank_rng_state(ckpt["rng"], ctx, seed, int(ckpt["epoch"]))
+            curves, best, start_epoch = ckpt["curves"], ckpt["best"], int(ckpt["epoch"])
+            run_info = {**ckpt["run_info"], "resumed": ckpt["run_info"].get("resumed", 0) + 1,
+                        "world_size": ctx.world_size}
+    elif main:
         atomic_write_text(run_dir / "params.json", json.dumps(_jsonable(params), indent=2))
-    atomic_write_text(run_dir / "run.json", json.dumps(run_info, indent=2))
+    if main:
+        atomic_write_text(run_dir / "run.json", json.dumps(run_info, indent=2))
     wall_before = float(run_info["wall_s"])
+    trained = model
+    if ctx.enabled:
+        trained = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if cuda else None)
 
     epochs = int(params["epochs"])
-    show = progress_enabled() if progress is None else progress
+    show = main and (progress_enabled() if progress is None else progress)
     from tqdm.auto import tqdm
 
     bar = tqdm(total=epochs, initial=start_epoch, desc=run_dir.name, disable=not show, unit="epoch")
     for epoch in range(start_epoch, epochs):
         lr = optimiser.param_groups[0]["lr"]
-        losses = train_epoch(model, loader, loss_fn, optimiser, scaler, params, device, autocast,
-                             loss_gen, channels_last=cuda)
+        losses = train_epoch(trained, loader, loss_fn, optimiser, scaler, params, device, autocast,
+                             loss_gen, channels_last=cuda, ctx=ctx)
         scheduler.step()
-        val = evaluate(model, folder, "val", standardiser, params, device, autocast).metrics
-        row = {"epoch": epoch + 1, "lr": lr, **{f"loss_{k}": v for k, v in losses.items()},
-               **{f"val_{k}": v for k, v in val.items()}}
-        curves.append(row)
-        if val["sim_mse"] < best["sim_mse"]:
-            best = {"epoch": epoch + 1, "sim_mse": val["sim_mse"], "val": val}
-            atomic_save({"model": model.state_dict(), "standardiser": standardiser.state_dict(),
-                         "sigma": sigma, "epoch": epoch + 1, "params": _jsonable(params)},
-                        run_dir / "best.pt")
-        run_info.update(epochs_done=epoch + 1, wall_s=wall_before + time.time() - t_start)
-        atomic_save({"model": model.state_dict(), "optimiser": optimiser.state_dict(),
-                     "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
-                     "rng": rng_states(sampler_gen, loss_gen), "epoch": epoch + 1,
-                     "curves": curves, "best": best, "run_info": run_info}, ckpt_path)
-        write_curves(run_dir / "curves.csv", curves)
-        atomic_write_text(run_dir / "run.json", json.dumps(run_info, indent=2))
-        bar.update(1)
-        bar.set_postfix(loss=f"{losses['total']:.4f}", val_sim_mse=f"{val['sim_mse']:.4f}")
+        rank_rng = distributed.gather_objects(rank_rng_state(), ctx) if ctx.enabled else None
+        if main:
+            val = evaluate(model, folder, "val", standardiser, params, device, autocast).metrics
+            row = {"epoch": epoch + 1, "lr": lr, **{f"loss_{k}": v for k, v in losses.items()},
+                   **{f"val_{k}": v for k, v in val.items()}}
+            curves.append(row)
+            if val["sim_mse"] < best["sim_mse"]:
+                best = {"epoch": epoch + 1, "sim_mse": val["sim_mse"], "val": val}
+                atomic_save({"model": model.state_dict(), "standardiser": standardiser.state_dict(),
+                             "sigma": sigma, "epoch": epoch + 1, "params": _jsonable(params)},
+                            run_dir / "best.pt")
+            run_info.update(epochs_done=epoch + 1, wall_s=wall_before + time.time() - t_start)
+            rng = rng_states(sampler_gen, loss_gen)
+            if rank_rng is not None:
+                rng["by_rank"] = rank_rng
+            atomic_save({"model": model.state_dict(), "optimiser": optimiser.state_dict(),
+                         "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
+                         "rng": rng, "epoch": epoch + 1,
+                         "curves": curves, "best": best, "run_info": run_info}, ckpt_path)
+            write_curves(run_dir / "curves.csv", curves)
+            atomic_write_text(run_dir / "run.json", json.dumps(run_info, indent=2))
+            bar.update(1)
+            bar.set_postfix(loss=f"{losses['total']:.4f}", val_sim_mse=f"{val['sim_mse']:.4f}")
         if stop_after_epochs is not None and epoch + 1 >= stop_after_epochs and epoch + 1 < epochs:
             bar.close()
+            distributed.barrier(ctx)
             return None
     bar.close()
-    return finish_run(run_dir, model, folder, standardiser, params, device, autocast, best,
-                      run_info, wall_before, t_start)
+    return on_main(ctx, lambda: finish_run(run_dir, model, folder, standardiser, params, device,
+                                           autocast, best, run_info, wall_before, t_start))
+
+
+def rank_rng_state() -> dict:
+    """This process's torch RNG states (CPU, and its GPU's), for a per-rank checkpoint entry."""
+    state = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state()
+    return state
+
+
+def restore_rank_rng_state(states: dict, ctx, seed: int, epoch: int) -> None:
+    """Under DDP: this rank's own torch RNG state from the checkpoint. A checkpoint written by
+    another number of processes has none for this rank: it then gets a fresh stream from
+    (seed, rank, epoch), so the run goes on, deterministically though not bit for bit."""
+    by_rank = states.get("by_rank")
+    if by_rank is not None and len(by_rank) == ctx.world_size:
+        mine = by_rank[ctx.rank]
+        torch.set_rng_state(mine["torch"])
+        if "cuda" in mine and torch.cuda.is_available():
+            torch.cuda.set_rng_state(mine["cuda"])
+    elif ctx.rank > 0:
+        torch.manual_seed(seed + distributed.RANK_SEED_STRIDE * ctx.rank + epoch)
 
 
 def write_curves(path: Path, curves: list[dict]) -> None:
@@ -472,16 +583,32 @@ def main(argv: list[str] | None = None) -> int:
     from .params import train_params
 
     parser = argparse.ArgumentParser(prog="python -m cdcml_lib.train", description=__doc__.split("\n")[0])
-    parser.add_argument("--config", required=True, help="params/<config>.yaml (its train section)")
-    parser.add_argument("--variant", required=True, help="params/variants/<variant>.yaml")
-    parser.add_argument("--seed", type=int, required=True)
+    parser.add_argument("--config", help="params/<config>.yaml (its train section)")
+    parser.add_argument("--variant", help="params/variants/<variant>.yaml")
+    parser.add_argument("--seed", type=int)
     parser.add_argument("--run-dir", default=None, help="default runs/<config>/<variant>-s<seed>")
+    parser.add_argument("--params-file", default=None,
+                        help="a JSON file holding the whole train parameter set (what "
+                             "notebooks/02_train passes to torchrun), instead of --config/--variant/--seed")
     args = parser.parse_args(argv)
-    params = train_params(args.config, args.variant, args.seed, args.run_dir)
+    if args.params_file:
+        if args.config or args.variant or args.seed is not None:
+            parser.error("give either --params-file or --config/--variant/--seed, not both")
+        try:
+            params = json.loads(Path(args.params_file).read_text())
+        except (OSError, json.JSONDecodeError) as err:
+            parser.error(f"--params-file {args.params_file}: cannot read it as JSON ({err})")
+        if args.run_dir:
+            params["run_dir"] = args.run_dir
+    else:
+        if not (args.config and args.variant and args.seed is not None):
+            parser.error("--config, --variant and --seed are required (or --params-file)")
+        params = train_params(args.config, args.variant, args.seed, args.run_dir)
     metrics = train_run(params)
-    test = metrics["test"]
-    print(f"{params['run_dir']}: best epoch {metrics['best_epoch']}; test "
-          + ", ".join(f"{k} {test[k]:.4f}" for k in ("sim_mse", "sim_mae", "img_v_mse", "mus_v_mse")))
+    if int(os.environ.get("RANK", "0")) == 0:
+        test = metrics["test"]
+        print(f"{params['run_dir']}: best epoch {metrics['best_epoch']}; test "
+              + ", ".join(f"{k} {test[k]:.4f}" for k in ("sim_mse", "sim_mae", "img_v_mse", "mus_v_mse")))
     return 0
 
 
