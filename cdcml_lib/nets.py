@@ -324,7 +324,10 @@ class ACPNet(BaseModel):
     def __init__(self, image_backbone, embed_dim, pretrained, n_music_rows=193):
         super().__init__()
         self.image_features = FrozenFeatures(image_backbone, pretrained)
-        self.image_fc = nn.Sequential(nn.Linear(self.image_features.out_features, embed_dim),
+        # BatchNorm first: frozen features have whatever scale their backbone gives (tiny for a
+        # random-init one), and standardising them lets SGD use them at the study's learning rate.
+        self.image_fc = nn.Sequential(nn.BatchNorm1d(self.image_features.out_features),
+                                      nn.Linear(self.image_features.out_features, embed_dim),
                                       nn.ReLU(inplace=True), nn.Linear(embed_dim, embed_dim))
         self.audio_fc = nn.Sequential(nn.Linear(2 * n_music_rows, embed_dim),
                                       nn.ReLU(inplace=True), nn.Linear(embed_dim, embed_dim))
