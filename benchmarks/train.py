@@ -20,6 +20,7 @@ For several GPUs, time a real run instead: ``make train-ddp NPROC=<n> CONFIG=pap
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import sys
 import tempfile
@@ -82,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     if not cuda and params["image_backbone"] != "tiny_cnn" and steps > 3:
         steps, note = 3, note + f"; CPU: {3} timed steps only (a GPU configuration)"
     workers = int(params["num_workers"]) if args.workers < 0 else args.workers
+    if not cuda and args.workers < 0 and workers > (os.cpu_count() or 1):
+        workers, note = os.cpu_count() or 1, note + f"; CPU: {os.cpu_count()} loader workers, one a core"
     print(f"config {args.config}: batch {batch_size}, image {params['image_size']}px, "
           f"{params['image_backbone']} / {params['music_backbone']}, {workers} loader worker(s); "
           f"{machine_line(device)}{note}")
@@ -134,7 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         own, children = peak_rss_mb()
         print(f"peak memory (RSS): {own:.0f} MB this process"
-              + (f", {children:.0f} MB the largest loader worker" if workers else ""))
+              + (f", {children:.0f} MB the largest loader worker (pages shared with this process "
+                 f"counted)" if workers else ""))
         if args.config == "paper":
             print(f"not the GPU target: the {GPU_TARGET} pairs/s target is for an H100; run this "
                   f"script there")

@@ -95,10 +95,11 @@ def init(device_name: str) -> tuple[DistContext, str]:
                                f"{torch.cuda.device_count()} GPU(s); lower --nproc_per_node")
         torch.cuda.set_device(ctx.local_rank)
         device_name = f"cuda:{ctx.local_rank}"
+    # Rank 0 evaluates while the others wait in the next collective: allow an hour.
+    timeout = datetime.timedelta(hours=1)
     if not dist.is_initialized():
-        # Rank 0 evaluates while the others wait at a barrier: allow an hour.
-        dist.init_process_group("nccl" if cuda else "gloo", timeout=datetime.timedelta(hours=1))
-    group = dist.new_group(backend="nccl" if cuda else "gloo")
+        dist.init_process_group("nccl" if cuda else "gloo", timeout=timeout)
+    group = dist.new_group(backend="nccl" if cuda else "gloo", timeout=timeout)
     return DistContext(ctx.rank, ctx.world_size, ctx.local_rank, group), device_name
 
 

@@ -329,6 +329,7 @@ def on_main(ctx, fn):
 
 
 def _train_run(params: dict, ctx, device_name: str, stop_after_epochs, progress):
+    distributed.local_batch_size(int(params["batch_size"]), ctx.world_size)  # before any file
     run_dir = resolve(params["run_dir"])
     state = on_main(ctx, lambda: prepare_run_dir(run_dir, params))
     if state == "finished":
@@ -366,7 +367,6 @@ def _train_run(params: dict, ctx, device_name: str, stop_after_epochs, progress)
     sampler_gen = torch.Generator().manual_seed(seed)
     loss_gen = torch.Generator().manual_seed(seed + 1)
     batch_size = int(params["batch_size"])
-    distributed.local_batch_size(batch_size, ctx.world_size)
     # A last batch of one pair would break BatchNorm: drop it only then.
     batches = torch.utils.data.BatchSampler(
         torch.utils.data.RandomSampler(train_set, generator=sampler_gen), batch_size,
