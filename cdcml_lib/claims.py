@@ -193,7 +193,8 @@ def _per_metric(checks: list[Check]) -> dict[str, str]:
 
 def _describe(check: Check) -> str:
     se = "SE n/a" if math.isnan(check.se) else f"SE {check.se:.4f}"
-    return f"{check.metric}: {check.what}, ours {check.estimate:+.4f} ({se}), paper {check.paper_estimate:+.4f}"
+    return (f"{check.metric}: claimed {check.what}; advantage ours {check.estimate:+.4f} ({se}), "
+            f"paper {check.paper_estimate:+.4f}")
 
 
 def _reason(checks: list[Check], verdict: str, rule: Rule) -> str:
@@ -227,7 +228,9 @@ def _summary(number: int, checks: list[Check], extra: dict) -> str:
     count = {o: sum(c.outcome == o for c in checks) for o in (SUPPORTS, CONTRADICTS, NO_DECISION)}
     text = (f"{len(checks)} checks: {count[SUPPORTS]} for, {count[CONTRADICTS]} against, "
             f"{count[NO_DECISION]} within noise")
-    against = [f"{c.metric} ({c.what})" for c in checks if c.outcome == CONTRADICTS]
+    # Name the claimed direction and say that ours is the reverse, so a reader cannot take
+    # "sim_va better than sim" for what we found.
+    against = [f"{c.metric} (claimed {c.what}; ours the reverse)" for c in checks if c.outcome == CONTRADICTS]
     if against:
         text += ". Against: " + ", ".join(against)
     if "sim_mse_relative_gain" in extra:

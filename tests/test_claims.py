@@ -51,7 +51,8 @@ def test_a_clear_reversal_makes_claims_fail_and_says_so_per_metric():
     assert one.per_metric["sim_mse"] == C.FAILS
     assert all(v == C.HOLDS for m, v in one.per_metric.items() if m != "sim_mse")
     assert "disagrees with the paper" in one.reason and "sim_mse" in one.reason
-    assert "Against: sim_mse (cdcml better than l3_net), sim_mse (cdcml better than acp_net)." in one.summary
+    assert ("Against: sim_mse (claimed cdcml better than l3_net; ours the reverse), "
+            "sim_mse (claimed cdcml better than acp_net; ours the reverse).") in one.summary
     assert claims[7].verdict == C.FAILS and claims[7].per_metric["sim_mse"] == C.FAILS
     eight = claims[8]
     assert eight.verdict == C.FAILS  # negative gain: the interval excludes 22.1%
