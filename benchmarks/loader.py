@@ -3,10 +3,13 @@
 Measures, on this machine and for one configuration's train section:
 
 1. the DataLoader alone (cdcml_lib.data.PairDataset over the memory-mapped caches, batches drawn
-   as the trainer draws them) with 0, 1 and 2 worker processes, in pairs per second;
+   as the trainer draws them) with 0, 1 and 2 worker processes, in pairs per second, in both of
+   the trainer's modes: images normalised in the loader (the CPU trainer) and uint8 images
+   normalised later on the GPU (the CUDA trainer, ``PairDataset(raw_images=True)``);
 2. the model alone: forward + backward + optimiser step of the configuration's CDCML model on
    synthetic tensors of the same shapes (no loading at all), in pairs per second, on the device
-   the trainer would use (AMP and channels-last on CUDA, as train.py does);
+   the trainer would use (on CUDA as train.py does: uint8 images normalised on the GPU, AMP,
+   channels-last);
 
 and says which of the two is the bottleneck.
 
@@ -34,7 +37,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from cdcml_lib.corpora import write_pairs  # noqa: E402
-from cdcml_lib.data import PairDataset, fit_music_standardiser  # noqa: E402
+from cdcml_lib.data import PairDataset, fit_music_standardiser, image_to_tensor  # noqa: E402
 from cdcml_lib.dataset import DatasetFolder, open_dataset  # noqa: E402
 from cdcml_lib.losses import build_loss  # noqa: E402
 from cdcml_lib.nets import build_model  # noqa: E402
@@ -135,7 +138,8 @@ def loader_rate(dataset: PairDataset, batch_size: int, workers: int, batches: in
 def synthetic_batch(batch_size: int, image_size: int, n_items: int, device) -> dict:
     """Random tensors of a training batch's shapes, with labels the losses accept."""
     g = torch.Generator().manual_seed(0)
-    batch = {"images": torch.randn(batch_size, 3, image_size, image_size, generator=g),
+    batch = {"images": torch.randint(0, 256, (batch_size, image_size, image_size, 3), generator=g,
+                                     dtype=torch.uint8),
              "music": torch.randn(batch_size, *MUSIC_SHAPE, generator=g),
              "score": torch.rand(batch_size, generator=g),
              "y_img": torch.rand(batch_size, 2, generator=g), "y_mus": torch.rand(batch_size, 2, generator=g),
@@ -156,10 +160,14 @@ def model_rate(params: dict, batch_size: int, steps: int, device: torch.device) 
     optimiser = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1e-4, momentum=0.9)
     scaler = torch.amp.GradScaler("cuda", enabled=cuda)
     batch = synthetic_batch(batch_size, int(params["image_size"]), 4 * batch_size, device)
-    images = batch["images"].contiguous(memory_format=torch.channels_last) if cuda else batch["images"]
+    cpu_images = image_to_tensor(batch["images"])   # the CPU trainer's loader normalises
     loss_gen = torch.Generator().manual_seed(1)
 
     def step():
+        if cuda:   # as train_epoch: uint8 normalised on the GPU, channels-last
+            images = image_to_tensor(batch["images"]).contiguous(memory_format=torch.channels_last)
+        else:
+            images = cpu_images
         with torch.autocast(device.type, dtype=torch.float16, enabled=cuda):
             out = model(images, batch["music"])
         out = {k: v.float() for k, v in out.items()}
@@ -224,11 +232,19 @@ def main(argv: list[str] | None = None) -> int:
         folder, what = benchmark_folder(params, Path(tmp))
         print(what)
         standardiser = fit_music_standardiser(folder)
-        dataset = PairDataset(folder, "train", standardiser, image_size=int(params["image_size"]))
-        loader = {}
+        cuda = device.type == "cuda"
+        modes = {"normalised": False, "uint8": True}
+        datasets = {m: PairDataset(folder, "train", standardiser, image_size=int(params["image_size"]),
+                                   raw_images=raw) for m, raw in modes.items()}
+        trainer_mode = "uint8" if cuda else "normalised"
+        print(f"  DataLoader alone, pairs/s: images normalised in the loader (CPU trainer) | "
+              f"uint8, normalised on the GPU (CUDA trainer); this device's trainer: {trainer_mode}")
+        rates = {m: {} for m in modes}
         for w in (int(x) for x in args.workers.split(",")):
-            loader[w] = loader_rate(dataset, batch_size, w, args.batches, pin_memory=device.type == "cuda")
-            print(f"  DataLoader, {w} worker(s): {loader[w]:9.0f} pairs/s")
+            for m in modes:
+                rates[m][w] = loader_rate(datasets[m], batch_size, w, args.batches, pin_memory=cuda)
+            print(f"  {w} worker(s): {rates['normalised'][w]:9.0f} | {rates['uint8'][w]:9.0f}")
+        loader = rates[trainer_mode]
         model_batch, note = (batch_size, "") if device.type == "cuda" else cpu_model_batch(params, batch_size)
         rate = model_rate(params, model_batch, args.steps, device)
         print(f"  model alone (forward+backward+step, synthetic tensors): {rate:9.0f} pairs/s{note}")
@@ -243,11 +259,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bottleneck: the LOADER ({loader[best_w]:.0f} < {rate:.0f} pairs/s). About {need} "
               f"worker(s) would keep up on this machine (num_workers in the train section), "
               f"if it has the cores.")
-    if any(w > 0 for w in loader):
-        per_worker = max(loader[w] / w for w in loader if w > 0)
-        print(f"to feed {GPU_TARGET} pairs/s (the H100 target of the paper configuration) at this "
-              f"machine's {per_worker:.0f} pairs/s per worker: >= {int(np.ceil(GPU_TARGET / per_worker))} "
-              f"workers (train section num_workers: {params['num_workers']})")
+    if args.config == "paper" and any(w > 0 for w in loader):
+        per_worker = max(rates["uint8"][w] / w for w in loader if w > 0)
+        print(f"to feed {GPU_TARGET} pairs/s (the H100 target of the paper configuration) with the "
+              f"CUDA trainer's uint8 loader at this machine's {per_worker:.0f} pairs/s per worker: "
+              f">= {int(np.ceil(GPU_TARGET / per_worker))} workers (train section num_workers: "
+              f"{params['num_workers']})")
     return 0
 
 

@@ -94,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
         print(what)
         sigma = float(folder.stats["sigma"])
         standardiser = fit_music_standardiser(folder)
-        dataset = PairDataset(folder, "train", standardiser, image_size=int(params["image_size"]))
+        dataset = PairDataset(folder, "train", standardiser, image_size=int(params["image_size"]),
+                              raw_images=cuda)   # as train.py: uint8 to the GPU, normalised there
         torch.manual_seed(0)
         model = build_model(params, sigma).to(device)
         if cuda:

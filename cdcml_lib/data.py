@@ -44,10 +44,14 @@ def open_folder(folder):
 def image_to_tensor(images: np.ndarray | torch.Tensor, size: int | None = None) -> torch.Tensor:
     """uint8 ``[B, S, S, 3]`` -> float ``[B, 3, size, size]``, ImageNet-normalised.
 
-    When ``size`` differs from the cached S the batch is resized (bilinear, antialiased).
+    When ``size`` differs from the cached S the batch is resized (bilinear, antialiased). A torch
+    tensor is converted on its own device (the CUDA trainer normalises uint8 batches on the GPU).
     """
-    array = np.asarray(images)
-    x = torch.from_numpy(array if array.flags.writeable else array.copy())  # memmap slices are read-only
+    if isinstance(images, torch.Tensor):
+        x = images
+    else:
+        array = np.asarray(images)
+        x = torch.from_numpy(array if array.flags.writeable else array.copy())  # memmap slices are read-only
     if x.dtype != torch.uint8 or x.ndim != 4 or x.shape[-1] != 3:
         raise ValueError(f"image_to_tensor expects uint8 [B, S, S, 3], got {x.dtype} "
                          f"{list(x.shape)}")
@@ -55,8 +59,8 @@ def image_to_tensor(images: np.ndarray | torch.Tensor, size: int | None = None) 
     if size is not None and x.shape[-1] != size:
         x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True,
                           align_corners=False)
-    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    mean = torch.tensor(IMAGENET_MEAN, device=x.device).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=x.device).view(1, 3, 1, 1)
     return (x - mean) / std
 
 
@@ -137,14 +141,21 @@ class PairDataset(LazyMemmaps, torch.utils.data.Dataset):
     An item (or a batch, for a list of indices) is a dict with ``images [B,3,S,S]``,
     ``music [B,R,T]``, ``score [B]``, ``y_img [B,2]``, ``y_mus [B,2]``, ``music_idx [B]`` and
     ``image_idx [B]`` (cache rows, so equal indices mean the same item).
+
+    ``raw_images=True`` returns ``images`` as the cached uint8 ``[B, S, S, 3]`` instead, for the
+    caller to pass through :func:`image_to_tensor` on its device: the CUDA trainer does so,
+    because that conversion is most of a loader's CPU time at 224 px (benchmarks/loader.py) and
+    uint8 is a quarter of the bytes to copy to the GPU.
     """
 
     def __init__(self, folder, split: str, standardiser: RowStandardiser | None = None,
-                 music_input: str = "music_features", image_size: int | None = None):
+                 music_input: str = "music_features", image_size: int | None = None,
+                 raw_images: bool = False):
         if music_input not in MUSIC_ARRAYS:
             raise ValueError(f"music_input must be one of {MUSIC_ARRAYS}, got {music_input!r}")
         self.folder = open_folder(folder)
         self.split, self.music_input, self.image_size = split, music_input, image_size
+        self.raw_images = raw_images
         self.standardiser = standardiser or fit_music_standardiser(self.folder, music_input)
         # Open both now, so that a missing cache fails here rather than in a worker.
         self._array("images"); self._array(music_input)
@@ -184,8 +195,9 @@ class PairDataset(LazyMemmaps, torch.utils.data.Dataset):
     def __getitem__(self, index: int | Sequence[int]) -> dict:
         single = np.isscalar(index)
         idx = np.atleast_1d(np.asarray(index, dtype=np.int64))
+        images = self.images[self.image_row[idx]]   # fancy indexing: a new, writeable array
         batch = {
-            "images": image_to_tensor(self.images[self.image_row[idx]], self.image_size),
+            "images": torch.from_numpy(images) if self.raw_images else image_to_tensor(images, self.image_size),
             "music": self.standardiser(self.music[self.music_row[idx]]),
             "score": self.score[idx], "y_img": self.y_img[idx], "y_mus": self.y_mus[idx],
             "music_idx": torch.from_numpy(self.music_row[idx]),

@@ -267,6 +267,8 @@ def train_epoch(model, loader, loss_fn, optimiser, scaler, params, device, autoc
     for batch in loader:
         batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
         images = batch["images"]
+        if images.dtype == torch.uint8:  # PairDataset(raw_images=True): normalised on the device
+            images = image_to_tensor(images, int(params["image_size"]))
         if channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         with autocast():
@@ -359,7 +361,9 @@ def _train_run(params: dict, ctx, device_name: str, stop_after_epochs, progress)
     loss_fn = build_loss(params, sigma)
     m_input = music_input(params["model"])
     standardiser = fit_music_standardiser(folder, m_input)
-    train_set = PairDataset(folder, "train", standardiser, m_input, int(params["image_size"]))
+    # On CUDA the loader hands over uint8 images, normalised on the GPU (train_epoch).
+    train_set = PairDataset(folder, "train", standardiser, m_input, int(params["image_size"]),
+                            raw_images=cuda)
     if len(train_set) < 2:
         raise ValueError(f"{params['data_dir']}: pairs_train.txt has {len(train_set)} pairs; "
                          f"training needs at least 2")

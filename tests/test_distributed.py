@@ -28,7 +28,7 @@ import pytest
 import torch
 import yaml
 
-from cdcml_lib.data import ItemDataset, PairDataset
+from cdcml_lib.data import ItemDataset, PairDataset, image_to_tensor
 from cdcml_lib.dataset import build_dataset
 from cdcml_lib.distributed import RankSlices, env_context, local_batch_size, slice_bounds
 from cdcml_lib.paths import repo_root
@@ -110,6 +110,17 @@ def test_datasets_reach_workers_without_their_arrays(smoke_data):
         a, b = ds[[0, 3, 5]], again[[0, 3, 5]]
         assert all(torch.equal(a[k], b[k]) for k in a)
     assert isinstance(pickle.loads(pickle.dumps(pairs)).images, np.memmap)
+
+
+def test_raw_images_normalised_later_are_the_same_batch(smoke_data):
+    """The CUDA trainer's loader hands over uint8 images and normalises them on the device: the
+    same function on the same bytes, so the model sees the same input as from the CPU loader."""
+    cooked = PairDataset(smoke_data, "train", image_size=32)
+    raw = PairDataset(smoke_data, "train", image_size=32, raw_images=True)
+    a, b = cooked[[4, 1, 9]], raw[[4, 1, 9]]
+    assert b["images"].dtype == torch.uint8 and b["images"].shape == (3, 32, 32, 3)
+    assert torch.equal(image_to_tensor(b["images"], 32), a["images"])
+    assert all(torch.equal(a[k], b[k]) for k in a if k != "images")
 
 
 # --------------------------------------------------------------------------------------------
