@@ -30,7 +30,7 @@ NBRUN   := $(PY) -m cdcml_lib.nbrun
 # Library sources each step depends on (a change re-runs only the steps that use it).
 lib = $(addprefix cdcml_lib/,$(addsuffix .py,$(1)))
 DATA_SRC  := $(call lib,__init__ paths params synthetic corpora matching features dataset audit)
-TRAIN_SRC := $(DATA_SRC) $(call lib,nets losses data train metrics)
+TRAIN_SRC := $(DATA_SRC) $(call lib,nets losses data train metrics distributed)
 TABLE_SRC := $(call lib,tables claims report) cdcml_lib/resources/paper_results.csv
 EMB_SRC   := $(call lib,embedding)
 # A run is named <variant>-s<seed>.
@@ -90,7 +90,7 @@ train: | $(ENV_OK) ## Train MODEL (seed SEED) on CONFIG through notebooks/02_tra
 
 train-ddp: | $(ENV_OK) ## Train MODEL on NPROC processes with torchrun (DDP; gloo on CPU, nccl on GPUs)
 	$(VENV)/bin/torchrun --standalone --nproc_per_node=$(NPROC) -m cdcml_lib.train \
-	  --config $(CONFIG) --variant $(MODEL) --seed $(SEED)
+	  --config $(CONFIG) --variant $(MODEL) --seed $(SEED) $(if $(RUN_DIR),--run-dir $(RUN_DIR))
 
 TRAIN_NB := $(NBOUT)/02_train-cdcml-s0.ipynb
 $(TRAIN_NB): notebooks/02_train.ipynb $(RUNS)/cdcml-s0/metrics.json | $(ENV_OK)
