@@ -212,6 +212,14 @@ def add_thread_option(parser: argparse.ArgumentParser) -> None:
                         help="torch CPU threads (0: torch's default); use 1 on a busy machine")
 
 
+def setup(args: argparse.Namespace) -> tuple[dict, torch.device]:
+    """What both benchmarks do first: torch threads from ``--threads``, the config's training
+    parameters, and the device the trainer would pick."""
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    return config_params(args.config), torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--config", default="default", help="params/<config>.yaml (train section)")
@@ -220,11 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", default="0,1,2", help="worker counts to time, comma-separated")
     add_thread_option(parser)
     args = parser.parse_args(argv)
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
-
-    params = config_params(args.config)
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    params, device = setup(args)
     batch_size = int(params["batch_size"])
     print(f"config {args.config}: batch {batch_size}, image {params['image_size']}px, "
           f"{params['image_backbone']} / {params['music_backbone']}; {machine_line(device)}")

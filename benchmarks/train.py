@@ -31,7 +31,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from loader import (GPU_TARGET, add_thread_option, benchmark_folder, config_params,  # noqa: E402
+from loader import (GPU_TARGET, add_thread_option, benchmark_folder, setup,  # noqa: E402
                     cpu_model_batch, machine_line)
 
 from cdcml_lib.data import PairDataset, fit_music_standardiser  # noqa: E402
@@ -68,11 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=-1, help="-1: the config's num_workers")
     add_thread_option(parser)
     args = parser.parse_args(argv)
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
-
-    params = config_params(args.config)
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    params, device = setup(args)
     cuda = device.type == "cuda"
     batch_size, note = int(params["batch_size"]), ""
     if args.batch_size:
