@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import least_squares, minimize_scalar
 
-from .corpora import CorpusError, numeric_column, read_image_va, read_pairs, read_table, require_columns
+from .corpora import CorpusError, read_image_va, read_pairs, read_va_labels
 
 SIGMA_BOUNDS = (0.02, 5.0)
 
@@ -128,22 +128,10 @@ def fit_sigma_clip_va(groups: Sequence[tuple[np.ndarray, np.ndarray]], form: str
 
 
 def read_music_va(path) -> pd.DataFrame:
-    """Music VA in [0, 1] by clip id from a CSV with ``id`` (or ``music_id``), ``valence``,
-    ``arousal`` (an ``items.csv`` works: its image rows are skipped)."""
-    what = "music VA"
-    table = read_table(path, what)
-    id_col = next((c for c in ("id", "music_id", "clip") if c in table.columns), None)
-    if id_col is None:
-        raise CorpusError(f"{what}: {path} has no id column ('id' or 'music_id'); columns found: "
-                          f"{list(table.columns)}")
-    require_columns(table, ["valence", "arousal"], path, what)
-    frame = pd.DataFrame({"id": table[id_col],
-                          "valence": numeric_column(table, "valence", path, what, 0, 1),
-                          "arousal": numeric_column(table, "arousal", path, what, 0, 1)})
-    if "modality" in table.columns:
-        frame = frame[table.modality.to_numpy() == "music"]
-    return frame.drop_duplicates("id").set_index("id")
-
+    """Music VA in [0, 1] by clip id from a CSV with ``id`` (or ``music_id``, ``clip``),
+    ``valence``, ``arousal`` (an ``items.csv`` works: its image rows are skipped); ids with
+    conflicting labels are left out with a warning (:func:`corpora.read_va_labels`)."""
+    return read_va_labels(path, "music", ("id", "music_id", "clip")).labels
 
 def _labelled(pairs: pd.DataFrame, labels: pd.DataFrame, column: str, prefix: str) -> pd.DataFrame:
     known = pairs[pairs[column].isin(labels.index)]

@@ -466,35 +466,44 @@ class ImageVA:
         return sorted(self.conflicts.id.unique().tolist())
 
 
-def read_image_va(path, id_cols: Sequence[str] = ("img", "id")) -> ImageVA:
-    """A CSV of image VA in [0, 1] (e.g. IMEMNet-C's ``image_va.csv``: ``,img,valence,arousal``).
+def read_va_labels(path, modality: str, id_cols: Sequence[str]) -> ImageVA:
+    """A CSV of VA labels in [0, 1] by item id, for one modality (an ``items.csv`` works too: the
+    other modality's rows are skipped).
 
-    An id listed twice with the same label is kept once. An id listed with *different* labels
-    (image_va.csv has 8, e.g. IAPS 2352 with valence 0.11, 0.80 and 0.85: the IAPS suffixes .1/.2
-    were lost) is left out of ``labels``, returned in ``conflicts`` and named in a warning: no
-    label is picked silently. Also reads an ``items.csv`` (column ``id``).
+    An id listed twice with the same label is kept once. An id listed with *different* labels is
+    left out of ``labels``, returned in ``conflicts`` and named in a warning: no label is picked
+    silently.
     """
-    what = "image VA"
+    what = f"{modality} VA"
     table = read_table(path, what)
     id_col = next((c for c in id_cols if c in table.columns), None)
     if id_col is None:
         raise CorpusError(f"{what}: {path} has none of the id columns {list(id_cols)} (columns "
-                          f"found: {list(table.columns)}); name the image id column 'img' or 'id'")
+                          f"found: {list(table.columns)}); name the {modality} id column "
+                          f"{' or '.join(repr(c) for c in id_cols[:2])}")
     require_columns(table, ["valence", "arousal"], path, what)
     frame = pd.DataFrame({"id": table[id_col],
                           "valence": numeric_column(table, "valence", path, what, 0, 1),
                           "arousal": numeric_column(table, "arousal", path, what, 0, 1),
                           "line": np.arange(len(table)) + 2})
-    if "modality" in table.columns:   # an items.csv: images only
-        frame = frame[table.modality.to_numpy() == "image"]
+    if "modality" in table.columns:   # an items.csv: this modality only
+        frame = frame[table.modality.to_numpy() == modality]
     distinct = frame.drop_duplicates(["id", "valence", "arousal"])
     conflicting = distinct.id[distinct.id.duplicated()].unique()
     conflicts = frame[frame.id.isin(conflicting)].sort_values(["id", "line"]).reset_index(drop=True)
     if len(conflicting):
-        warnings.warn(f"{path}: {len(conflicting)} image ids have conflicting VA labels and are "
+        warnings.warn(f"{path}: {len(conflicting)} {modality} ids have conflicting VA labels and are "
                       f"left out: {sorted(conflicting)}")
     labels = distinct[~distinct.id.isin(conflicting)].set_index("id")[["valence", "arousal"]]
     return ImageVA(labels=labels, conflicts=conflicts)
+
+
+def read_image_va(path, id_cols: Sequence[str] = ("img", "id")) -> ImageVA:
+    """Image VA, e.g. IMEMNet-C's ``image_va.csv`` (``,img,valence,arousal``), by
+    :func:`read_va_labels`. image_va.csv has 8 ids with different labels (e.g. IAPS 2352 with
+    valence 0.11, 0.80 and 0.85: the IAPS suffixes .1/.2 were lost); they are reported, not used.
+    """
+    return read_va_labels(path, "image", id_cols)
 
 
 # ---------------------------------------------------------------------------------------------

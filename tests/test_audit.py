@@ -114,3 +114,13 @@ def test_command_line_writes_json_and_summary(tmp_path, capsys):
     assert report["files"][str(tmp_path / "pairs.txt")]["pairs"] == len(read_pairs(tmp_path / "pairs.txt"))
     assert main([str(tmp_path / "missing.txt")]) == 2
     assert "missing.txt does not exist" in capsys.readouterr().err
+
+
+def test_music_va_with_conflicting_labels_leaves_the_id_out_and_warns(tmp_path):
+    from cdcml_lib.audit import read_music_va
+
+    path = tmp_path / "music_va.csv"
+    path.write_text("id,valence,arousal\ns1-1,0.2,0.3\ns1-1,0.9,0.3\ns1-2,0.5,0.5\ns1-2,0.5,0.5\n")
+    with pytest.warns(UserWarning, match=r"music_va\.csv: 1 music ids .*s1-1"):
+        labels = read_music_va(path)
+    assert list(labels.index) == ["s1-2"]
