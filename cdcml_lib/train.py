@@ -378,9 +378,12 @@ def _train_run(params: dict, ctx, device_name: str, stop_after_epochs, progress)
     if ctx.enabled:  # every rank: the same global batches, its own slice of each
         batches = distributed.RankSlices(batches, ctx.rank, ctx.world_size)
     workers = int(params["num_workers"])
+    # The loader gets its own generator: each new iterator draws a worker seed from it, not from
+    # the global stream that dropout uses, so num_workers (and a resume) leave results unchanged.
     loader = torch.utils.data.DataLoader(train_set, sampler=batches, batch_size=None,
                                          num_workers=workers, pin_memory=cuda,
-                                         persistent_workers=workers > 0)
+                                         persistent_workers=workers > 0,
+                                         generator=torch.Generator().manual_seed(seed + 2))
 
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimiser = torch.optim.SGD(trainable, lr=float(params["lr"]), momentum=float(params["momentum"]),
@@ -400,12 +403,10 @@ def _train_run(params: dict, ctx, device_name: str, stop_after_epochs, progress)
     best = {"epoch": 0, "sim_mse": float("inf"), "val": {}}
     start_epoch = 0
     if state == "resume":
-        if ctx.enabled:  # rank 0 reads the checkpoint; every rank resumes from that one
-            ckpt = on_main(ctx, lambda: torch.load(ckpt_path, map_location="cpu", weights_only=False)
-                           if ckpt_path.is_file() else None)
-        else:
-            ckpt = (torch.load(ckpt_path, map_location=device, weights_only=False)
-                    if ckpt_path.is_file() else None)
+        # Rank 0 reads the checkpoint and every rank resumes from that one. It is loaded to the CPU:
+        # the RNG states must stay CPU byte tensors, and load_state_dict moves the rest.
+        ckpt = on_main(ctx, lambda: torch.load(ckpt_path, map_location="cpu", weights_only=False)
+                       if ckpt_path.is_file() else None)
         if ckpt is not None:
             model.load_state_dict(ckpt["model"]); optimiser.load_state_dict(ckpt["optimiser"])
             scheduler.load_state_dict(ckpt["scheduler"]); scaler.load_state_dict(ckpt["scaler"])
