@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 from . import matching
-from .paths import repo_root, resolve
+from .paths import atomic_write_text, repo_root, resolve
 
 SPLITS = matching.SPLITS
 SAMPLE_RATE = 22050
@@ -97,16 +97,7 @@ def _umask() -> int:
     return old
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the usual mode
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+_atomic_write_text = atomic_write_text
 
 
 def _atomic_save_npy(path: Path, array: np.ndarray) -> None:
@@ -175,7 +166,13 @@ def cached_array(cache_dir: Path, name: str, made_by: dict, shape: tuple, dtype,
     reused = final.is_file() and _valid_array(final, shape, dtype)
     if not reused:
         parts = cache_dir / f".parts_{name}_{key}"
+        # Parts saved with another chunk size do not line up with these chunks (their rows would
+        # be left as zeros): the folder records its chunk size, and other parts are dropped.
+        size_file = parts / "chunk_size.txt"
+        if parts.is_dir() and (not size_file.is_file() or size_file.read_text().strip() != str(chunk)):
+            shutil.rmtree(parts)
         parts.mkdir(parents=True, exist_ok=True)
+        size_file.write_text(f"{chunk}\n")
         n = shape[0]
         starts = list(range(0, n, chunk))
         todo = [s for s in starts if not (parts / f"{s:09d}.npy").is_file()]
@@ -199,10 +196,13 @@ def cached_array(cache_dir: Path, name: str, made_by: dict, shape: tuple, dtype,
         del out
         os.replace(tmp, final)
         shutil.rmtree(parts, ignore_errors=True)
-    # One file per array name: drop older versions (other keys) of the same array.
+    # One file per array name: drop older versions (other keys) of the same array, and the
+    # unfinished parts of other keys.
     for old in cache_dir.glob(f"{name}_*.npy"):
         if old != final and re.fullmatch(rf"{name}_[0-9a-f]{{12}}\.npy", old.name):
             old.unlink(missing_ok=True)
+    for stale in cache_dir.glob(f".parts_{name}_*"):
+        shutil.rmtree(stale, ignore_errors=True)
     manifest = _read_manifest(cache_dir)
     manifest[name] = {"file": final.name, "key": key, "shape": list(shape),
                       "dtype": np.dtype(dtype).name, "made_by": made_by}

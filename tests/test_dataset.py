@@ -215,3 +215,25 @@ def test_bad_parameters_are_clear_errors(tmp_path):
     del params["keep_fraction"]
     with pytest.raises(D.DatasetError, match="keep_fraction"):
         D.build_dataset(**params)
+
+
+def test_resume_with_another_chunk_size_never_leaves_rows_of_zeros(tmp_path):
+    # parts of an interrupted build made with chunk 2 must not be taken for chunk-4 parts
+    from cdcml_lib.dataset import cached_array
+
+    def produce(rows):
+        return rows[:, None].astype(np.int64) + 1
+
+    calls = {"n": 0}
+
+    def interrupted(rows):
+        calls["n"] += 1
+        if calls["n"] > 1:
+            raise KeyboardInterrupt
+        return produce(rows)
+
+    with pytest.raises(KeyboardInterrupt):
+        cached_array(tmp_path, "x", {"what": "rows"}, (8, 1), np.int64, interrupted, chunk=2)
+    final, _ = cached_array(tmp_path, "x", {"what": "rows"}, (8, 1), np.int64, produce, chunk=4)
+    assert np.load(final)[:, 0].tolist() == [1, 2, 3, 4, 5, 6, 7, 8]
+    assert not list(tmp_path.glob(".parts_x_*"))
