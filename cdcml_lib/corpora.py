@@ -28,7 +28,7 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from .paths import resolve
+from .paths import atomic_write_text, resolve
 
 ITEM_COLUMNS = ["id", "modality", "song", "split", "valence", "arousal", "source", "path", "start_s"]
 PAIR_COLUMNS = ["music_id", "image_id", "score"]
@@ -442,15 +442,8 @@ def write_pairs(pairs: pd.DataFrame, path) -> Path:
     require_columns(pairs, PAIR_COLUMNS, "<pairs DataFrame>", "write_pairs")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="\n") as handle:
-            for m, i, s in zip(pairs.music_id, pairs.image_id, pairs.score):
-                handle.write(f"{m} {i} {float(s)!r}\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_text(path, "".join(f"{m} {i} {float(s)!r}\n"
+                                    for m, i, s in zip(pairs.music_id, pairs.image_id, pairs.score)))
     return path
 
 

@@ -25,6 +25,7 @@ from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
+from .paths import atomic_write_text
 
 MODALITIES = ("image", "music")
 NPZ_FIELDS = ("ids", "modality", "valence", "arousal", "pred_valence", "pred_arousal", "embedding")
@@ -168,12 +169,10 @@ def load_coords(path: str | os.PathLike) -> pd.DataFrame:
 
 def _pair_distances(a: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
     """Euclidean distances of all unordered pairs within ``a`` (i < j), or all of ``a`` x ``b``."""
-    if b is None:
-        diff = a[:, None, :] - a[None, :, :]
-        d = np.sqrt(np.einsum("ijk,ijk->ij", diff, diff))
-        return d[np.triu_indices(len(a), k=1)]
-    diff = a[:, None, :] - b[None, :, :]
-    return np.sqrt(np.einsum("ijk,ijk->ij", diff, diff)).ravel()
+    # scipy's pdist/cdist: no [n, n, D] temporary (9 GB for 1,500 items of 512-d)
+    from scipy.spatial.distance import cdist, pdist
+
+    return pdist(a) if b is None else cdist(a, b).ravel()
 
 
 def distance_correlations(emb: np.ndarray, va: np.ndarray, modality: Sequence[str],
@@ -581,8 +580,9 @@ def write_numbers(numbers: dict[str, dict[str, float]], out_dir: str | os.PathLi
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     table = pd.DataFrame(numbers)
-    (out_dir / "numbers.json").write_text(json.dumps(
+    atomic_write_text(out_dir / "numbers.json", json.dumps(
         {r: {k: (None if not np.isfinite(v) else float(v)) for k, v in d.items()}
          for r, d in numbers.items()}, indent=2) + "\n")
-    table.to_csv(out_dir / "numbers.csv", index_label="number", float_format="%.4f")
+    atomic_write_text(out_dir / "numbers.csv",
+                      table.to_csv(index_label="number", float_format="%.4f"))
     return table

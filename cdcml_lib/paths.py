@@ -7,6 +7,7 @@ working directory.
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 
@@ -29,3 +30,21 @@ def reports_dir(config: str) -> Path:
     ``reports/<config>/`` for any other configuration (ignored by git)."""
     root = repo_root() / "reports"
     return root if config == "default" else root / config
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` to a temporary file beside ``path`` and rename it: a file with the final
+    name is always complete, a failed write leaves nothing behind, and the file gets the usual
+    mode (mkstemp alone would make it readable by its owner only)."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", newline="\n") as handle:
+            handle.write(text)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
