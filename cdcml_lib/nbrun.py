@@ -100,7 +100,10 @@ def run_notebook(notebook: Path, config: str, out: Path, variant: str | None = N
     if failed.exists():
         failed.unlink()
     if html:
-        export_html(partial, out.with_suffix(".html"))
+        try:  # a side product: its failure must not leave the finished notebook unrenamed
+            export_html(partial, out.with_suffix(".html"))
+        except Exception as err:  # noqa: BLE001
+            print(f"warning: no HTML copy of {out.name} ({err})", file=sys.stderr)
     os.replace(partial, out)  # last: the executed notebook's presence means the step finished
     write_timing(config, step_name(notebook, variant, seed), wall)
     return full
