@@ -29,7 +29,7 @@ NBRUN   := $(PY) -m cdcml_lib.nbrun
 
 # Library sources each step depends on (a change re-runs only the steps that use it).
 lib = $(addprefix cdcml_lib/,$(addsuffix .py,$(1)))
-DATA_SRC  := $(call lib,__init__ paths params synthetic corpora matching features dataset audit)
+DATA_SRC  := $(call lib,__init__ paths params synthetic corpora matching features dataset)
 TRAIN_SRC := $(DATA_SRC) $(call lib,nets losses data train metrics distributed)
 TABLE_SRC := $(call lib,tables claims report) cdcml_lib/resources/paper_results.csv
 EMB_SRC   := $(call lib,embedding)
@@ -63,8 +63,12 @@ ifeq (,$(filter help env clean clean-all,$(MAKECMDGOALS))$(if $(MAKECMDGOALS),,x
 -include $(STUDY_MK)
 endif
 
+# Each step depends on its own section of the config through a stamp, .make/<config>-<section>.json,
+# rewritten (with this fragment) only when that section's content changes.
+STAMP := .make/$(CONFIG)
 $(STUDY_MK): $(PARAMS) cdcml_lib/params.py | $(ENV_OK)
 	@mkdir -p $(@D)
+	@$(PY) -m cdcml_lib.params stamp $(CONFIG) .make
 	@runs="$$($(PY) -m cdcml_lib.params study-runs $(CONFIG))" || exit 1; \
 	{ echo "RUN_NAMES := $$runs"; \
 	  for r in $$runs; do echo "$(RUNS)/$$r/metrics.json: params/variants/$${r%-s*}.yaml"; done; } > $@.tmp && mv $@.tmp $@
@@ -74,12 +78,16 @@ DATASET_NB  := $(NBOUT)/01_dataset.ipynb
 
 data: $(DATASET_NB) ## Build data/<CONFIG>/ (items, pairs, features) with notebooks/01_dataset
 
-$(DATASET_NB): $(PARAMS) notebooks/01_dataset.ipynb $(DATA_SRC) | $(ENV_OK)
+$(STAMP)-%.json: | $(ENV_OK)
+	@$(PY) -m cdcml_lib.params stamp $(CONFIG) .make
+
+$(DATASET_NB): $(STAMP)-dataset.json notebooks/01_dataset.ipynb $(DATA_SRC) cdcml_lib/audit.py | $(ENV_OK)
 	$(NBRUN) notebooks/01_dataset.ipynb --config $(CONFIG) --out $@
 
 # One training run per (variant, seed). A finished run whose inputs changed is moved aside to
-# $(RUNS)/.superseded/ (runs are never overwritten); an unfinished one resumes.
-$(RUNS)/%/metrics.json: $(PARAMS) $(TRAIN_SRC) $(DATASET_NB) | $(ENV_OK)
+# $(RUNS)/.superseded/ (runs are never overwritten); an unfinished one resumes. The dataset notebook
+# is order-only: it runs first, but re-running it for its figures alone retrains nothing.
+$(RUNS)/%/metrics.json: $(STAMP)-dataset.json $(STAMP)-train.json $(TRAIN_SRC) | $(DATASET_NB) $(ENV_OK)
 	@if [ -f $@ ]; then mkdir -p $(RUNS)/.superseded && mv $(@D) $(RUNS)/.superseded/$*-$$(date +%Y%m%d-%H%M%S) \
 	  && echo "moved the earlier $* run to $(RUNS)/.superseded/"; fi
 	OMP_NUM_THREADS=$(if $(filter 1,$(JOBS)),2,1) $(PY) -m cdcml_lib.train --config $(CONFIG) \
@@ -99,13 +107,13 @@ $(TRAIN_NB): notebooks/02_train.ipynb $(RUNS)/cdcml-s0/metrics.json | $(ENV_OK)
 TABLES_NB := $(NBOUT)/03_tables.ipynb
 tables: $(TABLES_NB) ## Tables 3 and 4, the claims checklist and their plots
 
-$(TABLES_NB): notebooks/03_tables.ipynb $(TABLE_SRC) $(PARAMS) $(RUN_METRICS) | $(ENV_OK)
+$(TABLES_NB): notebooks/03_tables.ipynb $(TABLE_SRC) $(STAMP)-study.json $(RUN_METRICS) | $(ENV_OK)
 	$(NBRUN) notebooks/03_tables.ipynb --config $(CONFIG) --out $@
 
 EMB_NB := $(NBOUT)/04_embeddings.ipynb
 embeddings: $(EMB_NB) ## UMAP of the shared space, the matching gallery and the interactive map
 
-$(EMB_NB): notebooks/04_embeddings.ipynb $(EMB_SRC) $(PARAMS) $(RUNS)/cdcml-s0/metrics.json $(RUNS)/sim-s0/metrics.json | $(ENV_OK)
+$(EMB_NB): notebooks/04_embeddings.ipynb $(EMB_SRC) $(STAMP)-embeddings.json $(RUNS)/cdcml-s0/metrics.json $(RUNS)/sim-s0/metrics.json | $(ENV_OK)
 	$(NBRUN) notebooks/04_embeddings.ipynb --config $(CONFIG) --out $@
 
 REPORT := $(REPORTS)/REPORT.md
@@ -133,7 +141,7 @@ lab: | $(ENV_OK) ## Open JupyterLab on notebooks/
 	$(VENV)/bin/jupyter lab notebooks/
 
 clean: ## Remove CONFIG's generated data, runs and (non-default) reports
-	rm -rf $(DATA) $(RUNS) $(STUDY_MK) $(if $(filter default,$(CONFIG)),reports/notebooks reports/timings,$(REPORTS))
+	rm -rf $(DATA) $(RUNS) $(STUDY_MK) $(STAMP)-*.json $(if $(filter default,$(CONFIG)),reports/notebooks reports/timings,$(REPORTS))
 
 clean-all: ## Remove every generated folder and the environment
 	rm -rf data runs .make $(VENV) reports/notebooks reports/timings reports/smoke reports/paper reports/imemnet

@@ -187,10 +187,35 @@ def _main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("study-runs", help="print the run names the tables of CONFIG need")
     p.add_argument("config")
+    p = sub.add_parser("stamp", help="write DIR/CONFIG-<section>.json for each section whose "
+                       "content changed (Make's prerequisites per section)")
+    p.add_argument("config")
+    p.add_argument("dir")
     args = parser.parse_args(argv)
     if args.cmd == "study-runs":
         print(" ".join(run_name(v, s) for v, s in study_runs(args.config)))
+    elif args.cmd == "stamp":
+        for name in write_section_stamps(args.config, Path(args.dir)):
+            print(f"parameters changed: {name}")
     return 0
+
+
+def write_section_stamps(config: str, folder: Path) -> list[str]:
+    """Write each section of ``params/<config>.yaml`` to ``folder/<config>-<section>.json``, but
+    only where the content differs from what is there: a step then depends on its own section's
+    stamp, and an edit of another section (or of a comment) re-runs nothing."""
+    data = load_config(config)
+    folder.mkdir(parents=True, exist_ok=True)
+    changed = []
+    for name in SECTIONS:
+        out = folder / f"{config}-{name}.json"
+        text = json.dumps(data.get(name, {}), indent=1, sort_keys=True) + "\n"
+        if not out.is_file() or out.read_text() != text:
+            tmp = out.with_name(out.name + ".tmp")
+            tmp.write_text(text)
+            tmp.replace(out)
+            changed.append(name)
+    return changed
 
 
 if __name__ == "__main__":
