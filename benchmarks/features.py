@@ -1,6 +1,7 @@
 """Speed and agreement of the music-feature extractors (issue 7).
 
-Times, in one run and on the same clips: librosa clip by clip (the reference), the batched
+Times, in one run and on the same clips: librosa clip by clip on one core (the reference; its
+BLAS is held to one thread, which it would otherwise spread over every core), the batched
 extractor on one core, and the batched extractor on all cores. Prints clips per second, the
 speed-ups over librosa, and the per-block errors of the batched extractor against librosa.
 
@@ -76,6 +77,7 @@ def main(argv=None) -> None:
           f"{n_ref}; best of {args.repeats}; load average before: {os.getloadavg()[0]:.1f}")
 
     import librosa  # noqa: F401  (both extractors need it; its import is not what is timed)
+    from threadpoolctl import threadpool_limits
 
     # Cold run: the first call builds the filter banks (one chroma and one constant-Q bank per
     # tuning offset met, at most 100 of each); they are cached for the rest of the process.
@@ -87,7 +89,8 @@ def main(argv=None) -> None:
         # best of each is kept (as timeit does), so that a burst of load elsewhere hits all.
         t_ref = t_1 = t_all = np.inf
         for _ in range(args.repeats):
-            reference, t = timed(F.extract_features, clips[:n_ref], backend="librosa")
+            with threadpool_limits(limits=1):  # single-core: librosa's BLAS would use 2
+                reference, t = timed(F.extract_features, clips[:n_ref], backend="librosa")
             t_ref = min(t_ref, t)
             fast_1, t = timed(F.fast_features, clips, n_jobs=1)
             t_1 = min(t_1, t)

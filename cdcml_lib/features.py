@@ -32,6 +32,7 @@ zero-padded at the end, longer ones trimmed; int16 audio is scaled to [-1, 1).
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import sys
@@ -143,7 +144,7 @@ def log_spectrogram(clips, n_fft: int = LOGSPEC_N_FFT, hop: int = LOGSPEC_HOP) -
     n_frames = 1 + y.shape[1] // hop
     out = np.empty((len(y), n_fft // 2 + 1, n_frames), dtype=np.float16)
     for s in range(0, len(y), 256):  # chunks bound the float64 frames in memory
-        magnitude = np.abs(_stft(y[s:s + 256], n_fft, hop, _hann(n_fft)))  # [n, T, F]
+        magnitude = _stft_magnitude(y[s:s + 256], n_fft, hop)  # [n, T, F]
         out[s:s + 256] = np.log1p(magnitude).transpose(0, 2, 1)
     return out
 
@@ -225,6 +226,34 @@ def _mel_basis() -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=None)
+def _mel_groups(n_groups: int = 8) -> tuple:
+    """The mel bank cut into groups of neighbouring filters, each with the FFT columns it spans.
+
+    A triangular filter is non-zero only around its centre, so ``n_groups`` small products, each
+    over its own columns, do the work of the full [1025, 128] product in about a sixth of the
+    operations (the zero weights add nothing; only the order of the float32 sums changes).
+    Returns ``((rows, cols, weights [cols, rows]), ...)`` with ``rows`` and ``cols`` slices.
+    """
+    basis = _mel_basis()
+    groups = []
+    for rows in np.array_split(np.arange(N_MELS), n_groups):
+        used = np.flatnonzero(np.any(basis[rows] != 0, axis=0))
+        cols = slice(int(used[0]), int(used[-1]) + 1)
+        groups.append((slice(int(rows[0]), int(rows[-1]) + 1), cols,
+                       np.ascontiguousarray(basis[rows, cols].T)))
+    return tuple(groups)
+
+
+def _mel_power(power: np.ndarray) -> np.ndarray:
+    """Mel power spectrogram [..., 128] of a power spectrogram [..., 1025] (float32)."""
+    flat = power.reshape(-1, power.shape[-1])
+    out = np.empty((flat.shape[0], N_MELS), dtype=np.float32)
+    for rows, cols, weights in _mel_groups():
+        out[:, rows] = flat[:, cols] @ weights
+    return out.reshape(power.shape[:-1] + (N_MELS,))
+
+
+@functools.lru_cache(maxsize=None)
 def _dct_basis() -> np.ndarray:
     """Orthonormal DCT-II matrix [40, 128]: the MFCC are its product with the dB mel bands."""
     import scipy.fft
@@ -242,7 +271,7 @@ def _chroma_basis(tuning: float) -> np.ndarray:
 
 @functools.lru_cache(maxsize=None)
 def _contrast_bands(fmin: float = 200.0, n_bands: int = 6, quantile: float = 0.02):
-    """Rows of each spectral-contrast band and how many rows make its peak and valley.
+    """Rows (a slice) of each spectral-contrast band and how many rows make its peak and valley.
 
     Band k spans [fmin 2^(k-1), fmin 2^k] (band 0 is [0, fmin], the last one runs up to the
     Nyquist frequency); each band but the first takes one more row below, each but the last
@@ -263,7 +292,8 @@ def _contrast_bands(fmin: float = 200.0, n_bands: int = 6, quantile: float = 0.0
         rows = np.flatnonzero(in_band)
         if k < n_bands:
             rows = rows[:-1]
-        bands.append((rows, n_quantile))
+        assert rows[-1] - rows[0] + 1 == len(rows), "a contrast band is a contiguous range"
+        bands.append((slice(int(rows[0]), int(rows[-1]) + 1), n_quantile))
     return tuple(bands)
 
 
@@ -310,14 +340,19 @@ def _cqt_bank(tuning: float):
     """Constant-Q filter bank of chroma_cqt (7 octaves of 36 bins from C1) for one tuning.
 
     As librosa's multirate CQT (Schoerkhuber & Klapuri 2010): Q = 1 / alpha, Hann wavelets,
-    L1 norm, 1% sparsity. Octave i is analysed at SR / 2^i with the frequencies of the top octave
-    divided by 2^i, so its wavelets are those of the top octave: one bank serves all octaves,
-    octave i's response being scaled by sqrt(2^i) to compensate the downsampling.
+    L1 norm, 1% sparsity of their spectra. Octave i is analysed at SR / 2^i with the frequencies
+    of the top octave divided by 2^i, so its wavelets are those of the top octave: one bank
+    serves all octaves, octave i's response being scaled by sqrt(2^i) for the downsampling.
 
-    Returns ``(n_fft, cols, basis, lengths)``: ``basis`` [2 C, 72] float32 holds the FFT of the
-    top octave's 36 wavelets, restricted to the C FFT columns ``cols`` (a slice) where a filter is
-    non-zero, in real form: [Dr, Di] @ basis = [Re, Im] of (Dr + i Di)(Br + i Bi).
-    ``lengths`` [252] are the wavelet lengths at SR, which scale the final response.
+    librosa takes each frame's FFT X[f] and sums X[f] B_k[f] over the positive frequencies f,
+    B_k being the sparsified spectrum of wavelet k. The DFT is linear, so that sum is the inner
+    product of the frame with the time-domain kernel h_k[n] = sum_f B_k[f] exp(-2 pi i f n / N),
+    built here once in float64: one real matrix product per octave then replaces the frame FFTs
+    and the sparse product (3 times faster; same numbers within float32 round-off).
+
+    Returns ``(n_fft, kernel, lengths)``: ``kernel`` [n_fft, 72] float32 holds [Re h, Im h] of
+    the top octave's 36 filters; ``lengths`` [252] are the wavelet lengths at SR, which scale the
+    final response.
     """
     bpo = _CQT_BINS_PER_OCTAVE
     n_bins = bpo * _CQT_OCTAVES
@@ -331,22 +366,12 @@ def _cqt_bank(tuning: float):
     n_fft = basis.shape[1]
     basis = basis * (lengths[top, None] / float(n_fft))
     fft_basis = np.fft.fft(basis, n=n_fft, axis=1)[:, : n_fft // 2 + 1]
-    fft_basis = _sparsify_rows(fft_basis).astype(np.complex64)
+    # librosa stores the sparsified bank as complex64: round through it to use the same filters
+    fft_basis = _sparsify_rows(fft_basis).astype(np.complex64).astype(np.complex128)
     used = np.flatnonzero(np.any(fft_basis != 0, axis=0))
-    cols = slice(used[0], used[-1] + 1)
-    b = fft_basis[:, cols].T  # [C, 36]
-    real_basis = np.block([[b.real, b.imag], [-b.imag, b.real]]).astype(np.float32)
-    return n_fft, cols, real_basis, lengths
-
-
-@functools.lru_cache(maxsize=None)
-def _cqt_columns(n_fft: int) -> slice:
-    """FFT columns used by the constant-Q filters of any tuning offset in [-0.5, 0.5)."""
-    grid = np.linspace(-0.5, 0.5, int(np.ceil(1.0 / _TUNING_RESOLUTION)) + 1)[:-1]  # all offsets
-    used = [bank[1] for bank in map(_cqt_bank, map(float, grid)) if bank[0] == n_fft]
-    if not used:
-        return slice(0, n_fft // 2 + 1)
-    return slice(min(c.start for c in used), max(c.stop for c in used))
+    dft = np.exp(-2j * np.pi * np.outer(np.arange(n_fft), used) / n_fft)  # [n_fft, used]
+    kernel = dft @ fft_basis[:, used].T  # [n_fft, 36] complex
+    return n_fft, np.concatenate([kernel.real, kernel.imag], axis=1).astype(np.float32), lengths
 
 
 @functools.lru_cache(maxsize=None)
@@ -369,20 +394,22 @@ def _tonnetz_basis() -> np.ndarray:
     return radius[:, None] * np.cos(np.pi * angle)
 
 
-def _stft(y: np.ndarray, n_fft: int, hop: int, window: np.ndarray | None) -> np.ndarray:
-    """Centred, zero-padded STFT of signals [N, S] -> complex64 [N, T, n_fft//2+1].
+def _stft_magnitude(y: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
+    """|STFT| of signals [N, S] -> float32 [N, T, n_fft//2+1]: centred, zero-padded, Hann window.
 
-    Windowed frames are transformed in float64 (the window is float64) and stored as complex64,
-    as librosa.stft does.
+    As librosa.stft: the windowed frames are transformed in float64 (the window is float64) and
+    the spectrum is rounded to complex64 before its magnitude is taken. One clip at a time, so
+    that its float64 frames and spectrum stay in the processor's cache (twice as fast as a batch).
     """
     import scipy.fft
 
+    window = _hann(n_fft)
     frames = _frame_centered(y, n_fft, hop)
-    if window is not None:
-        frames = frames * window
-    # without a window (the CQT's octave spectra) the float32 frames are transformed in float32:
-    # twice as fast, and the constant-Q response stays within TOLERANCE["tonnetz"]
-    return scipy.fft.rfft(frames, axis=-1, workers=1).astype(np.complex64, copy=False)
+    out = np.empty(frames.shape[:2] + (n_fft // 2 + 1,), dtype=np.float32)
+    for i in range(len(y)):
+        spectrum = scipy.fft.rfft(frames[i] * window, axis=-1, workers=1)
+        out[i] = np.abs(spectrum.astype(np.complex64))
+    return out
 
 
 def _power_to_db(power: np.ndarray, axes: tuple) -> np.ndarray:
@@ -431,7 +458,8 @@ def _estimate_tuning(S: np.ndarray, bins_per_octave: int, fmin: float = 150.0,
     lo, hi = in_range[0] - 1, in_range[-1] + 2  # one bin of context on each side (inner bins)
     ref = threshold * S.max(axis=-1, keepdims=True)
     sub = S[..., lo:hi]
-    clip_idx, t_idx, f_idx = np.nonzero(_inner_local_max(sub * (sub > ref)))
+    peaks = np.flatnonzero(_inner_local_max(sub * (sub > ref)))  # flat: faster than np.nonzero
+    clip_idx, t_idx, f_idx = np.unravel_index(peaks, (S.shape[0], S.shape[1], sub.shape[-1] - 2))
     left, centre, right = (sub[clip_idx, t_idx, f_idx + d] for d in (0, 1, 2))
     shift = _parabolic_shift(left, centre, right).astype(S.dtype)
     slope = ((right - left) / 2).astype(S.dtype)  # np.gradient at the peak
@@ -473,37 +501,29 @@ def _chroma_cqt(y: np.ndarray, magnitude: np.ndarray) -> np.ndarray:
     """Constant-Q chroma [N, 87, 12] of clips [N, 44100], as librosa.feature.chroma_cqt.
 
     The tuning of each clip comes from the shared STFT magnitude [N, T, F]; the multirate CQT
-    halves the signal once per octave, so every octave uses short FFTs; clips that share a tuning
-    share a filter bank and one matrix product.
+    halves the signal once per octave, and each octave's centred frames are projected on the
+    time-domain kernels of :func:`_cqt_bank` of the clip's tuning (one matrix product).
     """
     tunings = _estimate_tuning(magnitude, _CQT_BINS_PER_OCTAVE)
-    octave_signals = [y]
+    banks = [_cqt_bank(float(t)) for t in tunings]
+    n_fft = banks[0][0]
+    assert all(bank[0] == n_fft for bank in banks), "the CQT frame length depends on the tuning"
+    kernels = np.stack([bank[1] for bank in banks])  # [N, n_fft, 72], each clip its own tuning
+    lengths = np.stack([bank[2] for bank in banks])  # [N, 252]
+    octaves = [y]  # the signal at SR / 2^i
     for _ in range(_CQT_OCTAVES - 1):
-        octave_signals.append(_resample_half(octave_signals[-1]))
-    n_bins = _CQT_BINS_PER_OCTAVE * _CQT_OCTAVES
-    cqt = np.empty((len(y), N_FRAMES, n_bins), dtype=np.float32)
-    # The octave STFTs are shared by all tuning groups; only the FFT columns that some tuning's
-    # filters use are kept, as separate real and imaginary parts.
-    spectra = {}  # n_fft -> (first column kept, real [octave, N, T, W], imaginary [...])
-    for tuning in np.unique(tunings):
-        members = np.flatnonzero(tunings == tuning)
-        n_fft, cols, basis, lengths = _cqt_bank(float(tuning))
-        if n_fft not in spectra:
-            window = _cqt_columns(n_fft)
-            D = np.stack([
-                _stft(octave_signals[i], n_fft, HOP // 2**i, window=None)[:, :N_FRAMES, window]
-                for i in range(_CQT_OCTAVES)])
-            spectra[n_fft] = (window.start, np.ascontiguousarray(D.real), np.ascontiguousarray(D.imag))
-        start, real, imag = spectra[n_fft]
-        part = slice(cols.start - start, cols.stop - start)
-        D = np.concatenate([real[:, members, :, part], imag[:, members, :, part]], axis=-1)
-        D = D.reshape(-1, basis.shape[0])
-        response = (D @ basis).reshape(_CQT_OCTAVES, len(members), N_FRAMES, 2, -1)
-        response = np.hypot(response[..., 0, :], response[..., 1, :])
-        for i in range(_CQT_OCTAVES):
-            rows = slice(n_bins - _CQT_BINS_PER_OCTAVE * (i + 1), n_bins - _CQT_BINS_PER_OCTAVE * i)
-            scale = (np.sqrt(2.0**i) / np.sqrt(lengths[rows])).astype(np.float32)
-            cqt[members, :, rows] = response[i] * scale
+        octaves.append(_resample_half(octaves[-1]))
+    response = np.empty((len(y), _CQT_OCTAVES, N_FRAMES, 2 * _CQT_BINS_PER_OCTAVE), np.float32)
+    for i, signal in enumerate(octaves):
+        frames = _frame_centered(signal, n_fft, HOP // 2**i)[:, :N_FRAMES]
+        for c in range(len(y)):  # clip by clip: its frames stay in the processor's cache
+            response[c, i] = np.ascontiguousarray(frames[c]) @ kernels[c]
+    response = response.reshape(len(y), _CQT_OCTAVES, N_FRAMES, 2, _CQT_BINS_PER_OCTAVE)
+    response = np.hypot(response[..., 0, :], response[..., 1, :])  # [N, octave, T, 36]
+    # octave i holds bins 36 (6 - i) .. 36 (7 - i); its response is scaled by sqrt(2^i / length)
+    cqt = response[:, ::-1].transpose(0, 2, 1, 3).reshape(len(y), N_FRAMES, -1)
+    octave = np.repeat(np.arange(_CQT_OCTAVES)[::-1], _CQT_BINS_PER_OCTAVE)  # [252]
+    cqt = cqt * (np.sqrt(2.0**octave) / np.sqrt(lengths))[:, None, :].astype(np.float32)
     chroma = cqt @ _cq_to_chroma().T
     chroma[chroma < 0] = 0.0
     return _normalize(chroma, np.inf, axis=2)
@@ -515,11 +535,10 @@ def _features_block(y: np.ndarray) -> np.ndarray:
     Spectra are kept as [N, T, F] (frequency last) so each filter bank is one matrix product.
     """
     n = len(y)
-    magnitude = np.abs(_stft(y, N_FFT, HOP, _hann(N_FFT)))  # [N, T, F]
+    magnitude = _stft_magnitude(y, N_FFT, HOP)  # [N, T, F]
     power = magnitude**2
-    flat = power.reshape(-1, power.shape[-1])
 
-    mel_db = _power_to_db((flat @ _mel_basis().T).reshape(n, N_FRAMES, N_MELS), axes=(1, 2))
+    mel_db = _power_to_db(_mel_power(power), axes=(1, 2))
     mfcc = mel_db.astype(np.float64) @ _dct_basis().T  # float64: the c0 row sums 128 bands
 
     chroma = np.empty((n, N_FRAMES, N_CHROMA), dtype=np.float32)
@@ -534,9 +553,14 @@ def _features_block(y: np.ndarray) -> np.ndarray:
     peak = np.empty_like(valley)
     for k, (rows, q) in enumerate(bands):
         band = magnitude[..., rows]
-        # the q smallest and q largest bins of the band (a partial sort is enough)
-        valley[..., k] = np.partition(band, q - 1, axis=-1)[..., :q].mean(axis=-1)
-        peak[..., k] = np.partition(band, band.shape[-1] - q, axis=-1)[..., -q:].mean(axis=-1)
+        if q == 1:  # the lowest bands: the extreme bins themselves
+            valley[..., k], peak[..., k] = band.min(axis=-1), band.max(axis=-1)
+            continue
+        # the mean of the q smallest and of the q largest bins, as librosa; NumPy's vectorised
+        # sort of float32 is 3 times faster here than a partial sort (np.partition)
+        band = np.sort(band, axis=-1)
+        valley[..., k] = band[..., :q].mean(axis=-1)
+        peak[..., k] = band[..., -q:].mean(axis=-1)
     contrast = _power_to_db(peak, axes=(1, 2)) - _power_to_db(valley, axes=(1, 2))
 
     chroma_cq = _chroma_cqt(y, magnitude)  # [N, T, 12]
@@ -546,15 +570,22 @@ def _features_block(y: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(out.transpose(0, 2, 1))
 
 
-def _features_chunk(y: np.ndarray) -> np.ndarray:
-    """:func:`_features_block` with BLAS held to one thread: parallelism comes from processes,
-    and small matrix products run faster single-threaded than with threads contending."""
+def _one_blas_thread():
+    """A context that holds BLAS to one thread: parallelism comes from processes, and the
+    small matrix products here run faster single-threaded than with threads contending."""
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
-        return _features_block(y)
-    with threadpool_limits(limits=1, user_api="blas"):
-        return _features_block(y)
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
+
+
+def _init_worker() -> None:
+    """Start of a worker process: one BLAS thread for its whole life (threadpoolctl scans the
+    loaded libraries at each call, which costs as much as a chunk's mel block)."""
+    global _WORKER_BLAS_LIMIT
+    _WORKER_BLAS_LIMIT = _one_blas_thread()
+    _WORKER_BLAS_LIMIT.__enter__()
 
 
 def fast_features(clips, sr: int = SR, n_jobs: int = 1, device: str = "cpu",
@@ -575,18 +606,20 @@ def fast_features(clips, sr: int = SR, n_jobs: int = 1, device: str = "cpu",
     starts = list(range(0, len(y), chunk_size))
     out = np.empty((len(y), N_FEATURES, N_FRAMES), dtype=np.float32)
     if n_jobs == 1 or len(starts) == 1:
-        for s in _progress(starts, progress, "music features"):
-            out[s:s + chunk_size] = _features_chunk(y[s:s + chunk_size])
+        with _one_blas_thread():
+            for s in _progress(starts, progress, "music features"):
+                out[s:s + chunk_size] = _features_block(y[s:s + chunk_size])
         return out
     import concurrent.futures
     import multiprocessing
 
     # build the fixed banks (and import their libraries) once, before the workers are forked
-    _mel_basis(), _dct_basis(), _chroma_basis(0.0), _cq_to_chroma(), _cqt_columns(_cqt_bank(0.0)[0])
+    _mel_groups(), _dct_basis(), _chroma_basis(0.0), _cq_to_chroma(), _cqt_bank(0.0)
 
     ctx = multiprocessing.get_context("spawn" if sys.platform == "darwin" else "fork")
-    with concurrent.futures.ProcessPoolExecutor(max_workers=n_jobs, mp_context=ctx) as pool:
-        jobs = {pool.submit(_features_chunk, y[s:s + chunk_size]): s for s in starts}
+    with concurrent.futures.ProcessPoolExecutor(max_workers=n_jobs, mp_context=ctx,
+                                                initializer=_init_worker) as pool:
+        jobs = {pool.submit(_features_block, y[s:s + chunk_size]): s for s in starts}
         done = concurrent.futures.as_completed(jobs)
         for job in _progress(done, progress, "music features"):
             s = jobs[job]
