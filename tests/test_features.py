@@ -101,6 +101,25 @@ def test_parallel_and_chunking_give_the_same_numbers(varied_clips):
     np.testing.assert_array_equal(one, many)
 
 
+def test_worker_pool_is_kept_between_calls_and_restarts_after_a_crash(varied_clips):
+    import os
+    import signal
+    from concurrent.futures.process import BrokenProcessPool
+
+    clips = list(varied_clips.values())[:4]
+    first = F.fast_features(clips, n_jobs=2, chunk_size=1)
+    pool = F._POOL[1]
+    np.testing.assert_array_equal(F.fast_features(clips, n_jobs=2, chunk_size=1), first)
+    assert F._POOL[1] is pool  # the workers (and their filter banks) were kept
+    os.kill(next(iter(pool._processes)), signal.SIGKILL)  # a worker dies (e.g. out of memory)
+    with pytest.raises(BrokenProcessPool):
+        for _ in range(50):  # the pool notices the death at its next task
+            F.fast_features(clips, n_jobs=2, chunk_size=1)
+    assert F._POOL is None
+    np.testing.assert_array_equal(F.fast_features(clips, n_jobs=2, chunk_size=1), first)
+    F._shutdown_pool()
+
+
 def test_extract_features_backends(varied_clips):
     clips = [varied_clips["chord"], varied_clips["short"]]
     fast = F.extract_features(clips)  # backend="fast" by default
