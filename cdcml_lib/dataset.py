@@ -52,7 +52,7 @@ ARRAYS = ("images", "audio", "music_features", "log_spectrogram")
 DATASET_KEYS = (
     "corpus", "out_dir", "seed", "n_songs", "clips_per_song_min", "clips_per_song_max",
     "n_images", "image_size", "label_noise", "split_train", "split_val", "split_test",
-    "n_random", "n_top", "n_bottom", "keep_fraction", "feature_backend", "n_jobs",
+    "n_random", "n_top", "n_bottom", "keep_fraction", "feature_backend", "feature_device", "n_jobs",
 )
 #: Paths of the real corpora (corpus: imemnet; read by corpora.load_imemnet_items). Optional:
 #: empty strings, and unused, for the embedded corpus.
@@ -235,6 +235,12 @@ def check_dataset_params(params: dict) -> dict:
         raise DatasetError(f"dataset.corpus is {p['corpus']!r}; use 'embedded' or 'imemnet'")
     if p["feature_backend"] not in ("fast", "librosa"):
         raise DatasetError(f"dataset.feature_backend is {p['feature_backend']!r}; use 'fast' or 'librosa'")
+    from . import features
+
+    try:
+        features.resolve_device(p["feature_device"])
+    except ValueError as err:
+        raise DatasetError(f"dataset.feature_device: {err}") from None
     fractions = (p["split_train"], p["split_val"], p["split_test"])
     if min(fractions) <= 0 or abs(sum(fractions) - 1) > 1e-6:
         raise DatasetError(f"dataset.split_train/val/test are {fractions}; they must be positive "
@@ -419,12 +425,21 @@ def build_dataset(progress: bool = False, chunk_size: int = 256, **params) -> "D
                       lambda rows: to_int16(source.clips(rows)), chunk_size)
     audio = np.load(audio_path, mmap_mode="r")
     audio_key = content_key(audio_made_by)
+    # the device is part of the key: a GPU's float round-off differs from the CPU's (within
+    # features.TOLERANCE), and a cache must hold what its key says
+    feature_device = features.resolve_device(p["feature_device"])
+    on_gpu = p["feature_backend"] == "fast" and feature_device != "cpu"
+    if on_gpu:
+        from . import features_torch
+    feature_code = _code_hash(features, *([features_torch] if on_gpu else []))
     make("music_features", {"array": "music_features", "audio": audio_key,
-                            "backend": p["feature_backend"], "code": _code_hash(features),
+                            "backend": p["feature_backend"], "code": feature_code,
+                            **({"device": feature_device} if on_gpu else {}),
                             "version": version},
          (len(clips), features.N_FEATURES, features.N_FRAMES), np.float32,
          lambda rows: features.extract_features(np.asarray(audio[rows]), SAMPLE_RATE,
-                                                backend=p["feature_backend"], n_jobs=int(p["n_jobs"])),
+                                                backend=p["feature_backend"], n_jobs=int(p["n_jobs"]),
+                                                device=feature_device),
          chunk_size)
     make("log_spectrogram", {"array": "log_spectrogram", "audio": audio_key,
                              "n_fft": features.LOGSPEC_N_FFT, "hop": features.LOGSPEC_HOP,

@@ -18,14 +18,16 @@ spectrogram, as librosa does.
 Two extractors give the same numbers (within :data:`TOLERANCE`, checked by the tests):
 
 - :func:`librosa_features` is the reference: it calls librosa clip by clip.
-- :func:`fast_features` works on chunks of clips at once with NumPy. One STFT per clip feeds the
-  mel, MFCC, chroma and contrast blocks and both tuning estimates; the filter banks (mel, DCT,
-  chroma and constant-Q, the last two per tuning offset) are built once per process and cached.
-  Tonnetz needs a constant-Q chromagram: it is computed as librosa's multirate CQT does
-  (Schoerkhuber & Klapuri 2010: the signal is halved with soxr once per octave and each octave is
-  analysed with short FFTs), batched over clips, with one filter bank that serves every octave.
-  Like librosa, each clip gets its own tuning estimate (a histogram of the deviations of its
-  spectral peaks from A440, on a grid of 0.01 bin), for chroma_stft and for the CQT.
+- :func:`fast_features` works on chunks of clips at once with NumPy, across processes (or with
+  torch on a GPU, :mod:`cdcml_lib.features_torch`). One STFT per clip feeds the mel, MFCC,
+  chroma and contrast blocks and both tuning estimates; the filter banks (mel, DCT, chroma and
+  constant-Q, the last two per tuning offset) are built once per process and cached. Tonnetz
+  needs a constant-Q chromagram: it is computed as librosa's multirate CQT does (Schoerkhuber &
+  Klapuri 2010: the signal is halved with soxr once per octave and each octave is analysed by
+  short frames), with one filter bank that serves every octave, applied as one matrix product
+  of the frames with its time-domain kernels. Like librosa, each clip gets its own tuning
+  estimate (a histogram of the deviations of its spectral peaks from A440, on a grid of 0.01
+  bin), for chroma_stft and for the CQT.
 
 Use :func:`extract_features` (``backend="fast"`` or ``"librosa"``). Clips shorter than 2 s are
 zero-padded at the end, longer ones trimmed; int16 audio is scaled to [-1, 1).
@@ -165,15 +167,16 @@ def _frame_centered(y: np.ndarray, n_fft: int, hop: int, pad_mode: str = "consta
 
 
 def extract_features(clips, sr: int = SR, backend: str = "fast", n_jobs: int = 1,
-                     progress: bool = False) -> np.ndarray:
+                     progress: bool = False, device: str = "cpu") -> np.ndarray:
     """The 193x87 matrix of every clip, float32 ``[N, 193, 87]``.
 
-    ``backend="fast"`` uses the batched extractor :func:`fast_features`; ``backend="librosa"``
-    calls :func:`librosa_features` clip by clip (the reference, slow).
+    ``backend="fast"`` uses the batched extractor :func:`fast_features` (on ``device``: ``"cpu"``,
+    ``"cuda"`` or ``"auto"``); ``backend="librosa"`` calls :func:`librosa_features` clip by clip
+    (the reference, slow, CPU only).
     """
     _check_sr(sr)
     if backend == "fast":
-        return fast_features(clips, sr=sr, n_jobs=n_jobs, progress=progress)
+        return fast_features(clips, sr=sr, n_jobs=n_jobs, device=device, progress=progress)
     if backend == "librosa":
         y = _as_clip_batch(clips)
         out = np.empty((len(y), N_FEATURES, N_FRAMES), dtype=np.float32)
@@ -593,18 +596,24 @@ def _init_worker() -> None:
 
 
 def fast_features(clips, sr: int = SR, n_jobs: int = 1, device: str = "cpu",
-                  progress: bool = False, chunk_size: int = 8) -> np.ndarray:
+                  progress: bool = False, chunk_size: int | None = None) -> np.ndarray:
     """The 193x87 matrix of every clip, batched; float32 ``[N, 193, 87]``.
 
     Same numbers as :func:`librosa_features` within :data:`TOLERANCE`. The STFT is computed once
-    per clip and feeds the mel, MFCC, chroma, contrast blocks and both tuning estimates; chunks of
-    ``chunk_size`` clips are processed together with NumPy, across ``n_jobs`` processes
-    (``-1``: all cores). ``device`` must be ``"cpu"``: this extractor is NumPy only.
+    per clip and feeds the mel, MFCC, chroma, contrast blocks and both tuning estimates.
+
+    ``device="cpu"``: chunks of ``chunk_size`` clips (default 8, which keeps a chunk's spectra in
+    the processor's cache) are processed with NumPy across ``n_jobs`` processes (``-1``: all
+    cores). ``device="cuda"`` (or ``"cuda:1"``, ...): chunks (default 128 clips) are processed
+    with torch on that GPU by :mod:`cdcml_lib.features_torch`, in this process. ``"auto"``: CUDA
+    when torch sees a GPU, else the CPU.
     """
     _check_sr(sr)
-    if device != "cpu":
-        raise ValueError(f"device={device!r}: the fast extractor runs on the CPU only; use device='cpu'")
+    device = resolve_device(device)
     y = _as_clip_batch(clips)
+    if device != "cpu":
+        return _torch_features(y, device, progress, chunk_size or 128)
+    chunk_size = chunk_size or 8
     if n_jobs is None or n_jobs < 1:
         n_jobs = os.cpu_count() or 1
     starts = list(range(0, len(y), chunk_size))
@@ -624,6 +633,39 @@ def fast_features(clips, sr: int = SR, n_jobs: int = 1, device: str = "cpu",
     except concurrent.futures.process.BrokenProcessPool:
         _shutdown_pool()  # a worker died (killed, or out of memory): the next call starts afresh
         raise
+    return out
+
+
+def resolve_device(device: str) -> str:
+    """``"cpu"``, or the torch device the fast extractor will use for ``device``.
+
+    ``"auto"`` is ``"cuda"`` when torch sees a GPU and ``"cpu"`` otherwise; ``"cuda"`` (or
+    ``"cuda:N"``) must name a GPU that torch sees.
+    """
+    if device == "cpu":
+        return device
+    if device != "auto" and not str(device).startswith("cuda"):
+        raise ValueError(f"feature device {device!r}: use 'cpu', 'cuda' (or 'cuda:N') or 'auto'")
+    try:
+        import torch
+    except ImportError:
+        torch = None
+    has_gpu = torch is not None and torch.cuda.is_available()
+    if device == "auto":
+        return "cuda" if has_gpu else "cpu"
+    if not has_gpu:
+        raise ValueError(f"feature device {device!r}, but torch sees no CUDA GPU on this machine; "
+                         "use device='cpu' (all cores with n_jobs=-1) or 'auto'")
+    return str(device)
+
+
+def _torch_features(y: np.ndarray, device: str, progress: bool, chunk_size: int) -> np.ndarray:
+    """:func:`fast_features` on a torch device, chunk by chunk in this process."""
+    from . import features_torch
+
+    out = np.empty((len(y), N_FEATURES, N_FRAMES), dtype=np.float32)
+    for s in _progress(range(0, len(y), chunk_size), progress, f"music features ({device})"):
+        out[s:s + chunk_size] = features_torch.features_block(y[s:s + chunk_size], device)
     return out
 
 

@@ -211,6 +211,8 @@ def test_bad_parameters_are_clear_errors(tmp_path):
         D.build_dataset(**smoke_params(tmp_path, split_val=0.3))
     with pytest.raises(D.DatasetError, match="corpus"):
         D.build_dataset(**smoke_params(tmp_path, corpus="deam"))
+    with pytest.raises(D.DatasetError, match="dataset.feature_device.*'gpu'.*'cpu', 'cuda'"):
+        D.build_dataset(**smoke_params(tmp_path, feature_device="gpu"))
     params = smoke_params(tmp_path)
     del params["keep_fraction"]
     with pytest.raises(D.DatasetError, match="keep_fraction"):

@@ -171,8 +171,8 @@ def test_bad_input_errors():
         F.fast_features(np.zeros(100))
     with pytest.raises(ValueError, match="backend"):
         F.extract_features([np.zeros(100)], backend="nope")
-    with pytest.raises(ValueError, match="device"):
-        F.fast_features([np.zeros(100)], device="cuda")
+    with pytest.raises(ValueError, match="feature device 'gpu'.*'cpu', 'cuda'"):
+        F.fast_features([np.zeros(100)], device="gpu")
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
@@ -185,3 +185,53 @@ def test_reference_scales_int16_like_the_fast_path():
 def test_empty_batch():
     assert F.fast_features([]).shape == (0, 193, 87)
     assert F.log_spectrogram(np.zeros((0, 100), np.float32)).shape == (0, 257, 87)
+
+
+def test_cuda_device_without_a_gpu_says_so():
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        assert F.resolve_device("auto") == "cuda"
+        return
+    assert F.resolve_device("auto") == "cpu"
+    with pytest.raises(ValueError, match="torch sees no CUDA GPU.*device='cpu'"):
+        F.fast_features([np.zeros(100)], device="cuda")
+
+
+@pytest.fixture(scope="module")
+def torch_features(varied_clips):
+    """The torch extractor (the GPU path) run on torch's CPU device."""
+    pytest.importorskip("torch")
+    from cdcml_lib import features_torch
+
+    clips = F._as_clip_batch(list(varied_clips.values()))
+    return np.concatenate([features_torch.features_block(clips[s:s + 3], "cpu")
+                           for s in range(0, len(clips), 3)])
+
+
+@pytest.mark.parametrize("block", list(F.BLOCKS))
+def test_torch_path_matches_librosa_per_block(both_extractors, torch_features, block):
+    names, reference, _ = both_extractors
+    rows = F.BLOCKS[block]
+    err = np.abs(torch_features[:, rows] - reference[:, rows]).max(axis=(1, 2))
+    worst = names[int(np.argmax(err))]
+    assert err.max() <= F.TOLERANCE[block], f"{block}: max abs error {err.max():.3g} on {worst}"
+
+
+def test_torch_path_keeps_full_float32_precision(varied_clips):
+    """TF32 matrix products (which the trainer may allow) would break the tolerances."""
+    torch = pytest.importorskip("torch")
+    from cdcml_lib import features_torch
+
+    before = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("medium")
+    try:
+        seen = []
+        real_bmm = torch.bmm
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(torch, "bmm", lambda *a: seen.append(torch.get_float32_matmul_precision())
+                       or real_bmm(*a))
+            features_torch.features_block(F._as_clip_batch([varied_clips["chord"]]), "cpu")
+        assert seen and set(seen) == {"highest"}
+        assert torch.get_float32_matmul_precision() == "medium"  # restored afterwards
+    finally:
+        torch.set_float32_matmul_precision(before)
