@@ -121,15 +121,39 @@ def main(argv=None) -> None:
     print(f"{f'fast, {args.jobs} processes':<28}{rate_all:>10.1f}{rate_all / rate_ref:>10.1f}")
     if not np.array_equal(fast_1, fast_all):
         print("WARNING: 1-core and all-core results differ")
+    fast_gpu, gpu = _time_cuda(clips, args.repeats)
+    if fast_gpu is None:
+        print(f"{'fast, CUDA':<28}{'-':>10}{'-':>10}   (torch sees no GPU here: not timed)")
+    else:
+        rate_gpu = args.clips / gpu[1]
+        print(f"{'fast, CUDA':<28}{rate_gpu:>10.1f}{rate_gpu / rate_ref:>10.1f}   ({gpu[0]})")
 
     print(f"\nagreement with librosa on the {n_ref} reference clips")
     print("(max rel = max abs error / largest magnitude of the block in the reference)")
-    print(f"{'block':<10}{'max abs':>12}{'max rel':>12}{'tolerance':>12}")
-    for block, rows in F.BLOCKS.items():
-        diff = np.abs(fast_1[:n_ref, rows] - reference[:, rows])
-        scale = np.abs(reference[:, rows]).max()
-        print(f"{block:<10}{diff.max():>12.3g}{diff.max() / max(scale, 1e-12):>12.3g}"
-              f"{F.TOLERANCE[block]:>12.3g}")
+    for name, fast in (("CPU", fast_1), ("CUDA", fast_gpu)):
+        if fast is None:
+            continue
+        print(f"{name + ' extractor':<10}{'max abs':>12}{'max rel':>12}{'tolerance':>12}")
+        for block, rows in F.BLOCKS.items():
+            diff = np.abs(fast[:n_ref, rows] - reference[:, rows])
+            scale = np.abs(reference[:, rows]).max()
+            print(f"  {block:<8}{diff.max():>12.3g}{diff.max() / max(scale, 1e-12):>12.3g}"
+                  f"{F.TOLERANCE[block]:>12.3g}")
+
+
+def _time_cuda(clips: np.ndarray, repeats: int):
+    """The CUDA extractor's output and (GPU name, best time), or (None, None) without a GPU."""
+    if F.resolve_device("auto") != "cuda":
+        return None, None
+    import torch
+
+    F.fast_features(clips[:128], device="cuda")  # warm-up: CUDA context, kernels, banks
+    best, out = np.inf, None
+    for _ in range(repeats):
+        torch.cuda.synchronize()
+        out, t = timed(F.fast_features, clips, device="cuda")  # returns host arrays: synced
+        best = min(best, t)
+    return out, (torch.cuda.get_device_name(), best)
 
 
 if __name__ == "__main__":
