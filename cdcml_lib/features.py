@@ -515,7 +515,6 @@ def _chroma_cqt(y: np.ndarray, magnitude: np.ndarray) -> np.ndarray:
     banks = [_cqt_bank(float(t)) for t in tunings]
     n_fft = banks[0][0]
     assert all(bank[0] == n_fft for bank in banks), "the CQT frame length depends on the tuning"
-    kernels = np.stack([bank[1] for bank in banks])  # [N, n_fft, 72], each clip its own tuning
     lengths = np.stack([bank[2] for bank in banks])  # [N, 252]
     response = np.empty((len(y), _CQT_OCTAVES, N_FRAMES, 2 * _CQT_BINS_PER_OCTAVE), np.float32)
     for c in range(len(y)):  # clip by clip: its frames stay in the processor's cache
@@ -524,7 +523,7 @@ def _chroma_cqt(y: np.ndarray, magnitude: np.ndarray) -> np.ndarray:
             if i > 0:
                 signal = _resample_half(signal)
             frames = _frame_centered(signal[None], n_fft, HOP // 2**i)[0, :N_FRAMES]
-            response[c, i] = np.ascontiguousarray(frames) @ kernels[c]
+            response[c, i] = np.ascontiguousarray(frames) @ banks[c][1]  # its tuning's kernel
     response = response.reshape(len(y), _CQT_OCTAVES, N_FRAMES, 2, _CQT_BINS_PER_OCTAVE)
     response = np.hypot(response[..., 0, :], response[..., 1, :])  # [N, octave, T, 36]
     # octave i holds bins 36 (6 - i) .. 36 (7 - i); its response is scaled by sqrt(2^i / length)
