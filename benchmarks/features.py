@@ -93,7 +93,7 @@ def main(argv=None) -> None:
     # all-cores call also starts the worker processes, which are kept for later calls.
     _, t_cold = timed(F.fast_features, clips, n_jobs=1)
     _clear_bank_caches()
-    F._shutdown_pool()
+    F.shutdown_workers()
     _, t_cold_all = timed(F.fast_features, clips, n_jobs=args.jobs)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # librosa warns on silence and on its last CQT octave

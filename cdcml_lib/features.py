@@ -603,9 +603,12 @@ def fast_features(clips, sr: int = SR, n_jobs: int = 1, device: str = "cpu",
 
     ``device="cpu"``: chunks of ``chunk_size`` clips (default 8, which keeps a chunk's spectra in
     the processor's cache) are processed with NumPy across ``n_jobs`` processes (``-1``: all
-    cores). ``device="cuda"`` (or ``"cuda:1"``, ...): chunks (default 128 clips) are processed
-    with torch on that GPU by :mod:`cdcml_lib.features_torch`, in this process. ``"auto"``: CUDA
-    when torch sees a GPU, else the CPU.
+    cores); the processes are kept for the next call, with the filter banks they have built
+    (:func:`shutdown_workers` stops them).
+
+    ``device="cuda"`` (or ``"cuda:1"``, ...): chunks (default 128 clips) are processed with torch
+    on that GPU by :mod:`cdcml_lib.features_torch`, in this process. ``"auto"``: CUDA when torch
+    sees a GPU, else the CPU.
     """
     _check_sr(sr)
     device = resolve_device(device)
@@ -630,7 +633,7 @@ def fast_features(clips, sr: int = SR, n_jobs: int = 1, device: str = "cpu",
             s = jobs[job]
             out[s:s + chunk_size] = job.result()
     except concurrent.futures.process.BrokenProcessPool:
-        _shutdown_pool()  # a worker died (killed, or out of memory): the next call starts afresh
+        shutdown_workers()  # a worker died (killed, or out of memory): the next call starts afresh
         raise
     return out
 
@@ -681,7 +684,7 @@ def _worker_pool(n_jobs: int) -> "concurrent.futures.ProcessPoolExecutor":
     global _POOL
     if _POOL is not None and _POOL[0] == n_jobs:
         return _POOL[1]
-    _shutdown_pool()
+    shutdown_workers()
     import multiprocessing
 
     # build the fixed banks (and import their libraries) once, before the workers are forked
@@ -693,8 +696,9 @@ def _worker_pool(n_jobs: int) -> "concurrent.futures.ProcessPoolExecutor":
     return pool
 
 
-def _shutdown_pool() -> None:
-    """Stop the kept worker processes, if any."""
+def shutdown_workers() -> None:
+    """Stop the worker processes that :func:`fast_features` keeps between calls, if any (they
+    also stop when this process exits)."""
     global _POOL
     if _POOL is not None:
         _POOL[1].shutdown(wait=True, cancel_futures=True)

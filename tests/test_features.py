@@ -117,7 +117,7 @@ def test_worker_pool_is_kept_between_calls_and_restarts_after_a_crash(varied_cli
             F.fast_features(clips, n_jobs=2, chunk_size=1)
     assert F._POOL is None
     np.testing.assert_array_equal(F.fast_features(clips, n_jobs=2, chunk_size=1), first)
-    F._shutdown_pool()
+    F.shutdown_workers()
 
 
 def test_extract_features_backends(varied_clips):
