@@ -158,12 +158,19 @@ def _hann(n: int) -> np.ndarray:
     return 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n) / n)
 
 
-def _frame_centered(y: np.ndarray, n_fft: int, hop: int, pad_mode: str = "constant") -> np.ndarray:
-    """Frames ``[N, T, n_fft]`` of signals ``[N, S]`` padded by n_fft // 2 on each side."""
+def _frame_centered(y: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
+    """Frames ``[..., T, n_fft]`` of signals ``[..., S]`` padded by n_fft // 2 zeros on each side.
+
+    librosa's centred frames, as a read-only strided view of one padded copy (np.pad and
+    sliding_window_view cost more than the work itself for the CQT's short octave signals).
+    """
     pad = n_fft // 2
-    y = np.pad(y, ((0, 0), (pad, pad)), mode=pad_mode)
-    n_frames = 1 + (y.shape[1] - n_fft) // hop
-    return np.lib.stride_tricks.sliding_window_view(y, n_fft, axis=1)[:, ::hop][:, :n_frames]
+    padded = np.zeros(y.shape[:-1] + (y.shape[-1] + 2 * pad,), dtype=y.dtype)
+    padded[..., pad:pad + y.shape[-1]] = y
+    n_frames = 1 + (padded.shape[-1] - n_fft) // hop
+    step = padded.strides[-1]
+    return np.lib.stride_tricks.as_strided(padded, y.shape[:-1] + (n_frames, n_fft),
+                                           padded.strides[:-1] + (hop * step, step), writeable=False)
 
 
 def extract_features(clips, sr: int = SR, backend: str = "fast", n_jobs: int = 1,
@@ -466,30 +473,39 @@ def _estimate_tuning(S: np.ndarray, bins_per_octave: int, fmin: float = 150.0,
     lo, hi = in_range[0] - 1, in_range[-1] + 2  # one bin of context on each side (inner bins)
     ref = threshold * S.max(axis=-1, keepdims=True)
     sub = S[..., lo:hi]
-    peaks = np.flatnonzero(_inner_local_max(sub * (sub > ref)))  # flat: faster than np.nonzero
+    # local maxima above the threshold (the same bins as librosa's local maxima of S masked by
+    # S > ref, since a bin above ref beats any neighbour below it); flat: faster than np.nonzero
+    peaks = np.flatnonzero(_inner_local_max(sub) & (sub[..., 1:-1] > ref))
     clip_idx, t_idx, f_idx = np.unravel_index(peaks, (S.shape[0], S.shape[1], sub.shape[-1] - 2))
     left, centre, right = (sub[clip_idx, t_idx, f_idx + d] for d in (0, 1, 2))
     shift = _parabolic_shift(left, centre, right).astype(S.dtype)
     slope = ((right - left) / 2).astype(S.dtype)  # np.gradient at the peak
     all_mags = centre + 0.5 * slope * shift  # the interpolated peak height
     all_pitch = ((lo + 1 + f_idx + shift) * float(SR) / n_fft).astype(S.dtype)
+    voiced = all_pitch > 0
+
+    # the strongest half of each clip's peaks vote: those at or above its median height
     bounds = np.searchsorted(clip_idx, np.arange(len(S) + 1))  # np.nonzero is in clip order
-    edges = np.linspace(-0.5, 0.5, int(np.ceil(1.0 / _TUNING_RESOLUTION)) + 1)
-    tunings = np.zeros(len(S))
+    cut = np.zeros(len(S), dtype=S.dtype)
     for n in range(len(S)):
-        pitch = all_pitch[bounds[n]:bounds[n + 1]]
-        mag = all_mags[bounds[n]:bounds[n + 1]]
-        voiced = pitch > 0
-        cut = np.median(mag[voiced]) if voiced.any() else 0.0
-        freqs = pitch[(mag >= cut) & voiced]
-        if freqs.size == 0:
-            continue  # librosa returns 0.0 for a clip without pitches (e.g. silence)
-        octs = np.log2(freqs / (440.0 / 16))
-        residual = np.mod(bins_per_octave * octs, 1.0)
-        residual[residual >= 0.5] -= 1.0
-        counts, _ = np.histogram(residual, edges)
-        tunings[n] = edges[np.argmax(counts)]
-    return tunings
+        mags = all_mags[bounds[n]:bounds[n + 1]][voiced[bounds[n]:bounds[n + 1]]]
+        if mags.size:
+            cut[n] = np.median(mags)
+    votes = voiced & (all_mags >= cut[clip_idx])
+    octs = np.log2(all_pitch[votes] / (440.0 / 16))
+    residual = np.mod(bins_per_octave * octs, 1.0)
+    residual[residual >= 0.5] -= 1.0
+
+    # one histogram per clip, as np.histogram(residual, edges): bins [e_i, e_i+1), the last closed
+    edges = np.linspace(-0.5, 0.5, int(np.ceil(1.0 / _TUNING_RESOLUTION)) + 1)
+    n_bins = len(edges) - 1
+    bins = np.searchsorted(edges, residual, side="right") - 1
+    bins[residual == edges[-1]] = n_bins - 1
+    inside = (bins >= 0) & (bins < n_bins)
+    counts = np.bincount(clip_idx[votes][inside] * n_bins + bins[inside],
+                         minlength=len(S) * n_bins).reshape(len(S), n_bins)
+    # a clip without pitches (e.g. silence) gets 0.0, as librosa
+    return np.where(counts.any(axis=1), edges[counts.argmax(axis=1)], 0.0)
 
 
 def _resample_half(y: np.ndarray) -> np.ndarray:
@@ -522,7 +538,7 @@ def _chroma_cqt(y: np.ndarray, magnitude: np.ndarray) -> np.ndarray:
         for i in range(_CQT_OCTAVES):
             if i > 0:
                 signal = _resample_half(signal)
-            frames = _frame_centered(signal[None], n_fft, HOP // 2**i)[0, :N_FRAMES]
+            frames = _frame_centered(signal, n_fft, HOP // 2**i)[:N_FRAMES]
             response[c, i] = np.ascontiguousarray(frames) @ banks[c][1]  # its tuning's kernel
     response = response.reshape(len(y), _CQT_OCTAVES, N_FRAMES, 2, _CQT_BINS_PER_OCTAVE)
     response = np.hypot(response[..., 0, :], response[..., 1, :])  # [N, octave, T, 36]
