@@ -262,7 +262,7 @@ def train_epoch(model, loader, loss_fn, optimiser, scaler, params, device, autoc
     """
     ddp = ctx is not None and ctx.enabled
     model.train()
-    sums: dict[str, float] = {}
+    sums: dict[str, torch.Tensor] = {}  # kept on the device: float() at every step would wait for it
     n_total = 0
     for batch in loader:
         batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
@@ -291,8 +291,8 @@ def train_epoch(model, loader, loss_fn, optimiser, scaler, params, device, autoc
         b = len(batch["score"])
         n_total += b
         for k, v in {"total": total.detach(), **terms}.items():
-            sums[k] = sums.get(k, 0.0) + float(v) * b
-    return {k: v / max(n_total, 1) for k, v in sums.items()}
+            sums[k] = sums.get(k, 0.0) + torch.as_tensor(v).detach().double() * b
+    return {k: float(v) / max(n_total, 1) for k, v in sums.items()}
 
 
 # --------------------------------------------------------------------------------------------
