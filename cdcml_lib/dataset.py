@@ -9,8 +9,9 @@ section 2) on a corpus and writes::
     cache/manifest.json       one entry per cached array
     cache/<name>_<key>.npy    images, audio, music_features, log_spectrogram
 
-Every cached array is keyed by a hash of what made it (item ids, sizes, the producing code), so
-a re-run with the same parameters reuses it. Arrays are produced in chunks; each chunk is saved
+Every cached array is keyed by a hash of what made it (item ids, sizes, the producing code and,
+for the features, the versions of the libraries whose arithmetic they hold), so a re-run with the
+same parameters reuses it. Arrays are produced in chunks; each chunk is saved
 atomically under ``cache/.parts_<name>_<key>/``, so an interrupted build resumes where it stopped.
 The assembled array is written under a temporary name and renamed: a file with a final name is
 complete. ``stats.json`` is removed when a build starts and written last, so its presence means
@@ -434,6 +435,7 @@ def build_dataset(progress: bool = False, chunk_size: int = 256, **params) -> "D
     feature_code = _code_hash(features, *([features_torch] if on_gpu else []))
     make("music_features", {"array": "music_features", "audio": audio_key,
                             "backend": p["feature_backend"], "code": feature_code,
+                            "libraries": features.library_versions(torch=on_gpu),
                             **({"device": feature_device} if on_gpu else {}),
                             "version": version},
          (len(clips), features.N_FEATURES, features.N_FRAMES), np.float32,
@@ -443,7 +445,8 @@ def build_dataset(progress: bool = False, chunk_size: int = 256, **params) -> "D
          chunk_size)
     make("log_spectrogram", {"array": "log_spectrogram", "audio": audio_key,
                              "n_fft": features.LOGSPEC_N_FFT, "hop": features.LOGSPEC_HOP,
-                             "code": _code_hash(features), "version": version},
+                             "code": _code_hash(features),
+                             "libraries": features.library_versions(librosa=False), "version": version},
          (len(clips), features.LOGSPEC_N_FFT // 2 + 1, features.N_FRAMES), np.float16,
          lambda rows: features.log_spectrogram(np.asarray(audio[rows])), chunk_size)
     del audio

@@ -193,6 +193,25 @@ def extract_features(clips, sr: int = SR, backend: str = "fast", n_jobs: int = 1
     raise ValueError(f"unknown feature backend {backend!r}; use 'fast' or 'librosa'")
 
 
+def library_versions(librosa: bool = True, torch: bool = False) -> dict:
+    """Versions of the libraries whose arithmetic enters the features, for cache keys.
+
+    NumPy and SciPy (FFTs, products) always; librosa and soxr (filter banks, resampling) for the
+    193x87 matrix; torch for the GPU path. A cache built with other versions is then rebuilt
+    rather than silently reused.
+    """
+    from importlib.metadata import PackageNotFoundError, version
+
+    names = ["numpy", "scipy"] + (["librosa", "soxr"] if librosa else []) + (["torch"] if torch else [])
+    versions = {}
+    for name in names:
+        try:
+            versions[name] = version(name)
+        except PackageNotFoundError:
+            versions[name] = "absent"
+    return versions
+
+
 def _progress(iterable, enabled: bool, desc: str):
     if not enabled:
         return iterable

@@ -146,6 +146,20 @@ def test_rebuild_reuses_caches_and_rebuilds_what_changed(smoke_build, tmp_path):
     assert len(list((copy / "cache").glob("images_*.npy"))) == 1
 
 
+def test_feature_caches_are_rebuilt_under_another_library_version(smoke_build, tmp_path, monkeypatch):
+    from cdcml_lib import features
+
+    folder, _ = smoke_build
+    copy = tmp_path / "smoke"
+    shutil.copytree(folder.path, copy)
+    real = features.library_versions
+    monkeypatch.setattr(features, "library_versions",
+                        lambda **kw: {**real(**kw), "scipy": "0.0-another"})
+    arrays = D.build_dataset(**smoke_params(copy)).stats["arrays"]
+    assert arrays["audio"]["reused"] and arrays["images"]["reused"]
+    assert not arrays["music_features"]["reused"] and not arrays["log_spectrogram"]["reused"]
+
+
 def test_interrupted_cache_resumes_at_the_first_missing_chunk(tmp_path):
     data = np.arange(10 * 3, dtype=np.float32).reshape(10, 3)
     made = []
