@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .paths import resolve
+from .paths import atomic_write_text, resolve
 from .tables import HIGHER_IS_BETTER, METRICS, PAPER_METRICS, paper_numbers
 
 HOLDS = "holds"
@@ -393,7 +393,5 @@ def write_claims(claims: list[Claim], reports_dir: str | Path, k_sigma: float = 
     paths = {"md": out / "claims.md", "json": out / "claims.json"}
     for key, text in (("md", claims_markdown(claims, k_sigma, min_seeds)),
                       ("json", json.dumps(record, indent=2) + "\n")):
-        tmp = paths[key].with_name(paths[key].name + ".tmp")
-        tmp.write_text(text)
-        tmp.replace(paths[key])
+        atomic_write_text(paths[key], text)
     return paths

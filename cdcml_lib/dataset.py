@@ -30,7 +30,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 from . import matching
-from .paths import atomic_write_text, repo_root, resolve
+from .paths import atomic_path, atomic_write_text, repo_root, resolve
 
 SPLITS = matching.SPLITS
 SAMPLE_RATE = 22050
@@ -92,25 +91,10 @@ def _code_hash(*modules) -> str:
     return _hash_strings(Path(m.__file__).read_text() for m in modules)
 
 
-def _umask() -> int:
-    old = os.umask(0)
-    os.umask(old)
-    return old
-
-
-_atomic_write_text = atomic_write_text
-
-
 def _atomic_save_npy(path: Path, array: np.ndarray) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.save(handle, array)
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    # through a handle: np.save given a path not ending in .npy would add the suffix
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        np.save(handle, array)
 
 
 def _library_version() -> str:
@@ -207,7 +191,7 @@ def cached_array(cache_dir: Path, name: str, made_by: dict, shape: tuple, dtype,
     manifest = _read_manifest(cache_dir)
     manifest[name] = {"file": final.name, "key": key, "shape": list(shape),
                       "dtype": np.dtype(dtype).name, "made_by": made_by}
-    _atomic_write_text(cache_dir / "manifest.json", json.dumps(manifest, indent=2) + "\n")
+    atomic_write_text(cache_dir / "manifest.json", json.dumps(manifest, indent=2) + "\n")
     return final, reused
 
 
@@ -452,7 +436,7 @@ def build_dataset(progress: bool = False, chunk_size: int = 256, **params) -> "D
     del audio
 
     # 7. the tables, then stats.json last
-    _atomic_write_text(out_dir / "items.csv", items.to_csv(index=False))
+    atomic_write_text(out_dir / "items.csv", items.to_csv(index=False))
     from .corpora import write_pairs
     for s in SPLITS:
         write_pairs(pairs_by_split[s], out_dir / f"pairs_{s}.txt")
@@ -476,7 +460,7 @@ def build_dataset(progress: bool = False, chunk_size: int = 256, **params) -> "D
                     "numpy": np.__version__,
                     "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")},
     }
-    _atomic_write_text(out_dir / "stats.json", json.dumps(stats, indent=2) + "\n")
+    atomic_write_text(out_dir / "stats.json", json.dumps(stats, indent=2) + "\n")
     return open_dataset(out_dir)
 
 

@@ -25,7 +25,7 @@ from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
-from .paths import atomic_write_text
+from .paths import atomic_path, atomic_write_text
 
 MODALITIES = ("image", "music")
 NPZ_FIELDS = ("ids", "modality", "valence", "arousal", "pred_valence", "pred_arousal", "embedding")
@@ -134,9 +134,8 @@ def save_coords(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
         raise ValueError(f"save_coords: frame lacks column(s) {missing}; needs {list(COORD_COLUMNS)}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    frame.to_csv(tmp, index=False, float_format="%.6g")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False, float_format="%.6g")
     return path
 
 
@@ -569,9 +568,7 @@ def write_map_html(frame: pd.DataFrame, path: str | os.PathLike, thumbnails: dic
     html = html.replace("<head>", "<head>" + _STATUS_SCRIPT, 1)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(html, encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_text(path, html)
     return path
 
 

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from . import params as P
-from .paths import repo_root, reports_dir, resolve
+from .paths import atomic_write_text, repo_root, reports_dir, resolve
 
 KERNEL = "cdcml"
 
@@ -56,9 +56,7 @@ def write_timing(config: str, step: str, wall_s: float) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     record = {"step": step, "wall_s": round(wall_s, 2),
               "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
-    tmp = out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(record, indent=2) + "\n")
-    os.replace(tmp, out)
+    atomic_write_text(out, json.dumps(record, indent=2) + "\n")
     return out
 
 
@@ -66,9 +64,7 @@ def export_html(executed: Path, html: Path) -> None:
     from nbconvert import HTMLExporter
 
     body, _ = HTMLExporter().from_filename(str(executed))
-    tmp = html.with_suffix(".html.tmp")
-    tmp.write_text(body)
-    os.replace(tmp, html)
+    atomic_write_text(html, body)
 
 
 def run_notebook(notebook: Path, config: str, out: Path, variant: str | None = None,

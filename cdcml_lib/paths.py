@@ -6,6 +6,7 @@ working directory.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from pathlib import Path
@@ -32,15 +33,17 @@ def reports_dir(config: str) -> Path:
     return root if config == "default" else root / config
 
 
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` to a temporary file beside ``path`` and rename it: a file with the final
-    name is always complete, a failed write leaves nothing behind, and the file gets the usual
-    mode (mkstemp alone would make it readable by its owner only)."""
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike):
+    """A fresh temporary path beside ``path`` to write to, renamed to ``path`` when the block ends
+    without error and removed otherwise: a file with the final name is always complete, a failed
+    write leaves nothing behind, and concurrent writers never share a temporary name. The file
+    gets the usual mode (mkstemp alone would make it readable by its owner only)."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "w", newline="\n") as handle:
-            handle.write(text)
+        yield Path(tmp)
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
@@ -48,3 +51,9 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` (UTF-8, newlines as given) to ``path`` through :func:`atomic_path`."""
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as handle:
+        handle.write(text)

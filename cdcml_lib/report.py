@@ -17,7 +17,7 @@ import platform
 import sys
 from pathlib import Path
 
-from .paths import repo_root, reports_dir, resolve  # reports_dir(config): the one place the rule lives
+from .paths import atomic_write_text, repo_root, reports_dir, resolve  # reports_dir(config): the one place the rule lives
 from .tables import load_study, read_run_info, run_folder
 
 __all__ = ["reports_dir", "write_report", "render_report"]
@@ -263,9 +263,7 @@ def update_readme(config: str, reports_dir: str | Path, readme: str | Path = "RE
     head, rest = text.split(README_BEGIN, 1)
     _, tail = rest.split(README_END, 1)
     body = render_readme_results(config, reports_dir)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(f"{head}{README_BEGIN}\n{body}\n{README_END}{tail}")
-    tmp.replace(path)
+    atomic_write_text(path, f"{head}{README_BEGIN}\n{body}\n{README_END}{tail}")
     return path
 
 

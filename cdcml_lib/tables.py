@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .paths import repo_root, resolve
+from .paths import atomic_write_text, repo_root, resolve
 
 # The ten error metrics of the paper's tables (lower is better), in the paper's column order.
 PAPER_METRICS = [
@@ -270,12 +270,6 @@ def to_latex(table: pd.DataFrame, caption: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)  # write-then-rename: a file with its final name is complete
-
-
 def write_table(table: pd.DataFrame, name: str, reports_dir: str | Path) -> dict[str, Path]:
     """Write ``<reports>/tables/<name>.{csv,md,tex}``; return the paths by extension."""
     out = resolve(reports_dir) / "tables"
@@ -284,9 +278,9 @@ def write_table(table: pd.DataFrame, name: str, reports_dir: str | Path) -> dict
     caption = (f"{title}. Ours: mean $\\pm$ standard deviation over seeds on the test split; "
                f"the paper's number in parentheses.")
     paths = {ext: out / f"{name}.{ext}" for ext in ("csv", "md", "tex")}
-    _write_text(paths["csv"], table.to_csv(index=False, float_format="%.6g"))
-    _write_text(paths["md"], to_markdown(table))
-    _write_text(paths["tex"], to_latex(table, caption))
+    atomic_write_text(paths["csv"], table.to_csv(index=False, float_format="%.6g"))
+    atomic_write_text(paths["md"], to_markdown(table))
+    atomic_write_text(paths["tex"], to_latex(table, caption))
     return paths
 
 

@@ -45,7 +45,7 @@ from .data import ItemDataset, PairDataset, RowStandardiser, fit_music_standardi
 from .losses import build_loss, similarity_mse_loss
 from .metrics import all_metrics
 from .nets import build_model, music_input
-from .paths import repo_root, resolve
+from .paths import atomic_path, atomic_write_text, repo_root, resolve
 
 # Keys every train parameter set has (params/<config>.yaml, section train, + a variant file).
 REQUIRED_KEYS = ("data_dir", "run_dir", "model", "seed", "epochs", "batch_size", "lr", "lr_step",
@@ -102,15 +102,8 @@ def set_determinism(seed: int, num_threads: int) -> None:
 
 def atomic_save(obj, path: Path) -> None:
     """torch.save to a temporary name, then rename: a file with the final name is complete."""
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def git_commit() -> str:
@@ -494,11 +487,9 @@ def write_curves(path: Path, curves: list[dict]) -> None:
     columns: list[str] = []
     for row in curves:
         columns += [k for k in row if k not in columns]
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="") as fh:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=columns)
         writer.writeheader(); writer.writerows(curves)
-    os.replace(tmp, path)
 
 
 def finish_run(run_dir, model, folder, standardiser, params, device, autocast, best, run_info,
