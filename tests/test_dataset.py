@@ -21,11 +21,9 @@ def smoke_params(out_dir, **change):
 
 
 @pytest.fixture(scope="session")
-def smoke_build(tmp_path_factory):
-    """One smoke dataset shared by the tests of this file (built once per session)."""
-    out = tmp_path_factory.mktemp("data") / "smoke"
-    params = smoke_params(out)
-    return D.build_dataset(**params), params
+def smoke_build(smoke_data):
+    """The session's smoke dataset (tests/conftest.py) and its parameters; tests only read it."""
+    return D.open_dataset(smoke_data), smoke_params(smoke_data)
 
 
 def test_items_csv(smoke_build):

@@ -29,7 +29,6 @@ import torch
 import yaml
 
 from cdcml_lib.data import ItemDataset, PairDataset, image_to_tensor
-from cdcml_lib.dataset import build_dataset
 from cdcml_lib.distributed import RankSlices, env_context, local_batch_size, slice_bounds
 from cdcml_lib.paths import repo_root
 from cdcml_lib.train import train_run
@@ -87,14 +86,6 @@ def test_torchrun_environment_is_detected(monkeypatch):
     monkeypatch.setenv("RANK", "4")
     with pytest.raises(RuntimeError, match="RANK=4 is not in"):
         env_context()
-
-
-@pytest.fixture(scope="session")
-def smoke_data(tmp_path_factory):
-    params = yaml.safe_load((repo_root() / "params" / "smoke.yaml").read_text())["dataset"]
-    params["out_dir"] = str(tmp_path_factory.mktemp("ddp_data") / "smoke")
-    build_dataset(**params)
-    return params["out_dir"]
 
 
 def test_datasets_reach_workers_without_their_arrays(smoke_data):

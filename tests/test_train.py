@@ -7,19 +7,11 @@ import pandas as pd
 import pytest
 import yaml
 
-from cdcml_lib.dataset import build_dataset, open_dataset
+from cdcml_lib.dataset import open_dataset
 from cdcml_lib.paths import repo_root
 from cdcml_lib.train import RunFolderError, load_trained, train_run
 
 EPOCHS = 3
-
-
-@pytest.fixture(scope="session")
-def smoke_data(tmp_path_factory):
-    params = yaml.safe_load((repo_root() / "params" / "smoke.yaml").read_text())["dataset"]
-    params["out_dir"] = str(tmp_path_factory.mktemp("data") / "smoke")
-    build_dataset(**params)
-    return params["out_dir"]
 
 
 def run_params(data_dir, run_dir, variant="cdcml", **over) -> dict:

@@ -1,0 +1,15 @@
+"""Fixtures shared by the test modules."""
+import pytest
+import yaml
+
+from cdcml_lib.dataset import build_dataset
+from cdcml_lib.paths import repo_root
+
+
+@pytest.fixture(scope="session")
+def smoke_data(tmp_path_factory) -> str:
+    """The smoke dataset (params/smoke.yaml), built once per test session; tests only read it."""
+    params = yaml.safe_load((repo_root() / "params" / "smoke.yaml").read_text())["dataset"]
+    params["out_dir"] = str(tmp_path_factory.mktemp("data") / "smoke")
+    build_dataset(**params)
+    return params["out_dir"]
