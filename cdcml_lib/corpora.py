@@ -26,6 +26,7 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
+from .matching import minmax_normalise
 from .paths import atomic_write_text, resolve
 
 ITEM_COLUMNS = ["id", "modality", "song", "split", "valence", "arousal", "source", "path", "start_s"]
@@ -135,19 +136,15 @@ def _paths_for(ids: Sequence[str], files: dict[str, Path], folder, what: str,
 
 
 def _normalised(values: np.ndarray, scale: tuple[float, float] | None) -> np.ndarray:
-    """Per-corpus min-max normalisation of ``[n, 2]`` VA to [0, 1] (METHOD.md section 2).
+    """:func:`matching.minmax_normalise` of ``[n, 2]`` VA, its errors raised as CorpusError.
 
     ``scale=None`` uses the corpus's own minimum and range per column, as IMEMNet does; a pair
-    (lo, hi) uses the rating scale's ends instead. (Same rule as ``matching.minmax_normalise``,
-    kept here so the readers do not depend on the recipe module.)
+    (lo, hi) uses the rating scale's ends instead.
     """
-    values = np.asarray(values, dtype=np.float64)
-    lo = values.min(axis=0) if scale is None else np.full(values.shape[1], float(scale[0]))
-    hi = values.max(axis=0) if scale is None else np.full(values.shape[1], float(scale[1]))
-    if np.any(hi <= lo):
-        raise CorpusError(f"min-max normalisation: a corpus's labels are all equal (min {lo}, "
-                          f"max {hi}); a corpus needs at least two different ratings")
-    return (values - lo) / (hi - lo)
+    try:
+        return minmax_normalise(values, *(scale or (None, None)))
+    except ValueError as err:
+        raise CorpusError(str(err)) from None
 
 
 def item_table(ids, modality: str, valence, arousal, source: str, paths,

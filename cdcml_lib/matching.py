@@ -16,7 +16,6 @@ from typing import Sequence
 
 import numpy as np
 import pandas as pd
-import torch
 
 SPLITS = ("train", "val", "test")
 
@@ -177,6 +176,8 @@ def candidate_pairs(clips: pd.DataFrame, images: pd.DataFrame, sigma: float, n_r
     one row per candidate: ``music_id, image_id, score, kind, split`` (kind is ``top``,
     ``bottom`` or ``random``), clips in input order. Work is done per split, in blocks of clips.
     """
+    import torch  # here: the corpus readers import this module, and torch is slow to load
+
     y_mus_all, y_img_all = _va(clips, "clips"), _va(images, "images")
     n_cand = n_top + n_bottom + n_random
     if min(n_top, n_bottom, n_random) < 0 or n_cand == 0:
