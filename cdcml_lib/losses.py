@@ -429,24 +429,28 @@ class InfoNCELoss(nn.Module):
     distribution of image row i is softmax_j(s(i, j) / target_temperature), with s the true Eq.-1
     similarity from the VA labels (needs sigma); the music rows use the columns likewise. The loss
     is the mean of the image->music and music->image cross-entropies. With ``w_va_mse > 0`` Eq. 7 is
-    added (weighted), so that a model with a VA predictor also learns VA.
-    ``forward(out, batch) -> (total, terms)`` with terms ``infonce`` (and ``va_mse``).
+    added (weighted), so that a model with a VA predictor also learns VA. With ``w_sim_mse > 0``
+    Eq. 6 on the model's ``s_hat`` is added (weighted): the contrastive model's calibration of
+    sigmoid(a cos + b), whose cosine the model detaches, so it fits a and b only.
+    ``forward(out, batch) -> (total, terms)`` with terms ``infonce`` (and ``va_mse``, ``sim_mse``).
     """
 
     def __init__(self, temperature: float = 0.07, target_temperature: float = 0.1,
-                 sigma: float | None = None, w_va_mse: float = 0.0):
+                 sigma: float | None = None, w_va_mse: float = 0.0, w_sim_mse: float = 0.0):
         super().__init__()
         _check_positive("temperature", temperature)
         _check_positive("target_temperature", target_temperature)
         if sigma is None:
             raise ValueError("InfoNCELoss needs sigma (Eq. 1) for its soft targets: the dataset's stats.json value")
         _check_positive("sigma", sigma)
-        if not (w_va_mse >= 0):
-            raise ValueError(f"w_va_mse must be >= 0, got {w_va_mse!r}")
+        for name, w in (("w_va_mse", w_va_mse), ("w_sim_mse", w_sim_mse)):
+            if not (w >= 0):
+                raise ValueError(f"{name} must be >= 0, got {w!r}")
         self.temperature = temperature
         self.target_temperature = target_temperature
         self.sigma = sigma
         self.w_va_mse = w_va_mse
+        self.w_sim_mse = float(w_sim_mse)
 
     def soft_targets(self, y_img: Tensor, y_mus: Tensor) -> tuple[Tensor, Tensor]:
         """(image->music targets [B, B], music->image targets [B, B]) from Eq. 1 of the VA labels."""
@@ -479,6 +483,13 @@ class InfoNCELoss(nn.Module):
                   + va_mse_loss(out["va_mus"][mus_first], batch["y_mus"][mus_first]))
             terms["va_mse"] = va.detach()
             total = total + self.w_va_mse * va
+        if self.w_sim_mse:
+            if out.get("s_hat") is None:
+                raise ValueError(f"InfoNCELoss with w_sim_mse={self.w_sim_mse} needs the model output "
+                                 "'s_hat'; set w_sim_mse: 0 or use a model that predicts it")
+            calibration = self.w_sim_mse * similarity_mse_loss(out["s_hat"], batch["score"])
+            terms["sim_mse"] = calibration.detach()
+            total = total + calibration
         return total, terms
 
 
@@ -489,7 +500,8 @@ def build_loss(train_params: Mapping, sigma: float | None) -> nn.Module:
     if p.get("model") == "contrastive":
         return InfoNCELoss(temperature=p.get("nce_temperature", 0.07),
                            target_temperature=p.get("nce_target_temperature", 0.1),
-                           sigma=sigma, w_va_mse=p.get("w_va_mse", 1.0))
+                           sigma=sigma, w_va_mse=p.get("w_va_mse", 1.0),
+                           w_sim_mse=p.get("w_sim_mse", 1.0))
     return CDCMLLoss(w_sim_mse=p.get("w_sim_mse", 1.0), w_cfr=p.get("w_cfr", 1.0), w_cfm=p.get("w_cfm", 1.0),
                      w_va_mse=p.get("w_va_mse", 1.0), w_sfr=p.get("w_sfr", 1.0),
                      label_distance=p.get("label_distance", "neg_log_s"), triplets=p.get("triplets", "dense"),

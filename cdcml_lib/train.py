@@ -42,7 +42,7 @@ import torch
 
 from . import distributed
 from .data import ItemDataset, PairDataset, RowStandardiser, fit_music_standardiser, image_to_tensor, open_folder
-from .losses import build_loss, similarity_mse_loss
+from .losses import build_loss
 from .metrics import all_metrics
 from .nets import build_model, music_input
 from .paths import atomic_path, atomic_write_text, repo_root, resolve
@@ -226,12 +226,6 @@ def evaluate(model, folder, split: str, standardiser: RowStandardiser, params: d
 # --------------------------------------------------------------------------------------------
 # One epoch
 # --------------------------------------------------------------------------------------------
-def calibration_loss(params: dict, out: dict, batch: dict):
-    """The contrastive baseline's s_hat calibration: Eq. 6 on sigmoid(a cos + b), whose cosine is
-    detached in the model, so it fits a and b only (InfoNCE alone shapes the embedding)."""
-    return float(params.get("w_sim_mse", 1.0)) * similarity_mse_loss(out["s_hat"], batch["score"])
-
-
 # What the losses read from the batch besides the model inputs (gathered under DDP).
 LOSS_BATCH_KEYS = ("score", "y_img", "y_mus", "music_idx", "image_idx")
 
@@ -273,10 +267,6 @@ def train_epoch(model, loader, loss_fn, optimiser, scaler, params, device, autoc
             zero = sum(v.sum() for v in out.values()) * 0.0
             out, batch = global_batch(out, batch, ctx)
         total, terms = loss_fn(out, batch, generator=loss_gen)
-        if params["model"] == "contrastive" and params.get("w_sim_mse", 1.0):
-            calib = calibration_loss(params, out, batch)
-            total = total + calib
-            terms = {**terms, "sim_mse": calib.detach()}
         optimiser.zero_grad(set_to_none=True)
         scaler.scale((total + zero) * ctx.world_size if ddp else total).backward()
         scaler.step(optimiser)
