@@ -25,14 +25,16 @@ DATA    := data/$(CONFIG)
 RUNS    := runs/$(CONFIG)
 NBOUT   := $(REPORTS)/notebooks
 PARAMS  := params/$(CONFIG).yaml
-NBRUN   := $(PY) -m cdcml_lib.nbrun
+NBRUN   := $(PY) -m cdcml_lib.workflow.nbrun
 
-# Library sources each step depends on (a change re-runs only the steps that use it).
-lib = $(addprefix cdcml_lib/,$(addsuffix .py,$(1)))
-DATA_SRC  := $(call lib,__init__ paths params synthetic corpora matching features dataset)
-TRAIN_SRC := $(DATA_SRC) $(call lib,nets losses data train metrics distributed)
-TABLE_SRC := $(call lib,tables claims report) cdcml_lib/resources/paper_results.csv
-EMB_SRC   := $(call lib,embedding)
+# Library sources each step depends on, by layer (docs/ARCHITECTURE.md, "Layers"): a whole layer's
+# folder, so a new module can never be left out; a change re-runs only the steps that use it.
+METHOD_SRC   := $(wildcard cdcml_lib/*.py)
+WORKFLOW_SRC := $(wildcard cdcml_lib/workflow/*.py)
+DATA_SRC  := cdcml_lib/__init__.py cdcml_lib/audio.py cdcml_lib/matching.py $(WORKFLOW_SRC) $(wildcard cdcml_lib/data/*.py)
+TRAIN_SRC := $(DATA_SRC) $(METHOD_SRC) $(wildcard cdcml_lib/runs/*.py)
+TABLE_SRC := $(wildcard cdcml_lib/results/*.py) cdcml_lib/resources/paper_results.csv
+EMB_SRC   := $(wildcard cdcml_lib/explore/*.py)
 # A run is named <variant>-s<seed>.
 run_seed    = $(lastword $(subst -s, ,$(1)))
 run_variant = $(patsubst %-s$(call run_seed,$(1)),%,$(1))
@@ -66,10 +68,10 @@ endif
 # Each step depends on its own section of the config through a stamp, .make/<config>-<section>.json,
 # rewritten (with this fragment) only when that section's content changes.
 STAMP := .make/$(CONFIG)
-$(STUDY_MK): $(PARAMS) cdcml_lib/params.py | $(ENV_OK)
+$(STUDY_MK): $(PARAMS) cdcml_lib/workflow/params.py | $(ENV_OK)
 	@mkdir -p $(@D)
-	@$(PY) -m cdcml_lib.params stamp $(CONFIG) .make
-	@runs="$$($(PY) -m cdcml_lib.params study-runs $(CONFIG))" || exit 1; \
+	@$(PY) -m cdcml_lib.workflow.params stamp $(CONFIG) .make
+	@runs="$$($(PY) -m cdcml_lib.workflow.params study-runs $(CONFIG))" || exit 1; \
 	{ echo "RUN_NAMES := $$runs"; \
 	  for r in $$runs; do echo "$(RUNS)/$$r/metrics.json: params/variants/$${r%-s*}.yaml"; done; } > $@.tmp && mv $@.tmp $@
 
@@ -79,9 +81,9 @@ DATASET_NB  := $(NBOUT)/01_dataset.ipynb
 data: $(DATASET_NB) ## Build data/<CONFIG>/ (items, pairs, features) with notebooks/01_dataset
 
 $(STAMP)-%.json: | $(ENV_OK)
-	@$(PY) -m cdcml_lib.params stamp $(CONFIG) .make
+	@$(PY) -m cdcml_lib.workflow.params stamp $(CONFIG) .make
 
-$(DATASET_NB): $(STAMP)-dataset.json notebooks/01_dataset.ipynb $(DATA_SRC) cdcml_lib/audit.py | $(ENV_OK)
+$(DATASET_NB): $(STAMP)-dataset.json notebooks/01_dataset.ipynb $(DATA_SRC) | $(ENV_OK)
 	$(NBRUN) notebooks/01_dataset.ipynb --config $(CONFIG) --out $@
 
 # One training run per (variant, seed). A finished run whose inputs changed is moved aside to
@@ -90,14 +92,14 @@ $(DATASET_NB): $(STAMP)-dataset.json notebooks/01_dataset.ipynb $(DATA_SRC) cdcm
 $(RUNS)/%/metrics.json: $(STAMP)-dataset.json $(STAMP)-train.json $(TRAIN_SRC) | $(DATASET_NB) $(ENV_OK)
 	@if [ -f $@ ]; then mkdir -p $(RUNS)/.superseded && mv $(@D) $(RUNS)/.superseded/$*-$$(date +%Y%m%d-%H%M%S) \
 	  && echo "moved the earlier $* run to $(RUNS)/.superseded/"; fi
-	OMP_NUM_THREADS=$(if $(filter 1,$(JOBS)),2,1) $(PY) -m cdcml_lib.train --config $(CONFIG) \
+	OMP_NUM_THREADS=$(if $(filter 1,$(JOBS)),2,1) $(PY) -m cdcml_lib.runs.train --config $(CONFIG) \
 	  --variant $(call run_variant,$*) --seed $(call run_seed,$*)
 
 train: | $(ENV_OK) ## Train MODEL (seed SEED) on CONFIG through notebooks/02_train
 	$(NBRUN) notebooks/02_train.ipynb --config $(CONFIG) --variant $(MODEL) --seed $(SEED)
 
 train-ddp: | $(ENV_OK) ## Train MODEL on NPROC processes with torchrun (DDP; gloo on CPU, nccl on GPUs)
-	$(VENV)/bin/torchrun --standalone --nproc_per_node=$(NPROC) -m cdcml_lib.train \
+	$(VENV)/bin/torchrun --standalone --nproc_per_node=$(NPROC) -m cdcml_lib.runs.train \
 	  --config $(CONFIG) --variant $(MODEL) --seed $(SEED) $(if $(RUN_DIR),--run-dir $(RUN_DIR))
 
 TRAIN_NB := $(NBOUT)/02_train-cdcml-s0.ipynb
@@ -120,7 +122,7 @@ REPORT := $(REPORTS)/REPORT.md
 report: $(REPORT) ## Write REPORT.md (reports/, or reports/<CONFIG>/) from the finished steps
 
 $(REPORT): $(TRAIN_NB) $(TABLES_NB) $(EMB_NB) $(TABLE_SRC) | $(ENV_OK)
-	$(PY) -m cdcml_lib.report --config $(CONFIG) $(if $(filter default,$(CONFIG)),--readme)
+	$(PY) -m cdcml_lib.results.report --config $(CONFIG) $(if $(filter default,$(CONFIG)),--readme)
 
 # One study per CONFIG at a time: a second `make reproduce` (a test, another shell) waits for the first.
 reproduce: | $(ENV_OK) ## Run the whole study on CONFIG: dataset, every run, tables, embeddings, report

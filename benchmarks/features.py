@@ -11,7 +11,7 @@ The batched extractor is timed once with cold filter-bank caches on one core, on
 as a first call (which also starts the worker processes), then in steady state (the worker
 processes are kept between calls, as in the dataset step, which calls once per 256 clips). Timings are interleaved and
 repeated (``--repeats``), keeping the best of each, because the machine may be shared.
-Clips come from the embedded corpus (cdcml_lib.synthetic), with white noise, a sweep and
+Clips come from the embedded corpus (cdcml_lib.data.synthetic), with white noise, a sweep and
 silence mixed in. librosa is timed on the first ``--reference-clips`` clips only (it is slow) and
 its rate is extrapolated as clips per second.
 """
@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from cdcml_lib import features as F  # noqa: E402
+from cdcml_lib.data import features as F  # noqa: E402
 
 
 def benchmark_clips(n: int, seed: int = 0) -> np.ndarray:
@@ -35,7 +35,7 @@ def benchmark_clips(n: int, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     clips = []
     try:
-        from cdcml_lib.synthetic import make_corpus
+        from cdcml_lib.data.synthetic import make_corpus
 
         corpus = make_corpus(n_songs=max(1, n // 8), clips_per_song_min=8, clips_per_song_max=8,
                              n_images=1, label_noise=0.05, seed=seed)

@@ -2,7 +2,7 @@
 
 Measures, on this machine and for one configuration's train section:
 
-1. the DataLoader alone (cdcml_lib.data.PairDataset over the memory-mapped caches, batches drawn
+1. the DataLoader alone (cdcml_lib.runs.loader.PairDataset over the memory-mapped caches, batches drawn
    as the trainer draws them) with 0, 1 and 2 worker processes, in pairs per second, in both of
    the trainer's modes: images normalised in the loader (the CPU trainer) and uint8 images
    normalised later on the GPU (the CUDA trainer, ``PairDataset(raw_images=True)``);
@@ -36,13 +36,13 @@ import pandas as pd
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from cdcml_lib.corpora import write_pairs  # noqa: E402
-from cdcml_lib.data import PairDataset, fit_music_standardiser, image_to_tensor  # noqa: E402
-from cdcml_lib.dataset import DatasetFolder, open_dataset  # noqa: E402
+from cdcml_lib.data.corpora import write_pairs  # noqa: E402
+from cdcml_lib.runs.loader import PairDataset, fit_music_standardiser, image_to_tensor  # noqa: E402
+from cdcml_lib.data.dataset import DatasetFolder, open_dataset  # noqa: E402
 from cdcml_lib.losses import build_loss  # noqa: E402
 from cdcml_lib.nets import build_model  # noqa: E402
-from cdcml_lib.params import train_params  # noqa: E402
-from cdcml_lib.paths import resolve  # noqa: E402
+from cdcml_lib.workflow.params import train_params  # noqa: E402
+from cdcml_lib.workflow.paths import resolve  # noqa: E402
 
 MUSIC_SHAPE = (193, 87)
 GPU_TARGET = 2000   # pairs/s the paper configuration should train at on one H100 (issue 8)

@@ -1,6 +1,6 @@
 """Training speed and peak memory of the trainer itself (issue 8).
 
-Runs ``cdcml_lib.train.train_epoch`` - the trainer's own step: DataLoader over the memory-mapped
+Runs ``cdcml_lib.runs.train.train_epoch`` - the trainer's own step: DataLoader over the memory-mapped
 caches, forward, the CDCML loss (Eq. 8), backward, SGD; AMP (fp16) and channels-last on CUDA,
 exactly as train.py uses them - for a few steps of one configuration, and prints:
 
@@ -34,10 +34,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from loader import (GPU_TARGET, add_thread_option, benchmark_folder, setup,  # noqa: E402
                     cpu_model_batch, machine_line)
 
-from cdcml_lib.data import PairDataset, fit_music_standardiser  # noqa: E402
+from cdcml_lib.runs.loader import PairDataset, fit_music_standardiser  # noqa: E402
 from cdcml_lib.losses import build_loss  # noqa: E402
 from cdcml_lib.nets import build_model  # noqa: E402
-from cdcml_lib.train import train_epoch  # noqa: E402
+from cdcml_lib.runs.train import train_epoch  # noqa: E402
 
 WARMUP_STEPS = 2
 

@@ -2,8 +2,8 @@
 import pytest
 import yaml
 
-from cdcml_lib.dataset import build_dataset
-from cdcml_lib.paths import repo_root
+from cdcml_lib.data.dataset import build_dataset
+from cdcml_lib.workflow.paths import repo_root
 
 
 @pytest.fixture(scope="session")

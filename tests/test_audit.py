@@ -1,4 +1,4 @@
-"""The pair-list audit (cdcml_lib.audit) on the published validation list and on made-up lists."""
+"""The pair-list audit (cdcml_lib.data.audit) on the published validation list and on made-up lists."""
 from __future__ import annotations
 
 import json
@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cdcml_lib.audit import audit_pairs, format_audit, main, song_of
-from cdcml_lib.corpora import read_pairs, write_pairs
-from cdcml_lib.paths import repo_root
+from cdcml_lib.data.audit import audit_pairs, format_audit, main, song_of
+from cdcml_lib.data.corpora import read_pairs, write_pairs
+from cdcml_lib.workflow.paths import repo_root
 
 REFERENCE = repo_root().parent / "shared" / "reference"
 VAL = REFERENCE / "imemnet" / "val_matching.txt"
@@ -117,7 +117,7 @@ def test_command_line_writes_json_and_summary(tmp_path, capsys):
 
 
 def test_music_va_with_conflicting_labels_leaves_the_id_out_and_warns(tmp_path):
-    from cdcml_lib.audit import read_music_va
+    from cdcml_lib.data.audit import read_music_va
 
     path = tmp_path / "music_va.csv"
     path.write_text("id,valence,arousal\ns1-1,0.2,0.3\ns1-1,0.9,0.3\ns1-2,0.5,0.5\ns1-2,0.5,0.5\n")

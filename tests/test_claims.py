@@ -5,8 +5,8 @@ import math
 import pandas as pd
 import pytest
 
-from cdcml_lib import claims as C
-from cdcml_lib import tables as T
+from cdcml_lib.results import claims as C
+from cdcml_lib.results import tables as T
 
 VARIANTS = ["sp_net", "l3_net", "acp_net", "cdcml", "contrastive", "sim", "sim_cfr", "sim_cfr_cfm", "sim_va"]
 OFFSETS = [-1.0, 0.0, 1.0]  # three seeds: sample sd = spread

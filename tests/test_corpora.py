@@ -1,4 +1,4 @@
-"""Readers of the real corpora (cdcml_lib.corpora): real reference files and broken copies."""
+"""Readers of the real corpora (cdcml_lib.data.corpora): real reference files and broken copies."""
 from __future__ import annotations
 
 import shutil
@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cdcml_lib.corpora import (ITEM_COLUMNS, CorpusError, clip_windows, load_audio_clip, load_image,
+from cdcml_lib.data.corpora import (ITEM_COLUMNS, CorpusError, clip_windows, load_audio_clip, load_image,
                                load_imemnet_items, read_deam, read_deam_static, read_emotic,
                                read_folder_corpus, read_iaps, read_image_va, read_pairs, write_pairs)
-from cdcml_lib.paths import repo_root
+from cdcml_lib.workflow.paths import repo_root
 
 REFERENCE = repo_root().parent / "shared" / "reference"
 DEAM_STATIC = [REFERENCE / "deam" / "static_annotations_averaged_songs_1_2000.csv",

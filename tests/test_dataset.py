@@ -7,11 +7,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cdcml_lib import dataset as D
+from cdcml_lib.audio import to_int16
+from cdcml_lib.data import dataset as D
 from cdcml_lib import matching as M
-from cdcml_lib import synthetic
-from cdcml_lib.corpora import read_pairs
-from cdcml_lib.params import section
+from cdcml_lib.data import synthetic
+from cdcml_lib.data.corpora import read_pairs
+from cdcml_lib.workflow.params import section
 
 SPLITS = ("train", "val", "test")
 
@@ -82,7 +83,7 @@ def test_stats_json_counts_table1(smoke_build):
     assert stats["splits"]["total"]["songs"] == params["n_songs"]
     assert stats["seed"] == params["seed"]
     assert {k: stats["parameters"][k] for k in params} == params
-    assert stats["made_by"]["module"] == "cdcml_lib.dataset.build_dataset"
+    assert stats["made_by"]["module"] == "cdcml_lib.data.dataset.build_dataset"
 
 
 def test_cache_arrays_match_the_contract(smoke_build):
@@ -121,7 +122,7 @@ def test_cache_rows_are_the_items(smoke_build):
     mus = items[items.modality == "music"].iloc[[3]]
     j = [corpus.clip_ids.index(i) for i in mus.id]
     np.testing.assert_array_equal(folder.array("audio")[mus.row.to_numpy()],
-                                  D.to_int16(corpus.render_clips(j)))
+                                  to_int16(corpus.render_clips(j)))
 
 
 def test_rebuild_reuses_caches_and_rebuilds_what_changed(smoke_build, tmp_path):
@@ -145,7 +146,7 @@ def test_rebuild_reuses_caches_and_rebuilds_what_changed(smoke_build, tmp_path):
 
 
 def test_feature_caches_are_rebuilt_under_another_library_version(smoke_build, tmp_path, monkeypatch):
-    from cdcml_lib import features
+    from cdcml_lib.data import features
 
     folder, _ = smoke_build
     copy = tmp_path / "smoke"
@@ -233,7 +234,7 @@ def test_bad_parameters_are_clear_errors(tmp_path):
 
 def test_resume_with_another_chunk_size_never_leaves_rows_of_zeros(tmp_path):
     # parts of an interrupted build made with chunk 2 must not be taken for chunk-4 parts
-    from cdcml_lib.dataset import cached_array
+    from cdcml_lib.data.dataset import cached_array
 
     def produce(rows):
         return rows[:, None].astype(np.int64) + 1

@@ -1,4 +1,4 @@
-"""Data-parallel training (cdcml_lib.distributed, train.py under torchrun) on the CPU with gloo.
+"""Data-parallel training (cdcml_lib.runs.distributed, train.py under torchrun) on the CPU with gloo.
 
 Two processes train the smoke data in a few tiny epochs and are compared with one process with the
 same global batch (params/smoke.yaml, batch_size 32: 16 pairs per rank):
@@ -28,10 +28,10 @@ import pytest
 import torch
 import yaml
 
-from cdcml_lib.data import ItemDataset, PairDataset, image_to_tensor
-from cdcml_lib.distributed import RankSlices, env_context, local_batch_size, slice_bounds
-from cdcml_lib.paths import repo_root
-from cdcml_lib.train import train_run
+from cdcml_lib.runs.loader import ItemDataset, PairDataset, image_to_tensor
+from cdcml_lib.runs.distributed import RankSlices, env_context, local_batch_size, slice_bounds
+from cdcml_lib.workflow.paths import repo_root
+from cdcml_lib.runs.train import train_run
 
 EPOCHS = 3
 TIGHT = 1e-6
@@ -216,7 +216,7 @@ def test_two_processes_with_dropout_match_one_process_within_noise(smoke_data, t
 
 if __name__ == "__main__":
     # torchrun worker: tests/test_distributed.py --params-file P.json [--no-dropout]
-    from cdcml_lib.train import main
+    from cdcml_lib.runs.train import main
 
     args = sys.argv[1:]
     if "--no-dropout" in args:

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from scipy.stats import pearsonr, spearmanr
 
-from cdcml_lib import embedding as E
+from cdcml_lib.explore import embedding as E
 
 
 # --- modality gap -----------------------------------------------------------------------------
@@ -117,7 +117,7 @@ def test_fit_umap_checks_its_inputs_before_importing_umap():
 # --- run folders and coordinate files ---------------------------------------------------------
 
 def write_fake_run(run_dir, n_img=12, n_mus=8, dim=6, seed=0, **override):
-    """A run folder's embeddings_test.npz as cdcml_lib.train writes it (ARCHITECTURE.md)."""
+    """A run folder's embeddings_test.npz as cdcml_lib.runs.train writes it (ARCHITECTURE.md)."""
     rng = np.random.default_rng(seed)
     n = n_img + n_mus
     fields = dict(ids=np.array([f"img{i}" for i in range(n_img)] + [f"2009-{i}" for i in range(n_mus)]),
@@ -192,8 +192,8 @@ def test_space_numbers_and_written_tables(tmp_path):
 def tiny_trained():
     """A real TrainedModel around an untrained tiny CDCML (weights random, seeded)."""
     torch = pytest.importorskip("torch")
-    train = pytest.importorskip("cdcml_lib.train", reason="cdcml_lib.train has not landed yet")
-    from cdcml_lib.data import RowStandardiser
+    train = pytest.importorskip("cdcml_lib.runs.train", reason="cdcml_lib.runs.train has not landed yet")
+    from cdcml_lib.runs.loader import RowStandardiser
     from cdcml_lib.nets import build_model
 
     params = {"model": "cdcml", "image_backbone": "tiny_cnn", "music_backbone": "tiny_cnn",

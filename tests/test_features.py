@@ -10,7 +10,7 @@ import warnings
 import numpy as np
 import pytest
 
-from cdcml_lib import features as F
+from cdcml_lib.data import features as F
 
 SR = F.SR
 T = np.arange(F.CLIP_SAMPLES) / SR
@@ -36,7 +36,7 @@ def _sweep():
 
 
 def _corpus_clips(n):
-    synthetic = pytest.importorskip("cdcml_lib.synthetic")
+    synthetic = pytest.importorskip("cdcml_lib.data.synthetic")
     corpus = synthetic.make_corpus(n_songs=2, clips_per_song_min=2, clips_per_song_max=2,
                                    n_images=1, label_noise=0.05, seed=3)
     return list(corpus.render_clips(np.arange(n)))
@@ -201,7 +201,7 @@ def test_cuda_device_without_a_gpu_says_so():
 def torch_features(varied_clips):
     """The torch extractor (the GPU path) run on torch's CPU device."""
     pytest.importorskip("torch")
-    from cdcml_lib import features_torch
+    from cdcml_lib.data import features_torch
 
     clips = F._as_clip_batch(list(varied_clips.values()))
     return np.concatenate([features_torch.features_block(clips[s:s + 3], "cpu")
@@ -220,7 +220,7 @@ def test_torch_path_matches_librosa_per_block(both_extractors, torch_features, b
 def test_torch_path_keeps_full_float32_precision(varied_clips):
     """TF32 matrix products (which the trainer may allow) would break the tolerances."""
     torch = pytest.importorskip("torch")
-    from cdcml_lib import features_torch
+    from cdcml_lib.data import features_torch
 
     before = torch.get_float32_matmul_precision()
     torch.set_float32_matmul_precision("medium")

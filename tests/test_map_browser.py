@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cdcml_lib.embedding import write_map_html
+from cdcml_lib.explore.embedding import write_map_html
 
 BROWSER = next((shutil.which(b) for b in ("chromium", "chromium-browser", "google-chrome")
                 if shutil.which(b)), None)

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from cdcml_lib.paths import repo_root
+from cdcml_lib.workflow.paths import repo_root
 
 NOTEBOOKS = sorted((repo_root() / "notebooks").glob("*.ipynb"))
 

@@ -3,9 +3,9 @@ import json
 
 import pytest
 
-from cdcml_lib import params as P
-from cdcml_lib.nbrun import parameters_for
-from cdcml_lib.paths import repo_root, reports_dir
+from cdcml_lib.workflow import params as P
+from cdcml_lib.workflow.nbrun import parameters_for
+from cdcml_lib.workflow.paths import repo_root, reports_dir
 
 NOTEBOOKS = repo_root() / "notebooks"
 CONFIGS = ["default", "smoke", "paper"]

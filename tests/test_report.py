@@ -4,10 +4,10 @@ from pathlib import Path
 
 import pytest
 
-from cdcml_lib import claims as C
-from cdcml_lib import report as R
-from cdcml_lib import tables as T
-from cdcml_lib.paths import repo_root
+from cdcml_lib.results import claims as C
+from cdcml_lib.results import report as R
+from cdcml_lib.results import tables as T
+from cdcml_lib.workflow.paths import repo_root
 
 STUDY = T.load_study("smoke")  # the CLI reads it from params/smoke.yaml: fabricate the same runs
 VARIANTS = list(dict.fromkeys(STUDY["comparison"] + STUDY["ablation"]))
@@ -89,7 +89,7 @@ def test_cli_writes_the_report_and_fails_clearly_without_tables(tmp_path, capsys
 
 
 def test_update_readme_replaces_only_the_marked_section(tmp_path, monkeypatch):
-    from cdcml_lib import report
+    from cdcml_lib.results import report
 
     reports = tmp_path / "reports"
     (reports / "tables").mkdir(parents=True)

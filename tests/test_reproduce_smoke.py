@@ -40,4 +40,4 @@ def test_second_reproduce_does_no_work(smoke_study):
     assert up_to_date.returncode == 0, "make reproduce CONFIG=smoke would run steps again"
     again = subprocess.run(["make", "--no-print-directory", "reproduce", "CONFIG=smoke"], cwd=ROOT,
                            capture_output=True, text=True, check=True)
-    assert "cdcml_lib.nbrun" not in again.stdout and "cdcml_lib.train" not in again.stdout, again.stdout
+    assert "cdcml_lib.workflow.nbrun" not in again.stdout and "cdcml_lib.runs.train" not in again.stdout, again.stdout

@@ -2,8 +2,9 @@
 import numpy as np
 import pytest
 
-from cdcml_lib import synthetic as syn
-from cdcml_lib.synthetic import CLIP_SAMPLES, SAMPLE_RATE, make_corpus
+from cdcml_lib.data import synthetic as syn
+from cdcml_lib.audio import CLIP_SAMPLES, SR as SAMPLE_RATE
+from cdcml_lib.data.synthetic import make_corpus
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cdcml_lib import tables as T
+from cdcml_lib.results import tables as T
 
 COMPARISON = ["sp_net", "l3_net", "acp_net", "cdcml", "contrastive"]
 ABLATION = ["sim", "sim_cfr", "sim_cfr_cfm", "sim_va", "cdcml"]

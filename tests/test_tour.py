@@ -18,7 +18,7 @@ import re
 import pytest
 from spellchecker import SpellChecker
 
-from cdcml_lib.paths import repo_root
+from cdcml_lib.workflow.paths import repo_root
 
 NOTEBOOKS = {name: repo_root() / "notebooks" / f"{name}.ipynb" for name in ("00_tour", "00_tour_solutions")}
 

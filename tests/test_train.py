@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from cdcml_lib.dataset import open_dataset
-from cdcml_lib.paths import repo_root
-from cdcml_lib.train import RunFolderError, load_trained, train_run
+from cdcml_lib.data.dataset import open_dataset
+from cdcml_lib.workflow.paths import repo_root
+from cdcml_lib.runs.train import RunFolderError, load_trained, train_run
 
 EPOCHS = 3
 

@@ -1,4 +1,4 @@
-"""Data-parallel training under ``torchrun`` (PyTorch DDP): the pieces :mod:`cdcml_lib.train` uses.
+"""Data-parallel training under ``torchrun`` (PyTorch DDP): the pieces :mod:`cdcml_lib.runs.train` uses.
 
 The aim is that N processes train the same model as one process would, with no change to the
 parameter files:
@@ -19,17 +19,13 @@ parameter files:
 What still differs from one process: dropout masks (each rank draws its own, from its own torch
 RNG stream) and the order of floating-point sums. tests/test_distributed.py states the tolerance.
 
-:func:`launch` runs a training run from a notebook: in this process for ``nproc: 1``, else as a
+:func:`cdcml_lib.runs.launch.launch` runs a training run from a notebook: in this process for ``nproc: 1``, else as a
 ``torchrun`` subprocess.
 """
 from __future__ import annotations
 
 import datetime
-import json
 import os
-import subprocess
-import sys
-import tempfile
 from dataclasses import dataclass
 
 import numpy as np
@@ -282,40 +278,3 @@ def gather_objects(obj, ctx: DistContext) -> list:
 def barrier(ctx: DistContext) -> None:
     if ctx.enabled:
         dist.barrier()
-
-
-# --------------------------------------------------------------------------------------------
-# Launching from a notebook
-# --------------------------------------------------------------------------------------------
-def torchrun_command(params_file: str, nproc: int) -> list[str]:
-    """The torchrun command line of one run whose train parameters are in ``params_file``."""
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone",
-            f"--nproc_per_node={nproc}", "-m", "cdcml_lib.train", "--params-file", params_file]
-
-
-def launch(params: dict) -> dict:
-    """Train one run and return its ``metrics.json``: in this process for ``nproc`` 1 (or absent),
-    else as ``torchrun --nproc_per_node=<nproc>`` in a subprocess whose output is echoed here."""
-    from .paths import resolve
-    from .train import train_run
-
-    nproc = int(params.get("nproc", 1) or 1)
-    if nproc < 1:
-        raise ValueError(f"nproc must be >= 1 (train section), got {nproc}")
-    if nproc == 1:
-        return train_run(params)
-    local_batch_size(int(params["batch_size"]), nproc)   # fail here, not in every rank
-    with tempfile.TemporaryDirectory() as tmp:
-        params_file = os.path.join(tmp, "train_params.json")
-        with open(params_file, "w") as fh:
-            json.dump(params, fh)
-        command = torchrun_command(params_file, nproc)
-        print("$", " ".join(command), flush=True)
-        with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                              bufsize=1) as proc:
-            for line in proc.stdout:
-                print(line, end="", flush=True)
-        if proc.returncode != 0:
-            raise RuntimeError(f"torchrun exited with status {proc.returncode} (output above); "
-                               f"run again with the same parameters to resume from the last checkpoint")
-    return json.loads((resolve(params["run_dir"]) / "metrics.json").read_text())

@@ -1,11 +1,11 @@
 """REPORT.md: what was run, on what, how long each step took, the tables, the claims verdicts
 and the key figures, all read from the files the study's steps wrote.
 
-    python -m cdcml_lib.report --config smoke
+    python -m cdcml_lib.results.report --config smoke
 
 Inputs: ``params/<config>.yaml`` (study section), the run folders (``run.json``), the dataset's
 ``stats.json`` (Table-1 counts and sigma), ``<reports>/timings/*.json`` (written by
-``cdcml_lib.nbrun``), ``<reports>/tables/*.md`` and ``<reports>/claims.json`` (written by
+``cdcml_lib.workflow.nbrun``), ``<reports>/tables/*.md`` and ``<reports>/claims.json`` (written by
 notebooks/03_tables), and any PNG under ``<reports>/figures`` and ``<reports>/embeddings``.
 """
 from __future__ import annotations
@@ -17,8 +17,8 @@ import platform
 import sys
 from pathlib import Path
 
-from .paths import atomic_write_text, repo_root, reports_dir, resolve  # reports_dir(config): the one place the rule lives
-from .tables import load_study, read_run_info, run_folder
+from cdcml_lib.workflow.paths import atomic_write_text, repo_root, reports_dir, resolve  # reports_dir(config): the one place the rule lives
+from cdcml_lib.results.tables import load_study, read_run_info, run_folder
 
 __all__ = ["reports_dir", "write_report", "render_report"]
 
@@ -132,7 +132,7 @@ def _section_timings(reports: Path) -> list[str]:
     files = sorted((reports / "timings").glob("*.json"))
     lines = ["## How long each step took", ""]
     if not files:
-        return lines + ["No step timings (`<reports>/timings/*.json`, written by `python -m cdcml_lib.nbrun`)."]
+        return lines + ["No step timings (`<reports>/timings/*.json`, written by `python -m cdcml_lib.workflow.nbrun`)."]
     records = [_read_json(f) for f in files]
     lines += ["| step | wall time (s) | finished |", "|---|---:|---|"]
     for r, f in zip(records, files):
@@ -198,7 +198,7 @@ def render_report(config: str, reports_dir: str | Path, runs_dir: str | Path, da
     study = study or load_study(config)
     now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     head = [f"# CDCML reproduction report: configuration `{config}`", "",
-            f"Written {now} by `python -m cdcml_lib.report --config {config}` from the files of "
+            f"Written {now} by `python -m cdcml_lib.results.report --config {config}` from the files of "
             f"`params/{config}.yaml`, `{runs_dir}` and `{data_dir}`. Paper: Zhao et al., "
             f"\"Emotion-Based End-to-End Matching Between Image and Music in Valence-Arousal Space\", "
             f"ACM MM 2020."]
@@ -233,7 +233,7 @@ def render_readme_results(config: str, reports_dir: str | Path) -> str:
     rel = reports.relative_to(repo_root()).as_posix()
     claims = _read_json(_required(reports / "claims.json", config))
     table = _required(reports / "tables" / "comparison.md", config).read_text().strip()
-    lines = [f"Written by `python -m cdcml_lib.report --config {config} --readme` from `{rel}/` "
+    lines = [f"Written by `python -m cdcml_lib.results.report --config {config} --readme` from `{rel}/` "
              f"(`make reproduce` regenerates all of it). These numbers come from the **embedded "
              f"benchmark** (configuration `{config}`), not from IMEMNet: they test the method and "
              f"the paper's claims on data whose emotions are known, and are not comparable one to one "
@@ -268,9 +268,9 @@ def update_readme(config: str, reports_dir: str | Path, readme: str | Path = "RE
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .params import section
+    from cdcml_lib.workflow.params import section
 
-    parser = argparse.ArgumentParser(prog="python -m cdcml_lib.report", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m cdcml_lib.results.report", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default="default")
     parser.add_argument("--reports-dir", help="default: reports/ for default, reports/<config>/ otherwise")

@@ -46,9 +46,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-SAMPLE_RATE = 22050
-CLIP_SECONDS = 2.0
-CLIP_SAMPLES = 44100
+from cdcml_lib.audio import CLIP_SAMPLES, CLIP_SECONDS, SR
+
 
 #: Image cues and the VA axis (0 valence, 1 arousal) that drives each.
 IMAGE_CUES = ("brightness", "roundness", "saturation", "warmth", "clutter", "contrast")
@@ -312,16 +311,16 @@ _HARMONICS = np.sin(2 * np.pi * np.outer(np.arange(1, 17), np.arange(_TABLE) / _
 def _wavetable(profile: np.ndarray, slope: float, max_hz: float) -> np.ndarray:
     """One cycle of an additive tone: sum_h profile[h] h^-slope sin(2 pi h t), below Nyquist."""
     h = np.arange(1, len(profile) + 1)
-    amp = profile * h ** (-slope) * (h * max_hz < 0.45 * SAMPLE_RATE)
+    amp = profile * h ** (-slope) * (h * max_hz < 0.45 * SR)
     table = amp @ _HARMONICS[: len(profile)]
     return (table / np.max(np.abs(table))).astype(np.float32)
 
 
 def _envelope(n: int, attack_s: float, decay_s: float) -> np.ndarray:
     """Attack ramp, exponential decay and an 8 ms release, over one note of n samples."""
-    tau = np.arange(n, dtype=np.float32) / SAMPLE_RATE
+    tau = np.arange(n, dtype=np.float32) / SR
     env = np.minimum(tau / attack_s, 1.0) * np.exp(-tau / decay_s)
-    release = np.minimum((n - 1 - np.arange(n)) / (0.008 * SAMPLE_RATE), 1.0)
+    release = np.minimum((n - 1 - np.arange(n)) / (0.008 * SR), 1.0)
     return (env * release).astype(np.float32)
 
 
@@ -335,7 +334,7 @@ def _voice(pitches: np.ndarray, note_n: int, offset_n: int, table: np.ndarray,
     n_notes = -(-(CLIP_SAMPLES + offset_n) // note_n)
     p = pitches[:n_notes]
     on = ~np.isnan(p)
-    step = _midi_hz(np.where(on, p, 60.0)) * _TABLE / SAMPLE_RATE  # table steps per sample
+    step = _midi_hz(np.where(on, p, 60.0)) * _TABLE / SR  # table steps per sample
     idx = (np.outer(step, np.arange(note_n, dtype=np.float64))).astype(np.int64) & (_TABLE - 1)
     wave = table[idx] * (env[None, :] * on[:, None].astype(np.float32))
     return wave.reshape(-1)[offset_n: offset_n + CLIP_SAMPLES]
@@ -343,13 +342,13 @@ def _voice(pitches: np.ndarray, note_n: int, offset_n: int, table: np.ndarray,
 
 def draw_clip(design: ClipDesign, style: SongStyle, noise_rng: np.random.Generator) -> np.ndarray:
     """Render a clip as float32 [44100] with peak = its loudness gain (<= 1)."""
-    note_n = int(round(60.0 / design.bpm / design.notes_per_beat * SAMPLE_RATE))
-    offset_n = int(design.start_offset * SAMPLE_RATE) % note_n
+    note_n = int(round(60.0 / design.bpm / design.notes_per_beat * SR))
+    offset_n = int(design.start_offset * SR) % note_n
     lead = _wavetable(style.harmonic_profile, design.slope, np.nanmax(_midi_hz(design.melody_midi)))
     pad = _wavetable(style.harmonic_profile[:6], design.slope + 0.8, 400.0)
     # Brighter (more aroused) clips also have sharper attacks.
     env = _envelope(note_n, 0.004 + 0.03 * (1 - design.cues["brightness"]),
-                    max(style.decay * note_n / SAMPLE_RATE, 0.05))
+                    max(style.decay * note_n / SR, 0.05))
     out = _voice(design.melody_midi, note_n, offset_n, lead, env)
     if design.dissonance > 0.01:
         off = design.melody_midi + design.dissonant_interval
@@ -362,7 +361,7 @@ def draw_clip(design: ClipDesign, style: SongStyle, noise_rng: np.random.Generat
     if style.percussion > 0:
         # Noise bursts on every beat: onset rate follows tempo; level follows density.
         beat_n = design.notes_per_beat * note_n
-        burst = np.exp(-np.arange(beat_n) / (0.03 * SAMPLE_RATE)).astype(np.float32)
+        burst = np.exp(-np.arange(beat_n) / (0.03 * SR)).astype(np.float32)
         burst = np.tile(burst, -(-(CLIP_SAMPLES + offset_n) // beat_n))
         burst = burst[offset_n: offset_n + CLIP_SAMPLES]
         hiss = np.diff(noise_rng.standard_normal(CLIP_SAMPLES + 1, dtype=np.float32))
@@ -548,7 +547,7 @@ def audio_statistics(clips: np.ndarray) -> np.ndarray:
     roll-off, flatness and flux (means and standard deviations over 1,024-sample frames)."""
     frames = clips[:, : (CLIP_SAMPLES // 1024) * 1024].reshape(len(clips), -1, 1024)
     mag = np.abs(np.fft.rfft(frames * np.hanning(1024), axis=-1)) + 1e-9
-    freqs = np.fft.rfftfreq(1024, 1 / SAMPLE_RATE)
+    freqs = np.fft.rfftfreq(1024, 1 / SR)
     power = mag ** 2
     rms = np.sqrt(np.mean(frames ** 2, axis=-1))
     zcr = np.mean(np.abs(np.diff(np.sign(frames), axis=-1)) > 0, axis=-1)
@@ -568,8 +567,8 @@ def downsampled_spectrogram(clips: np.ndarray, n_bands: int = 24,
     averaged into n_segments time segments; flattened to [n_clips, n_bands * n_segments]."""
     frames = clips[:, : (CLIP_SAMPLES // 1024) * 1024].reshape(len(clips), -1, 1024)
     power = np.abs(np.fft.rfft(frames * np.hanning(1024), axis=-1)) ** 2
-    freqs = np.fft.rfftfreq(1024, 1 / SAMPLE_RATE)
-    edges = np.geomspace(60, SAMPLE_RATE / 2, n_bands + 1)
+    freqs = np.fft.rfftfreq(1024, 1 / SR)
+    edges = np.geomspace(60, SR / 2, n_bands + 1)
     band = np.clip(np.searchsorted(edges, freqs) - 1, -1, n_bands)
     bands = np.stack([power[..., band == b].sum(-1) for b in range(n_bands)], axis=-1)
     seg = np.array_split(np.arange(bands.shape[1]), n_segments)

@@ -25,7 +25,7 @@ from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
-from .paths import atomic_path, atomic_write_text
+from cdcml_lib.workflow.paths import atomic_path, atomic_write_text
 
 MODALITIES = ("image", "music")
 NPZ_FIELDS = ("ids", "modality", "valence", "arousal", "pred_valence", "pred_arousal", "embedding")
@@ -59,12 +59,12 @@ def load_run_embeddings(run_dir: str | os.PathLike) -> RunEmbeddings:
     if not path.is_file():
         raise FileNotFoundError(
             f"{path}: no such file. Fix: train the run first (make reproduce, or "
-            f"python -m cdcml_lib.train) so that it writes its test embeddings.")
+            f"python -m cdcml_lib.runs.train) so that it writes its test embeddings.")
     with np.load(path, allow_pickle=False) as npz:
         missing = [f for f in NPZ_FIELDS if f not in npz.files]
         if missing:
             raise ValueError(f"{path}: missing field(s) {missing}; present: {sorted(npz.files)}. "
-                             "Fix: re-run training with the current cdcml_lib.train.")
+                             "Fix: re-run training with the current cdcml_lib.runs.train.")
         data = {}
         for f in NPZ_FIELDS:
             try:
@@ -149,7 +149,7 @@ def load_coords(path: str | os.PathLike) -> pd.DataFrame:
     missing = [c for c in COORD_COLUMNS if c not in frame.columns]
     if missing:
         raise ValueError(f"{path}: missing column(s) {missing}; expected {list(COORD_COLUMNS)}. "
-                         "Fix: rewrite it with cdcml_lib.embedding.save_coords.")
+                         "Fix: rewrite it with cdcml_lib.explore.embedding.save_coords.")
     for col in ("valence", "arousal", "umap_x", "umap_y"):
         bad = ~np.isfinite(pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype=float))
         if bad.any():
@@ -291,7 +291,7 @@ def _read_query(query: Any, image_size: int) -> tuple[str, np.ndarray]:
     Arrays: uint8 ``[S,S,3]`` is an image; a 1-D waveform (22,050 Hz) is a clip; float
     ``[193,87]`` is an already-extracted feature matrix.
     """
-    from .features import CLIP_SAMPLES, N_FEATURES, N_FRAMES, SR, extract_features
+    from cdcml_lib.data.features import CLIP_SAMPLES, N_FEATURES, N_FRAMES, SR, extract_features
 
     if isinstance(query, (str, os.PathLike)):
         path = Path(query)
@@ -345,7 +345,7 @@ def _resize_images(images: np.ndarray, size: int) -> np.ndarray:
 
 def _collection_from_dataset(folder: Any, split: str, modality: str):
     """ids, inputs and VA labels of one modality of one split of a dataset folder."""
-    from .dataset import open_dataset
+    from cdcml_lib.data.dataset import open_dataset
 
     ds = open_dataset(folder) if isinstance(folder, (str, os.PathLike)) else folder
     items = ds.items
@@ -374,7 +374,7 @@ def best_matches(trained, query: Any, collection: Any, k: int = 6, split: str = 
                  va: np.ndarray | None = None) -> pd.DataFrame:
     """The ``k`` best matches of ``query`` in ``collection`` under a trained run.
 
-    ``trained`` is a :class:`cdcml_lib.train.TrainedModel` (``load_trained(run_dir)``).
+    ``trained`` is a :class:`cdcml_lib.runs.train.TrainedModel` (``load_trained(run_dir)``).
     ``query`` is an image or audio file path, or an array (see :func:`_read_query`).
     ``collection`` is a dataset folder (path or ``DatasetFolder``) whose ``split`` items of the
     chosen ``modality`` are searched, or an array of inputs (uint8 images ``[N,S,S,3]`` or music

@@ -17,7 +17,7 @@ The assembled array is written under a temporary name and renamed: a file with a
 complete. ``stats.json`` is removed when a build starts and written last, so its presence means
 the folder is finished.
 
-Command line: ``python -m cdcml_lib.dataset --config smoke``.
+Command line: ``python -m cdcml_lib.data.dataset --config smoke``.
 """
 from __future__ import annotations
 
@@ -38,12 +38,11 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from . import matching
-from .paths import atomic_path, atomic_write_text, repo_root, resolve
+from cdcml_lib import matching
+from cdcml_lib.audio import CLIP_SAMPLES, CLIP_SECONDS, SR, to_int16
+from cdcml_lib.workflow.paths import atomic_path, atomic_write_text, repo_root, resolve
 
 SPLITS = matching.SPLITS
-SAMPLE_RATE = 22050
-CLIP_SAMPLES = 44100
 ITEM_COLUMNS = ["id", "modality", "song", "split", "valence", "arousal", "source", "path",
                 "start_s", "row"]
 ARRAYS = ("images", "audio", "music_features", "log_spectrogram")
@@ -61,7 +60,7 @@ IMEMNET_KEYS = (
     "naps_ratings", "naps_dir", "emotic_annotations", "emotic_dir",
 )
 
-HINT = "build it with `make data CONFIG=<config>` (or `python -m cdcml_lib.dataset --config <config>`)"
+HINT = "build it with `make data CONFIG=<config>` (or `python -m cdcml_lib.data.dataset --config <config>`)"
 
 
 class DatasetError(ValueError):
@@ -220,7 +219,7 @@ def check_dataset_params(params: dict) -> dict:
         raise DatasetError(f"dataset.corpus is {p['corpus']!r}; use 'embedded' or 'imemnet'")
     if p["feature_backend"] not in ("fast", "librosa"):
         raise DatasetError(f"dataset.feature_backend is {p['feature_backend']!r}; use 'fast' or 'librosa'")
-    from . import features
+    from cdcml_lib.data import features
 
     try:
         features.resolve_device(p["feature_device"])
@@ -258,12 +257,12 @@ class Source:
 
 
 def embedded_source(p: dict) -> Source:
-    """The embedded benchmark (cdcml_lib.synthetic): labels drawn on [0, 1], rendered on demand.
+    """The embedded benchmark (cdcml_lib.data.synthetic): labels drawn on [0, 1], rendered on demand.
 
     Its labels are generated on the normalised [0, 1] scale already, so the per-corpus min-max
     normalisation of IMEMNet is the identity here and is not applied.
     """
-    from . import synthetic
+    from cdcml_lib.data import synthetic
 
     corpus = synthetic.make_corpus(
         n_songs=int(p["n_songs"]), clips_per_song_min=int(p["clips_per_song_min"]),
@@ -276,8 +275,8 @@ def embedded_source(p: dict) -> Source:
     clips = pd.DataFrame({"id": corpus.clip_ids, "modality": "music", "song": corpus.clip_song,
                           "valence": corpus.clip_va[:, 0], "arousal": corpus.clip_va[:, 1],
                           "source": "embedded", "path": "",
-                          "start_s": np.asarray(corpus.clip_index, float) * synthetic.CLIP_SECONDS})
-    made_by = {"corpus": "embedded", "generator": "cdcml_lib.synthetic.make_corpus",
+                          "start_s": np.asarray(corpus.clip_index, float) * CLIP_SECONDS})
+    made_by = {"corpus": "embedded", "generator": "cdcml_lib.data.synthetic.make_corpus",
                "code": _code_hash(synthetic),
                **{k: p[k] for k in ("seed", "n_songs", "clips_per_song_min", "clips_per_song_max",
                                     "n_images", "label_noise")},
@@ -288,9 +287,9 @@ def embedded_source(p: dict) -> Source:
 
 
 def imemnet_source(p: dict) -> Source:
-    """The real corpora (DEAM + IAPS/NAPS/EMOTIC) through cdcml_lib.corpora, already normalised
+    """The real corpora (DEAM + IAPS/NAPS/EMOTIC) through cdcml_lib.data.corpora, already normalised
     per corpus to [0, 1] by their readers (METHOD.md section 2)."""
-    from . import corpora
+    from cdcml_lib.data import corpora
 
     items = corpora.load_imemnet_items(p)
     images = items[items.modality == "image"]
@@ -310,7 +309,7 @@ def imemnet_source(p: dict) -> Source:
         return np.stack([corpora.load_audio_clip(resolve(clip_paths[r]), clip_starts[r])
                          for r in rows])
 
-    made_by = {"corpus": "imemnet", "reader": "cdcml_lib.corpora.load_imemnet_items",
+    made_by = {"corpus": "imemnet", "reader": "cdcml_lib.data.corpora.load_imemnet_items",
                **{k: p[k] for k in IMEMNET_KEYS}}
     return Source(items=items, images=load_images, clips=load_clips, made_by=made_by)
 
@@ -388,7 +387,7 @@ def build_dataset(progress: bool = False, chunk_size: int = 256, **params) -> "D
 
     # 6. caches: images, audio, then features computed from the stored int16 audio
     version = _library_version()
-    from . import features
+    from cdcml_lib.data import features
     img_src = _hash_strings(images.id.tolist() + images.path.tolist())
     mus_src = _hash_strings(clips.id.tolist() + clips.path.tolist() + clips.start_s.tolist())
     size = int(p["image_size"])
@@ -404,7 +403,7 @@ def build_dataset(progress: bool = False, chunk_size: int = 256, **params) -> "D
     make("images", {"array": "images", "items": img_src, "image_size": size, **source.made_by,
                     "version": version},
          (len(images), size, size, 3), np.uint8, lambda rows: source.images(rows, size), chunk_size)
-    audio_made_by = {"array": "audio", "items": mus_src, "sr": SAMPLE_RATE, "samples": CLIP_SAMPLES,
+    audio_made_by = {"array": "audio", "items": mus_src, "sr": SR, "samples": CLIP_SAMPLES,
                      **source.made_by, "version": version}
     audio_path = make("audio", audio_made_by, (len(clips), CLIP_SAMPLES), np.int16,
                       lambda rows: to_int16(source.clips(rows)), chunk_size)
@@ -415,7 +414,7 @@ def build_dataset(progress: bool = False, chunk_size: int = 256, **params) -> "D
     feature_device = features.resolve_device(p["feature_device"])
     on_gpu = p["feature_backend"] == "fast" and feature_device != "cpu"
     if on_gpu:
-        from . import features_torch
+        from cdcml_lib.data import features_torch
     feature_code = _code_hash(features, *([features_torch] if on_gpu else []))
     make("music_features", {"array": "music_features", "audio": audio_key,
                             "backend": p["feature_backend"], "code": feature_code,
@@ -423,7 +422,7 @@ def build_dataset(progress: bool = False, chunk_size: int = 256, **params) -> "D
                             **({"device": feature_device} if on_gpu else {}),
                             "version": version},
          (len(clips), features.N_FEATURES, features.N_FRAMES), np.float32,
-         lambda rows: features.extract_features(np.asarray(audio[rows]), SAMPLE_RATE,
+         lambda rows: features.extract_features(np.asarray(audio[rows]), SR,
                                                 backend=p["feature_backend"], n_jobs=int(p["n_jobs"]),
                                                 device=feature_device),
          chunk_size)
@@ -437,7 +436,7 @@ def build_dataset(progress: bool = False, chunk_size: int = 256, **params) -> "D
 
     # 7. the tables, then stats.json last
     atomic_write_text(out_dir / "items.csv", items.to_csv(index=False))
-    from .corpora import write_pairs
+    from cdcml_lib.data.corpora import write_pairs
     for s in SPLITS:
         write_pairs(pairs_by_split[s], out_dir / f"pairs_{s}.txt")
     timings["total_s"] = time.perf_counter() - t_start
@@ -451,22 +450,17 @@ def build_dataset(progress: bool = False, chunk_size: int = 256, **params) -> "D
         "score_range": [float(pairs.score.min()), float(pairs.score.max())] if len(pairs) else None,
         "normalisation": ("none: the embedded labels are generated on [0, 1]"
                           if p["corpus"] == "embedded" else
-                          "per corpus min-max to [0, 1] (cdcml_lib.corpora readers)"),
+                          "per corpus min-max to [0, 1] (cdcml_lib.data.corpora readers)"),
         "parameters": {k: p[k] for k in DATASET_KEYS + IMEMNET_KEYS},
         "arrays": arrays,
         "timings_s": {k: round(v, 3) for k, v in timings.items()},
-        "made_by": {"module": "cdcml_lib.dataset.build_dataset", "version": version,
+        "made_by": {"module": "cdcml_lib.data.dataset.build_dataset", "version": version,
                     "commit": _git_commit(), "python": sys.version.split()[0],
                     "numpy": np.__version__,
                     "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")},
     }
     atomic_write_text(out_dir / "stats.json", json.dumps(stats, indent=2) + "\n")
     return open_dataset(out_dir)
-
-
-def to_int16(clips: np.ndarray) -> np.ndarray:
-    """float audio in [-1, 1] to int16 PCM (values beyond full scale are clipped)."""
-    return np.round(np.clip(np.asarray(clips, dtype=np.float32), -1.0, 1.0) * 32767).astype(np.int16)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -486,7 +480,7 @@ class DatasetFolder:
         """The pairs of ``split``: columns ``music_id, image_id, score``."""
         if split not in SPLITS:
             raise DatasetError(f"unknown split {split!r}; use one of {SPLITS}")
-        from .corpora import read_pairs
+        from cdcml_lib.data.corpora import read_pairs
         return read_pairs(self.path / f"pairs_{split}.txt")
 
     def array(self, name: str, mmap: bool = True) -> np.ndarray:
@@ -533,13 +527,13 @@ def open_dataset(path) -> DatasetFolder:
 # ---------------------------------------------------------------------------------------------
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m cdcml_lib.dataset",
+    parser = argparse.ArgumentParser(prog="python -m cdcml_lib.data.dataset",
                                      description="Build data/<config>/ from params/<config>.yaml")
     parser.add_argument("--config", default="smoke", help="a params/<NAME>.yaml (default: smoke)")
     parser.add_argument("--out-dir", default=None, help="override dataset.out_dir")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
-    from .params import section
+    from cdcml_lib.workflow.params import section
     params = dict(section(args.config, "dataset"))
     if args.out_dir:
         params["out_dir"] = args.out_dir

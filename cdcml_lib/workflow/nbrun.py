@@ -1,8 +1,8 @@
 """Run one notebook of the study with papermill, after checking its parameters.
 
-    python -m cdcml_lib.nbrun notebooks/01_dataset.ipynb --config default
-    python -m cdcml_lib.nbrun notebooks/02_train.ipynb --config default --variant cdcml --seed 0
-    python -m cdcml_lib.nbrun notebooks/03_tables.ipynb --config smoke -p k_sigma=3
+    python -m cdcml_lib.workflow.nbrun notebooks/01_dataset.ipynb --config default
+    python -m cdcml_lib.workflow.nbrun notebooks/02_train.ipynb --config default --variant cdcml --seed 0
+    python -m cdcml_lib.workflow.nbrun notebooks/03_tables.ipynb --config smoke -p k_sigma=3
 
 What it guarantees, so that Make can trust its outputs:
 - the parameters come from ``params/<config>.yaml`` (and a variant file for training) and are
@@ -22,8 +22,8 @@ import sys
 import time
 from pathlib import Path
 
-from . import params as P
-from .paths import atomic_write_text, repo_root, reports_dir, resolve
+from cdcml_lib.workflow import params as P
+from cdcml_lib.workflow.paths import atomic_write_text, repo_root, reports_dir, resolve
 
 KERNEL = "cdcml"
 
@@ -106,7 +106,7 @@ def run_notebook(notebook: Path, config: str, out: Path, variant: str | None = N
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m cdcml_lib.nbrun", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m cdcml_lib.workflow.nbrun", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("notebook")
     parser.add_argument("--config", default="default")

@@ -26,8 +26,9 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from .matching import minmax_normalise
-from .paths import atomic_write_text, resolve
+from cdcml_lib.audio import CLIP_SECONDS, SR
+from cdcml_lib.matching import minmax_normalise
+from cdcml_lib.workflow.paths import atomic_write_text, resolve
 
 ITEM_COLUMNS = ["id", "modality", "song", "split", "valence", "arousal", "source", "path", "start_s"]
 PAIR_COLUMNS = ["music_id", "image_id", "score"]
@@ -544,7 +545,7 @@ def load_imemnet_items(params: dict) -> pd.DataFrame:
     return items
 
 
-def load_audio_clip(path, start_s: float, sr: int = 22050, seconds: float = 2.0) -> np.ndarray:
+def load_audio_clip(path, start_s: float, sr: int = SR, seconds: float = CLIP_SECONDS) -> np.ndarray:
     """``seconds`` of mono audio from ``start_s``, resampled to ``sr``: float32 ``[sr * seconds]``.
 
     A clip that ends early (the song is shorter) is padded with silence; one that starts after

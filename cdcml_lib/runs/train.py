@@ -15,13 +15,13 @@ One call of :func:`train_run` trains one model variant with one seed into one ru
   metrics), different parameters are an error that names the differing keys.
 
 Under ``torchrun`` the same call trains with PyTorch DDP on every process
-(:mod:`cdcml_lib.distributed`): the global batch stays ``batch_size``, BatchNorm and the batch
+(:mod:`cdcml_lib.runs.distributed`): the global batch stays ``batch_size``, BatchNorm and the batch
 losses see the global batch, every rank resumes from the same checkpoint, and rank 0 alone
 evaluates and writes the run folder. In one process nothing of this runs.
 
-CLI: ``python -m cdcml_lib.train --config NAME --variant VARIANT --seed S [--run-dir D]``, or
+CLI: ``python -m cdcml_lib.runs.train --config NAME --variant VARIANT --seed S [--run-dir D]``, or
 ``--params-file P.json`` (a whole train parameter set); under
-``torchrun --nproc_per_node=N -m cdcml_lib.train ...`` it trains on N processes.
+``torchrun --nproc_per_node=N -m cdcml_lib.runs.train ...`` it trains on N processes.
 """
 from __future__ import annotations
 
@@ -40,12 +40,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import distributed
-from .data import ItemDataset, PairDataset, RowStandardiser, fit_music_standardiser, image_to_tensor, open_folder
-from .losses import build_loss
-from .metrics import all_metrics
-from .nets import build_model, music_input
-from .paths import atomic_path, atomic_write_text, repo_root, resolve
+from cdcml_lib.runs import distributed
+from cdcml_lib.runs.loader import ItemDataset, PairDataset, RowStandardiser, fit_music_standardiser, image_to_tensor, open_folder
+from cdcml_lib.losses import build_loss
+from cdcml_lib.metrics import all_metrics
+from cdcml_lib.nets import build_model, music_input
+from cdcml_lib.workflow.paths import atomic_path, atomic_write_text, repo_root, resolve
 
 # Keys every train parameter set has (params/<config>.yaml, section train, + a variant file).
 REQUIRED_KEYS = ("data_dir", "run_dir", "model", "seed", "epochs", "batch_size", "lr", "lr_step",
@@ -554,7 +554,7 @@ def load_trained(run_dir, device: str = "cpu") -> TrainedModel:
     run_dir = resolve(run_dir)
     if not (run_dir / "best.pt").is_file():
         raise FileNotFoundError(f"{run_dir}: no best.pt; train the run first "
-                                f"(python -m cdcml_lib.train ... or notebooks/02_train)")
+                                f"(python -m cdcml_lib.runs.train ... or notebooks/02_train)")
     state = torch.load(run_dir / "best.pt", map_location=device, weights_only=False)
     params = json.loads((run_dir / "params.json").read_text())
     model = build_model(params, state["sigma"])
@@ -566,9 +566,9 @@ def load_trained(run_dir, device: str = "cpu") -> TrainedModel:
 
 # --------------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
-    from .params import train_params
+    from cdcml_lib.workflow.params import train_params
 
-    parser = argparse.ArgumentParser(prog="python -m cdcml_lib.train", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m cdcml_lib.runs.train", description=__doc__.split("\n")[0])
     parser.add_argument("--config", help="params/<config>.yaml (its train section)")
     parser.add_argument("--variant", help="params/variants/<variant>.yaml")
     parser.add_argument("--seed", type=int)

@@ -17,7 +17,7 @@ def repo_root() -> Path:
     env = os.environ.get("CDCML_ROOT")
     if env:
         return Path(env).resolve()
-    return Path(__file__).resolve().parents[1]
+    return Path(__file__).resolve().parents[2]
 
 
 def resolve(path: str | os.PathLike) -> Path:

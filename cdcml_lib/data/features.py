@@ -19,7 +19,7 @@ Two extractors give the same numbers (within :data:`TOLERANCE`, checked by the t
 
 - :func:`librosa_features` is the reference: it calls librosa clip by clip.
 - :func:`fast_features` works on chunks of clips at once with NumPy, across processes (or with
-  torch on a GPU, :mod:`cdcml_lib.features_torch`). One STFT per clip feeds the mel, MFCC,
+  torch on a GPU, :mod:`cdcml_lib.data.features_torch`). One STFT per clip feeds the mel, MFCC,
   chroma and contrast blocks and both tuning estimates; the filter banks (mel, DCT, chroma and
   constant-Q, the last two per tuning offset) are built once per process and cached. Tonnetz
   needs a constant-Q chromagram: it is computed as librosa's multirate CQT does (Schoerkhuber &
@@ -42,13 +42,13 @@ import sys
 
 import numpy as np
 
-SR = 22050
-CLIP_SAMPLES = 44100
-N_FFT = 2048
-HOP = 512
-N_FRAMES = 1 + CLIP_SAMPLES // HOP  # 87 with centred frames
+from cdcml_lib.audio import CLIP_SAMPLES, SR, from_int16
+from cdcml_lib.data import spectral
+from cdcml_lib.data.spectral import (AMIN, CQT_BINS_PER_OCTAVE, CQT_OCTAVES, HOP, N_CHROMA, N_FFT,
+                                     N_FRAMES, N_MELS, N_MFCC, TOP_DB)
 
-N_MFCC, N_CHROMA, N_CONTRAST, N_TONNETZ, N_MELS = 40, 12, 7, 6, 128
+
+N_CONTRAST, N_TONNETZ = 7, 6
 N_FEATURES = N_MFCC + N_CHROMA + N_CONTRAST + N_TONNETZ + N_MELS  # 193
 
 #: row slices of each block in the 193-row matrix
@@ -71,7 +71,7 @@ def _fit_length(clip: np.ndarray, n_samples: int = CLIP_SAMPLES) -> np.ndarray:
     int16 audio (as in the dataset's audio cache) is scaled to [-1, 1).
     """
     clip = np.asarray(clip)
-    clip = clip.astype(np.float32) / 32768.0 if clip.dtype == np.int16 else clip.astype(np.float32)
+    clip = from_int16(clip) if clip.dtype == np.int16 else clip.astype(np.float32)
     if clip.ndim != 1:
         raise ValueError(
             f"a clip must be a 1-D mono signal, got shape {clip.shape}; "
@@ -152,12 +152,6 @@ def log_spectrogram(clips, n_fft: int = LOGSPEC_N_FFT, hop: int = LOGSPEC_HOP) -
     return out
 
 
-@functools.lru_cache(maxsize=None)
-def _hann(n: int) -> np.ndarray:
-    """The periodic Hann window in float64 (scipy.signal.get_window('hann', n, fftbins=True))."""
-    return 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n) / n)
-
-
 def _frame_centered(y: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
     """Frames ``[..., T, n_fft]`` of signals ``[..., S]`` padded by n_fft // 2 zeros on each side.
 
@@ -220,7 +214,6 @@ def _progress(iterable, enabled: bool, desc: str):
     return tqdm(iterable, desc=desc)
 
 
-
 # ---------------------------------------------------------------------------------------------
 # The batched extractor. Each function below mirrors one librosa step on a batch [N, ...] of
 # clips; the filter banks are built once (functools.lru_cache) and reused.
@@ -244,20 +237,6 @@ TOLERANCE = {
     "mel": 1e-3,       # dB
 }
 
-_AMIN = 1e-10       # power_to_db floor (librosa's default)
-_TOP_DB = 80.0      # power_to_db dynamic range, per clip (librosa's default)
-_TUNING_RESOLUTION = 0.01
-_CQT_BINS_PER_OCTAVE = 36
-_CQT_OCTAVES = 7
-
-
-@functools.lru_cache(maxsize=None)
-def _mel_basis() -> np.ndarray:
-    """Slaney mel filter bank [128, 1025] (as librosa.filters.mel with its defaults)."""
-    import librosa
-
-    return librosa.filters.mel(sr=SR, n_fft=N_FFT, n_mels=N_MELS)
-
 
 @functools.lru_cache(maxsize=None)
 def _mel_groups(n_groups: int = 8) -> tuple:
@@ -268,7 +247,7 @@ def _mel_groups(n_groups: int = 8) -> tuple:
     operations (the zero weights add nothing; only the order of the float32 sums changes).
     Returns ``((rows, cols, weights [cols, rows]), ...)`` with ``rows`` and ``cols`` slices.
     """
-    basis = _mel_basis()
+    basis = spectral.mel_basis()
     groups = []
     for rows in np.array_split(np.arange(N_MELS), n_groups):
         used = np.flatnonzero(np.any(basis[rows] != 0, axis=0))
@@ -287,147 +266,6 @@ def _mel_power(power: np.ndarray) -> np.ndarray:
     return out.reshape(power.shape[:-1] + (N_MELS,))
 
 
-@functools.lru_cache(maxsize=None)
-def _dct_basis() -> np.ndarray:
-    """Orthonormal DCT-II matrix [40, 128]: the MFCC are its product with the dB mel bands."""
-    import scipy.fft
-
-    return scipy.fft.dct(np.eye(N_MELS), type=2, norm="ortho", axis=0)[:N_MFCC]
-
-
-@functools.lru_cache(maxsize=None)
-def _chroma_basis(tuning: float) -> np.ndarray:
-    """STFT-to-chroma filter bank [12, 1025] for a tuning offset (fractions of a semitone)."""
-    import librosa
-
-    return librosa.filters.chroma(sr=SR, n_fft=N_FFT, tuning=tuning, n_chroma=N_CHROMA)
-
-
-@functools.lru_cache(maxsize=None)
-def _contrast_bands(fmin: float = 200.0, n_bands: int = 6, quantile: float = 0.02):
-    """Rows (a slice) of each spectral-contrast band and how many rows make its peak and valley.
-
-    Band k spans [fmin 2^(k-1), fmin 2^k] (band 0 is [0, fmin], the last one runs up to the
-    Nyquist frequency); each band but the first takes one more row below, each but the last
-    drops its top row, as librosa.feature.spectral_contrast does.
-    """
-    freq = np.fft.rfftfreq(N_FFT, 1.0 / SR)
-    edges = np.zeros(n_bands + 2)
-    edges[1:] = fmin * 2.0 ** np.arange(n_bands + 1)
-    bands = []
-    for k, (f_low, f_high) in enumerate(zip(edges[:-1], edges[1:])):
-        in_band = (freq >= f_low) & (freq <= f_high)
-        idx = np.flatnonzero(in_band)
-        if k > 0:
-            in_band[idx[0] - 1] = True
-        if k == n_bands:
-            in_band[idx[-1] + 1:] = True
-        n_quantile = max(int(np.rint(quantile * in_band.sum())), 1)
-        rows = np.flatnonzero(in_band)
-        if k < n_bands:
-            rows = rows[:-1]
-        assert rows[-1] - rows[0] + 1 == len(rows), "a contrast band is a contiguous range"
-        bands.append((slice(int(rows[0]), int(rows[-1]) + 1), n_quantile))
-    return tuple(bands)
-
-
-def _relative_bandwidth(freqs: np.ndarray) -> np.ndarray:
-    """Relative bandwidth alpha of each constant-Q bin from its neighbours' log-spacing."""
-    logf = np.log2(freqs)
-    bpo = np.empty_like(freqs)
-    bpo[0] = 1 / (logf[1] - logf[0])
-    bpo[-1] = 1 / (logf[-1] - logf[-2])
-    bpo[1:-1] = 2 / (logf[2:] - logf[:-2])
-    return (2.0 ** (2 / bpo) - 1) / (2.0 ** (2 / bpo) + 1)
-
-
-def _wavelets(freqs: np.ndarray, lengths: np.ndarray, sr: float) -> np.ndarray:
-    """Hann-windowed complex exponentials, L1-normalised, centred in a power-of-2 frame.
-
-    Filter k spans the integer range [-lengths[k]/2, lengths[k]/2) (the constant-Q filters of Brown 1991), as
-    librosa.filters.wavelet; returns complex64 [len(freqs), n_fft].
-    """
-    n_fft = int(2.0 ** np.ceil(np.log2(lengths.max())))
-    out = np.zeros((len(freqs), n_fft), dtype=np.complex64)
-    for k, (length, freq) in enumerate(zip(lengths, freqs)):
-        t = np.arange(-length // 2, length // 2, dtype=float)
-        n = len(t)  # periodic Hann window over the whole filter
-        window = 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n) / n)
-        sig = np.exp(1j * (t * 2 * np.pi * freq / sr)) * window
-        sig /= np.abs(sig).sum()
-        start = (n_fft - len(sig)) // 2
-        out[k, start:start + len(sig)] = sig
-    return out
-
-
-def _sparsify_rows(x: np.ndarray, quantile: float = 0.01) -> np.ndarray:
-    """Zero the smallest entries of each row that together hold < ``quantile`` of its L1 mass."""
-    mags = np.abs(x)
-    mag_sort = np.sort(mags, axis=1)
-    cumulative = np.cumsum(mag_sort / mags.sum(axis=1, keepdims=True), axis=1)
-    cut = mag_sort[np.arange(len(x)), np.argmin(cumulative < quantile, axis=1)]
-    return np.where(mags >= cut[:, None], x, 0)
-
-
-@functools.lru_cache(maxsize=None)
-def _cqt_bank(tuning: float):
-    """Constant-Q filter bank of chroma_cqt (7 octaves of 36 bins from C1) for one tuning.
-
-    As librosa's multirate CQT (Schoerkhuber & Klapuri 2010): Q = 1 / alpha, Hann wavelets,
-    L1 norm, 1% sparsity of their spectra. Octave i is analysed at SR / 2^i with the frequencies
-    of the top octave divided by 2^i, so its wavelets are those of the top octave: one bank
-    serves all octaves, octave i's response being scaled by sqrt(2^i) for the downsampling.
-
-    librosa takes each frame's FFT X[f] and sums X[f] B_k[f] over the positive frequencies f,
-    B_k being the sparsified spectrum of wavelet k. The DFT is linear, so that sum is the inner
-    product of the frame with the time-domain kernel h_k[n] = sum_f B_k[f] exp(-2 pi i f n / N),
-    built here once in float64: one real matrix product per octave then replaces the frame FFTs
-    and the sparse product (3 times faster; same numbers within float32 round-off).
-
-    Returns ``(n_fft, kernel, lengths)``: ``kernel`` [n_fft, 72] float32 holds [Re h, Im h] of
-    the top octave's 36 filters; ``lengths`` [252] are the wavelet lengths at SR, which scale the
-    final response.
-    """
-    bpo = _CQT_BINS_PER_OCTAVE
-    n_bins = bpo * _CQT_OCTAVES
-    c1 = 440.0 * 2.0 ** ((24 - 69) / 12)  # MIDI note 24
-    freqs = c1 * 2.0 ** (tuning / bpo) * 2.0 ** (np.arange(n_bins) / bpo)
-    alpha = _relative_bandwidth(freqs)
-    q_factor = 1.0 / alpha
-    lengths = q_factor * SR / freqs
-    top = slice(n_bins - bpo, n_bins)
-    basis = _wavelets(freqs[top], lengths[top], SR)
-    n_fft = basis.shape[1]
-    basis = basis * (lengths[top, None] / float(n_fft))
-    fft_basis = np.fft.fft(basis, n=n_fft, axis=1)[:, : n_fft // 2 + 1]
-    # librosa stores the sparsified bank as complex64: round through it to use the same filters
-    fft_basis = _sparsify_rows(fft_basis).astype(np.complex64).astype(np.complex128)
-    used = np.flatnonzero(np.any(fft_basis != 0, axis=0))
-    dft = np.exp(-2j * np.pi * np.outer(np.arange(n_fft), used) / n_fft)  # [n_fft, used]
-    kernel = dft @ fft_basis[:, used].T  # [n_fft, 36] complex
-    return n_fft, np.concatenate([kernel.real, kernel.imag], axis=1).astype(np.float32), lengths
-
-
-@functools.lru_cache(maxsize=None)
-def _cq_to_chroma() -> np.ndarray:
-    """Folding matrix [12, 252] from the 252 constant-Q bins to 12 pitch classes."""
-    import librosa
-
-    return librosa.filters.cq_to_chroma(_CQT_BINS_PER_OCTAVE * _CQT_OCTAVES,
-                                        bins_per_octave=_CQT_BINS_PER_OCTAVE, n_chroma=N_CHROMA)
-
-
-@functools.lru_cache(maxsize=None)
-def _tonnetz_basis() -> np.ndarray:
-    """The 6x12 tonal-centroid projection of Harte et al. 2006 (fifths, minor and major thirds)."""
-    pitch = np.arange(N_CHROMA, dtype=float)
-    scale = np.array([7 / 6, 7 / 6, 3 / 2, 3 / 2, 2 / 3, 2 / 3])
-    angle = np.multiply.outer(scale, pitch)
-    angle[::2] -= 0.5  # even rows are sines
-    radius = np.array([1, 1, 1, 1, 0.5, 0.5])
-    return radius[:, None] * np.cos(np.pi * angle)
-
-
 def _stft_magnitude(y: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
     """|STFT| of signals [N, S] -> float32 [N, T, n_fft//2+1]: centred, zero-padded, Hann window.
 
@@ -437,7 +275,7 @@ def _stft_magnitude(y: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
     """
     import scipy.fft
 
-    window = _hann(n_fft)
+    window = spectral.hann(n_fft)
     frames = _frame_centered(y, n_fft, hop)
     out = np.empty(frames.shape[:2] + (n_fft // 2 + 1,), dtype=np.float32)
     for i in range(len(y)):
@@ -448,8 +286,8 @@ def _stft_magnitude(y: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
 
 def _power_to_db(power: np.ndarray, axes: tuple) -> np.ndarray:
     """10 log10(max(power, 1e-10)) with ref 1, floored at 80 dB below each clip's maximum."""
-    log_spec = 10.0 * np.log10(np.maximum(_AMIN, power))
-    floor = log_spec.max(axis=axes, keepdims=True) - _TOP_DB
+    log_spec = 10.0 * np.log10(np.maximum(AMIN, power))
+    floor = log_spec.max(axis=axes, keepdims=True) - TOP_DB
     return np.maximum(log_spec, floor)
 
 
@@ -461,111 +299,33 @@ def _normalize(x: np.ndarray, norm: float, axis: int) -> np.ndarray:
     return (x / length).astype(x.dtype)
 
 
-def _parabolic_shift(left: np.ndarray, centre: np.ndarray, right: np.ndarray) -> np.ndarray:
-    """Offset of the vertex of the parabola through three neighbouring bins (0 if over a bin away).
-
-    Computed in float64, as librosa's piptrack stencil does.
-    """
-    left, centre, right = (v.astype(np.float64) for v in (left, centre, right))
-    a = right + left - 2 * centre
-    b = (right - left) / 2
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(np.abs(b) >= np.abs(a), 0.0, -b / a)
-
-
-def _inner_local_max(x: np.ndarray) -> np.ndarray:
-    """x[i] > x[i-1] and x[i] >= x[i+1] for the inner bins x[..., 1:-1] of the last axis."""
-    return (x[..., 1:-1] > x[..., :-2]) & (x[..., 1:-1] >= x[..., 2:])
-
-
-def _estimate_tuning(S: np.ndarray, bins_per_octave: int, fmin: float = 150.0,
-                     fmax: float = 4000.0, threshold: float = 0.1) -> np.ndarray:
-    """Tuning offset of each clip (fractions of a bin, on a 0.01 grid), from S [N, T, F].
-
-    Peaks of each frame above 10% of its maximum, between 150 Hz and 4 kHz, are located by
-    parabolic interpolation; the strongest half of them vote in a histogram of their deviation
-    from equal temperament (A440), as librosa.estimate_tuning / piptrack / pitch_tuning.
-    """
-    n_fft = 2 * (S.shape[-1] - 1)
-    freq = np.fft.rfftfreq(n_fft, 1.0 / SR)
-    in_range = np.flatnonzero((fmin <= freq) & (freq < fmax))
-    lo, hi = in_range[0] - 1, in_range[-1] + 2  # one bin of context on each side (inner bins)
-    ref = threshold * S.max(axis=-1, keepdims=True)
-    sub = S[..., lo:hi]
-    # local maxima above the threshold (the same bins as librosa's local maxima of S masked by
-    # S > ref, since a bin above ref beats any neighbour below it); flat: faster than np.nonzero
-    peaks = np.flatnonzero(_inner_local_max(sub) & (sub[..., 1:-1] > ref))
-    clip_idx, t_idx, f_idx = np.unravel_index(peaks, (S.shape[0], S.shape[1], sub.shape[-1] - 2))
-    left, centre, right = (sub[clip_idx, t_idx, f_idx + d] for d in (0, 1, 2))
-    shift = _parabolic_shift(left, centre, right).astype(S.dtype)
-    slope = ((right - left) / 2).astype(S.dtype)  # np.gradient at the peak
-    all_mags = centre + 0.5 * slope * shift  # the interpolated peak height
-    all_pitch = ((lo + 1 + f_idx + shift) * float(SR) / n_fft).astype(S.dtype)
-    voiced = all_pitch > 0
-
-    # the strongest half of each clip's peaks vote: those at or above its median height
-    bounds = np.searchsorted(clip_idx, np.arange(len(S) + 1))  # np.nonzero is in clip order
-    cut = np.zeros(len(S), dtype=S.dtype)
-    for n in range(len(S)):
-        mags = all_mags[bounds[n]:bounds[n + 1]][voiced[bounds[n]:bounds[n + 1]]]
-        if mags.size:
-            cut[n] = np.median(mags)
-    votes = voiced & (all_mags >= cut[clip_idx])
-    octs = np.log2(all_pitch[votes] / (440.0 / 16))
-    residual = np.mod(bins_per_octave * octs, 1.0)
-    residual[residual >= 0.5] -= 1.0
-
-    # one histogram per clip, as np.histogram(residual, edges): bins [e_i, e_i+1), the last closed
-    edges = np.linspace(-0.5, 0.5, int(np.ceil(1.0 / _TUNING_RESOLUTION)) + 1)
-    n_bins = len(edges) - 1
-    bins = np.searchsorted(edges, residual, side="right") - 1
-    bins[residual == edges[-1]] = n_bins - 1
-    inside = (bins >= 0) & (bins < n_bins)
-    counts = np.bincount(clip_idx[votes][inside] * n_bins + bins[inside],
-                         minlength=len(S) * n_bins).reshape(len(S), n_bins)
-    # a clip without pitches (e.g. silence) gets 0.0, as librosa
-    return np.where(counts.any(axis=1), edges[counts.argmax(axis=1)], 0.0)
-
-
-def _resample_half(y: np.ndarray) -> np.ndarray:
-    """Halve the sample rate of a signal [S] with soxr's HQ filter, energy-preserving (x sqrt 2)."""
-    import soxr
-
-    n = int(np.ceil(len(y) * 0.5))
-    out = soxr.resample(y, 2, 1, quality="soxr_hq")[:n].astype(np.float32)  # a copy, written below
-    if len(out) < n:
-        out = np.pad(out, (0, n - len(out)))
-    out /= np.sqrt(0.5)  # in float64, rounded to float32 (an in-place division), as librosa
-    return out
-
-
 def _chroma_cqt(y: np.ndarray, magnitude: np.ndarray) -> np.ndarray:
     """Constant-Q chroma [N, 87, 12] of clips [N, 44100], as librosa.feature.chroma_cqt.
 
     The tuning of each clip comes from the shared STFT magnitude [N, T, F]; the multirate CQT
     halves the signal once per octave, and each octave's centred frames are projected on the
-    time-domain kernels of :func:`_cqt_bank` of the clip's tuning (one matrix product).
+    time-domain kernels of :func:`spectral.cqt_bank` of the clip's tuning (one matrix product).
     """
-    tunings = _estimate_tuning(magnitude, _CQT_BINS_PER_OCTAVE)
-    banks = [_cqt_bank(float(t)) for t in tunings]
+    tunings = spectral.estimate_tuning(magnitude, CQT_BINS_PER_OCTAVE)
+    banks = [spectral.cqt_bank(float(t)) for t in tunings]
     n_fft = banks[0][0]
     assert all(bank[0] == n_fft for bank in banks), "the CQT frame length depends on the tuning"
     lengths = np.stack([bank[2] for bank in banks])  # [N, 252]
-    response = np.empty((len(y), _CQT_OCTAVES, N_FRAMES, 2 * _CQT_BINS_PER_OCTAVE), np.float32)
+    response = np.empty((len(y), CQT_OCTAVES, N_FRAMES, 2 * CQT_BINS_PER_OCTAVE), np.float32)
     for c in range(len(y)):  # clip by clip: its frames stay in the processor's cache
         signal = y[c]  # at SR / 2^i in octave i
-        for i in range(_CQT_OCTAVES):
+        for i in range(CQT_OCTAVES):
             if i > 0:
-                signal = _resample_half(signal)
+                signal = spectral.resample_half(signal)
             frames = _frame_centered(signal, n_fft, HOP // 2**i)[:N_FRAMES]
             response[c, i] = np.ascontiguousarray(frames) @ banks[c][1]  # its tuning's kernel
-    response = response.reshape(len(y), _CQT_OCTAVES, N_FRAMES, 2, _CQT_BINS_PER_OCTAVE)
+    response = response.reshape(len(y), CQT_OCTAVES, N_FRAMES, 2, CQT_BINS_PER_OCTAVE)
     response = np.hypot(response[..., 0, :], response[..., 1, :])  # [N, octave, T, 36]
     # octave i holds bins 36 (6 - i) .. 36 (7 - i); its response is scaled by sqrt(2^i / length)
     cqt = response[:, ::-1].transpose(0, 2, 1, 3).reshape(len(y), N_FRAMES, -1)
-    octave = np.repeat(np.arange(_CQT_OCTAVES)[::-1], _CQT_BINS_PER_OCTAVE)  # [252]
+    octave = np.repeat(np.arange(CQT_OCTAVES)[::-1], CQT_BINS_PER_OCTAVE)  # [252]
     cqt = cqt * (np.sqrt(2.0**octave) / np.sqrt(lengths))[:, None, :].astype(np.float32)
-    chroma = cqt @ _cq_to_chroma().T
+    chroma = cqt @ spectral.cq_to_chroma().T
     chroma[chroma < 0] = 0.0
     return _normalize(chroma, np.inf, axis=2)
 
@@ -580,16 +340,16 @@ def _features_block(y: np.ndarray) -> np.ndarray:
     power = magnitude**2
 
     mel_db = _power_to_db(_mel_power(power), axes=(1, 2))
-    mfcc = mel_db.astype(np.float64) @ _dct_basis().T  # float64: the c0 row sums 128 bands
+    mfcc = mel_db.astype(np.float64) @ spectral.dct_basis().T  # float64: the c0 row sums 128 bands
 
     chroma = np.empty((n, N_FRAMES, N_CHROMA), dtype=np.float32)
-    tunings = _estimate_tuning(power, N_CHROMA)
+    tunings = spectral.estimate_tuning(power, N_CHROMA)
     for tuning in np.unique(tunings):
         members = np.flatnonzero(tunings == tuning)
-        chroma[members] = power[members] @ _chroma_basis(float(tuning)).T
+        chroma[members] = power[members] @ spectral.chroma_basis(float(tuning)).T
     chroma = _normalize(chroma, np.inf, axis=2)
 
-    bands = _contrast_bands()
+    bands = spectral.contrast_bands()
     valley = np.empty((n, N_FRAMES, len(bands)))
     peak = np.empty_like(valley)
     for k, (rows, q) in enumerate(bands):
@@ -605,7 +365,7 @@ def _features_block(y: np.ndarray) -> np.ndarray:
     contrast = _power_to_db(peak, axes=(1, 2)) - _power_to_db(valley, axes=(1, 2))
 
     chroma_cq = _chroma_cqt(y, magnitude)  # [N, T, 12]
-    tonnetz = _normalize(chroma_cq, 1, axis=2) @ _tonnetz_basis().T
+    tonnetz = _normalize(chroma_cq, 1, axis=2) @ spectral.tonnetz_basis().T
 
     out = np.concatenate([mfcc, chroma, contrast, tonnetz, mel_db], axis=2).astype(np.float32)
     return np.ascontiguousarray(out.transpose(0, 2, 1))
@@ -642,7 +402,7 @@ def fast_features(clips, sr: int = SR, n_jobs: int = 1, device: str = "cpu",
     (:func:`shutdown_workers` stops them).
 
     ``device="cuda"`` (or ``"cuda:1"``, ...): chunks (default 128 clips) are processed with torch
-    on that GPU by :mod:`cdcml_lib.features_torch`, in this process. ``"auto"``: CUDA when torch
+    on that GPU by :mod:`cdcml_lib.data.features_torch`, in this process. ``"auto"``: CUDA when torch
     sees a GPU, else the CPU.
     """
     _check_sr(sr)
@@ -698,7 +458,7 @@ def resolve_device(device: str) -> str:
 
 def _torch_features(y: np.ndarray, device: str, progress: bool, chunk_size: int) -> np.ndarray:
     """:func:`fast_features` on a torch device, chunk by chunk in this process."""
-    from . import features_torch
+    from cdcml_lib.data import features_torch
 
     out = np.empty((len(y), N_FEATURES, N_FRAMES), dtype=np.float32)
     for s in _progress(range(0, len(y), chunk_size), progress, f"music features ({device})"):
@@ -723,7 +483,7 @@ def _worker_pool(n_jobs: int) -> "concurrent.futures.ProcessPoolExecutor":
     import multiprocessing
 
     # build the fixed banks (and import their libraries) once, before the workers are forked
-    _mel_groups(), _dct_basis(), _chroma_basis(0.0), _cq_to_chroma(), _cqt_bank(0.0)
+    _mel_groups(), spectral.dct_basis(), spectral.chroma_basis(0.0), spectral.cq_to_chroma(), spectral.cqt_bank(0.0)
     ctx = multiprocessing.get_context("spawn" if sys.platform == "darwin" else "fork")
     pool = concurrent.futures.ProcessPoolExecutor(max_workers=n_jobs, mp_context=ctx,
                                                   initializer=_init_worker)

@@ -34,8 +34,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .paths import atomic_write_text, resolve
-from .tables import HIGHER_IS_BETTER, METRICS, PAPER_METRICS, paper_numbers
+from cdcml_lib.workflow.paths import atomic_write_text, resolve
+from cdcml_lib.results.tables import HIGHER_IS_BETTER, METRICS, PAPER_METRICS, paper_numbers
 
 HOLDS = "holds"
 FAILS = "does not hold"

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .paths import atomic_write_text, repo_root, resolve
+from cdcml_lib.workflow.paths import atomic_write_text, repo_root, resolve
 
 # The ten error metrics of the paper's tables (lower is better), in the paper's column order.
 PAPER_METRICS = [
@@ -98,7 +98,7 @@ def _how_to_make(run_dir: Path, variant: str, seed: int) -> str:
         target = run_dir.resolve().relative_to(repo_root()) / "metrics.json"
     except ValueError:  # a runs folder outside the repository
         target = run_dir / "metrics.json"
-    return (f"produce it with `make {target} CONFIG={config}` or `python -m cdcml_lib.nbrun "
+    return (f"produce it with `make {target} CONFIG={config}` or `python -m cdcml_lib.workflow.nbrun "
             f"notebooks/02_train.ipynb --config {config} --variant {variant} --seed {seed}`")
 
 
@@ -328,7 +328,7 @@ def plot_table(table: pd.DataFrame, name: str, reports_dir: str | Path) -> list[
 
 def load_study(config: str) -> dict:
     """The ``study`` section of ``params/<config>.yaml`` (seeds, comparison, ablation), checked."""
-    from .params import ParamError, config_path, section
+    from cdcml_lib.workflow.params import ParamError, config_path, section
 
     study = section(config, "study")
     for key, kind in (("seeds", int), ("comparison", str), ("ablation", str)):

@@ -1,6 +1,6 @@
 """Audit of IMEMNet-format pair lists: sizes, overlaps, duplicates and agreement with Eq. 1.
 
-    python -m cdcml_lib.audit PAIRS_FILE... [--image-va CSV] [--music-va CSV] [--json OUT]
+    python -m cdcml_lib.data.audit PAIRS_FILE... [--image-va CSV] [--music-va CSV] [--json OUT]
 
 For each file: pairs, clips, songs (a clip id's prefix before its last '-'), images, the score
 range, duplicate pairs and pairs per clip. Between files: the songs, clips and images they share
@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import least_squares, minimize_scalar
 
-from .corpora import CorpusError, read_image_va, read_pairs, read_va_labels
+from cdcml_lib.data.corpora import CorpusError, read_image_va, read_pairs, read_va_labels
 
 SIGMA_BOUNDS = (0.02, 5.0)
 
@@ -245,7 +245,7 @@ def format_audit(report: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m cdcml_lib.audit", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m cdcml_lib.data.audit", description=__doc__.split("\n\n")[0])
     parser.add_argument("pairs", nargs="+", help="pair lists: music_clip_id image_id matching_score")
     parser.add_argument("--image-va", help="CSV of image VA in [0,1] (img or id, valence, arousal)")
     parser.add_argument("--music-va", help="CSV of music VA in [0,1] (id, valence, arousal)")

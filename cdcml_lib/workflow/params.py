@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from .paths import repo_root
+from cdcml_lib.workflow.paths import repo_root
 
 SECTIONS = ("dataset", "train", "study", "embeddings")
 
@@ -180,10 +180,10 @@ def parse_cli_value(text: str) -> Any:
 
 
 def _main(argv: list[str] | None = None) -> int:
-    """Small queries the Makefile uses: ``python -m cdcml_lib.params study-make CONFIG``."""
+    """Small queries the Makefile uses: ``python -m cdcml_lib.workflow.params study-make CONFIG``."""
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m cdcml_lib.params")
+    parser = argparse.ArgumentParser(prog="python -m cdcml_lib.workflow.params")
     sub = parser.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("study-runs", help="print the run names the tables of CONFIG need")
     p.add_argument("config")

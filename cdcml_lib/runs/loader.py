@@ -34,8 +34,8 @@ MUSIC_ARRAYS = ("music_features", "log_spectrogram")
 def open_folder(folder):
     """A DatasetFolder from a path (``dataset.open_dataset``) or one already opened."""
     if isinstance(folder, (str, Path)):
-        from .dataset import open_dataset
-        from .paths import resolve
+        from cdcml_lib.data.dataset import open_dataset
+        from cdcml_lib.workflow.paths import resolve
 
         return open_dataset(resolve(folder))
     return folder
