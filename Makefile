@@ -8,6 +8,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 .DELETE_ON_ERROR:
 .SUFFIXES:
+.SECONDEXPANSION:
 
 CONFIG ?= default
 MODEL  ?= cdcml
@@ -32,34 +33,59 @@ NBRUN   := $(PY) -m cdcml_lib.workflow.nbrun
 METHOD_SRC   := $(wildcard cdcml_lib/*.py)
 WORKFLOW_SRC := $(wildcard cdcml_lib/workflow/*.py)
 DATA_SRC  := cdcml_lib/__init__.py cdcml_lib/audio.py cdcml_lib/matching.py $(WORKFLOW_SRC) $(wildcard cdcml_lib/data/*.py)
-TRAIN_SRC := $(DATA_SRC) $(METHOD_SRC) $(wildcard cdcml_lib/runs/*.py)
+TRAIN_SRC := $(sort $(DATA_SRC) $(METHOD_SRC) $(wildcard cdcml_lib/runs/*.py))
 TABLE_SRC := $(wildcard cdcml_lib/results/*.py) cdcml_lib/resources/paper_results.csv
 EMB_SRC   := $(wildcard cdcml_lib/explore/*.py)
 # A run is named <variant>-s<seed>.
 run_seed    = $(lastword $(subst -s, ,$(1)))
 run_variant = $(patsubst %-s$(call run_seed,$(1)),%,$(1))
 
-.PHONY: help env reproduce test lab data train train-ddp tables embeddings report clean clean-all bench
+.PHONY: help env lock reproduce test lab data train train-ddp tables embeddings report clean clean-all bench
 
 help: ## List the targets
 	@echo "CDCML research kit (CONFIG=$(CONFIG): params/$(CONFIG).yaml)"
 	@echo
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-12s %s\n", $$1, $$2}'
 	@echo
-	@echo "Variables: CONFIG=default|smoke|paper|imemnet  MODEL=<params/variants/*>  SEED=0  JOBS=2  NPROC=2"
+	@echo "Variables: CONFIG=default|smoke|paper|imemnet  MODEL=<params/variants/*>  SEEDS=\"0 1 2\" (default: the study's)  JOBS=2  NPROC=2  SEED=0 (train-ddp)  LAUNCH=<prefix>"
 
 # --- environment ---------------------------------------------------------------------------
-env: $(ENV_OK) ## Create .venv, install the kit with its test extras, register the 'cdcml' kernel
+# requirements-lock.txt pins every package (dependencies of dependencies too) for Linux x86-64 and
+# CPython 3.11, so two machines run the same code. torch is locked at the newest release that
+# installs everywhere these machines run (some cap pip at torch 2.14.1). Elsewhere make env says
+# so and installs from the ranges of pyproject.toml; the report records the versions that ran.
+LOCK       := requirements-lock.txt
+LOCK_TORCH := torch==2.14.1 torchvision==0.29.1
+LOCK_PLATFORM_OK = $(PY) -c "import platform, sys; sys.exit(not (sys.platform == 'linux' and platform.machine() == 'x86_64' and sys.version_info[:2] == (3, 11)))"
 
-$(ENV_OK): pyproject.toml
+env: $(ENV_OK) ## Create .venv from requirements-lock.txt (else the ranges), register the 'cdcml' kernel
+
+$(ENV_OK): pyproject.toml $(LOCK)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	@if $(LOCK_PLATFORM_OK) && $(PY) -m pip install --quiet -r $(LOCK); then \
+	  echo "installed the locked versions ($(LOCK))"; \
+	else \
+	  echo "warning: this platform cannot take $(LOCK) (Linux x86-64, CPython 3.11): installing from the"; \
+	  echo "warning: version ranges of pyproject.toml instead; numbers may differ from the committed reference"; \
+	  $(PY) -m pip install --quiet -e '.[dev]' || exit 1; \
+	fi
+	$(PY) -m pip install --quiet --no-deps -e .
 	$(PY) -m ipykernel install --sys-prefix --name cdcml --display-name "Python (cdcml)" >/dev/null
 	@touch $@
 
+lock: ## Regenerate requirements-lock.txt in a fresh virtual environment (needs the package registry)
+	@rm -rf .make/lock-venv && $(PYTHON) -m venv .make/lock-venv
+	.make/lock-venv/bin/python -m pip install --quiet --upgrade pip
+	.make/lock-venv/bin/python -m pip install --quiet '.[dev]' $(LOCK_TORCH)
+	@{ echo "# Exact versions of every package the kit installs (make env), for Linux x86-64, CPython 3.11."; \
+	   echo "# Written by 'make lock' on $$(date -u +%Y-%m-%d); edit pyproject.toml's ranges, then run it again."; \
+	   .make/lock-venv/bin/python -m pip freeze --exclude-editable | grep -v '^cdcml-kit'; } > $(LOCK).tmp && mv $(LOCK).tmp $(LOCK)
+	@rm -rf .make/lock-venv
+	@echo "wrote $(LOCK): $$(grep -vc '^#' $(LOCK)) packages"
+
 # --- the study -----------------------------------------------------------------------------
-# The runs the tables need come from params/$(CONFIG).yaml (study: seeds, comparison, ablation).
+# The variants and seeds the tables need come from params/$(CONFIG).yaml (study section).
 STUDY_MK := .make/study-$(CONFIG).mk
 ifeq (,$(filter help env clean clean-all,$(MAKECMDGOALS))$(if $(MAKECMDGOALS),,x))
 -include $(STUDY_MK)
@@ -68,60 +94,74 @@ endif
 # Each step depends on its own section of the config through a stamp, .make/<config>-<section>.json,
 # rewritten (with this fragment) only when that section's content changes.
 STAMP := .make/$(CONFIG)
-$(STUDY_MK): $(PARAMS) cdcml_lib/workflow/params.py | $(ENV_OK)
+$(STUDY_MK): $(PARAMS) $(wildcard params/variants/*.yaml) cdcml_lib/workflow/params.py | $(ENV_OK)
 	@mkdir -p $(@D)
 	@$(PY) -m cdcml_lib.workflow.params stamp $(CONFIG) .make
-	@runs="$$($(PY) -m cdcml_lib.workflow.params study-runs $(CONFIG))" || exit 1; \
-	{ echo "RUN_NAMES := $$runs"; \
-	  for r in $$runs; do echo "$(RUNS)/$$r/metrics.json: params/variants/$${r%-s*}.yaml"; done; } > $@.tmp && mv $@.tmp $@
+	@variants="$$($(PY) -m cdcml_lib.workflow.params study-variants $(CONFIG))" || exit 1; \
+	seeds="$$($(PY) -m cdcml_lib.workflow.params study-seeds $(CONFIG))" || exit 1; \
+	{ echo "VARIANTS := $$variants"; echo "SEEDS := $$seeds"; \
+	  for v in $$variants; do echo "$(NBOUT)/02_train-$$v.ipynb: params/variants/$$v.yaml"; done; } > $@.tmp && mv $@.tmp $@
 
-RUN_METRICS := $(foreach r,$(RUN_NAMES),$(RUNS)/$(r)/metrics.json)
+# A target whose files were deleted by hand (data/, a run folder) is made again: FORCE when missing.
+FORCE:
+.PHONY: FORCE
+missing = $(filter-out $(wildcard $(1)),$(1))
+
 DATASET_NB  := $(NBOUT)/01_dataset.ipynb
-
 data: $(DATASET_NB) ## Build data/<CONFIG>/ (items, pairs, features) with notebooks/01_dataset
 
 $(STAMP)-%.json: | $(ENV_OK)
 	@$(PY) -m cdcml_lib.workflow.params stamp $(CONFIG) .make
 
-$(DATASET_NB): $(STAMP)-dataset.json notebooks/01_dataset.ipynb $(DATA_SRC) | $(ENV_OK)
+$(DATASET_NB): $(STAMP)-dataset.json notebooks/01_dataset.ipynb $(DATA_SRC) $(if $(call missing,$(DATA)/stats.json),FORCE) | $(ENV_OK)
 	$(NBRUN) notebooks/01_dataset.ipynb --config $(CONFIG) --out $@
 
-# One training run per (variant, seed). A finished run whose inputs changed is moved aside to
-# $(RUNS)/.superseded/ (runs are never overwritten); an unfinished one resumes. The dataset notebook
-# is order-only: it runs first, but re-running it for its figures alone retrains nothing.
-$(RUNS)/%/metrics.json: $(STAMP)-dataset.json $(STAMP)-train.json $(TRAIN_SRC) | $(DATASET_NB) $(ENV_OK)
-	@if [ -f $@ ]; then mkdir -p $(RUNS)/.superseded && mv $(@D) $(RUNS)/.superseded/$*-$$(date +%Y%m%d-%H%M%S) \
-	  && echo "moved the earlier $* run to $(RUNS)/.superseded/"; fi
-	OMP_NUM_THREADS=$(if $(filter 1,$(JOBS)),2,1) $(PY) -m cdcml_lib.runs.train --config $(CONFIG) \
-	  --variant $(call run_variant,$*) --seed $(call run_seed,$*)
+# Training: one execution of notebooks/02_train per variant trains all its seeds in one kernel
+# (one run folder per seed); the executed copy is the variant's record. A finished run older than
+# any of its inputs (the dataset and train parameters, the library, the variant file) is moved
+# aside to $(RUNS)/.superseded/ (runs are never overwritten); an unfinished one resumes. The
+# dataset notebook is order-only: re-running it for its figures alone retrains nothing.
+# LAUNCH prefixes each training step, e.g. LAUNCH="srun --gres=gpu:1 --ntasks=1" with make -j.
+LAUNCH ?=
+# One BLAS/OpenMP thread per training process when JOBS runs them side by side, two otherwise.
+TRAIN_ENV := OMP_NUM_THREADS=$(if $(filter 1,$(JOBS)),2,1)
+TRAIN_INPUTS := $(STAMP)-dataset.json $(STAMP)-train.json $(TRAIN_SRC)
+variant_runs = $(foreach s,$(SEEDS),$(RUNS)/$(1)-s$(s)/metrics.json)
+TRAIN_NBS   := $(foreach v,$(VARIANTS),$(NBOUT)/02_train-$(v).ipynb)
+RUN_METRICS := $(foreach v,$(VARIANTS),$(call variant_runs,$(v)))
 
-train: | $(ENV_OK) ## Train MODEL (seed SEED) on CONFIG through notebooks/02_train
-	$(NBRUN) notebooks/02_train.ipynb --config $(CONFIG) --variant $(MODEL) --seed $(SEED)
+$(NBOUT)/02_train-%.ipynb: notebooks/02_train.ipynb $(TRAIN_INPUTS) $(STAMP)-study.json \
+    $$(if $$(call missing,$$(call variant_runs,$$*)),FORCE) | $(DATASET_NB) $(ENV_OK)
+	@for s in $(SEEDS); do d=$(RUNS)/$*-s$$s; \
+	  if [ -f $$d/metrics.json ] && [ -n "$$(find $(TRAIN_INPUTS) params/variants/$*.yaml -newer $$d/metrics.json | head -n1)" ]; then \
+	    mkdir -p $(RUNS)/.superseded && mv $$d $(RUNS)/.superseded/$*-s$$s-$$(date +%Y%m%d-%H%M%S) \
+	    && echo "moved the earlier $*-s$$s run to $(RUNS)/.superseded/ (its inputs changed)"; fi; done
+	$(TRAIN_ENV) $(LAUNCH) $(NBRUN) notebooks/02_train.ipynb --config $(CONFIG) --variant $* --seeds $(SEEDS) --out $@
 
-train-ddp: | $(ENV_OK) ## Train MODEL on NPROC processes with torchrun (DDP; gloo on CPU, nccl on GPUs)
-	$(VENV)/bin/torchrun --standalone --nproc_per_node=$(NPROC) -m cdcml_lib.runs.train \
+train: | $(ENV_OK) ## Train MODEL on CONFIG for SEEDS (default: the study's) through notebooks/02_train
+	$(TRAIN_ENV) $(LAUNCH) $(NBRUN) notebooks/02_train.ipynb --config $(CONFIG) --variant $(MODEL) \
+	  --seeds $(SEEDS) --out $(NBOUT)/02_train-$(MODEL).ipynb
+
+train-ddp: | $(ENV_OK) ## Train MODEL (seed SEED) on NPROC processes with torchrun (DDP; gloo on CPU, nccl on GPUs)
+	$(LAUNCH) $(VENV)/bin/torchrun --standalone --nproc_per_node=$(NPROC) -m cdcml_lib.runs.train \
 	  --config $(CONFIG) --variant $(MODEL) --seed $(SEED) $(if $(RUN_DIR),--run-dir $(RUN_DIR))
-
-TRAIN_NB := $(NBOUT)/02_train-cdcml-s0.ipynb
-$(TRAIN_NB): notebooks/02_train.ipynb $(RUNS)/cdcml-s0/metrics.json | $(ENV_OK)
-	$(NBRUN) notebooks/02_train.ipynb --config $(CONFIG) --variant cdcml --seed 0 --out $@
 
 TABLES_NB := $(NBOUT)/03_tables.ipynb
 tables: $(TABLES_NB) ## Tables 3 and 4, the claims checklist and their plots
 
-$(TABLES_NB): notebooks/03_tables.ipynb $(TABLE_SRC) $(STAMP)-study.json $(RUN_METRICS) | $(ENV_OK)
+$(TABLES_NB): notebooks/03_tables.ipynb $(TABLE_SRC) $(STAMP)-study.json $(TRAIN_NBS) | $(ENV_OK)
 	$(NBRUN) notebooks/03_tables.ipynb --config $(CONFIG) --out $@
 
 EMB_NB := $(NBOUT)/04_embeddings.ipynb
 embeddings: $(EMB_NB) ## UMAP of the shared space, the matching gallery and the interactive map
 
-$(EMB_NB): notebooks/04_embeddings.ipynb $(EMB_SRC) $(STAMP)-embeddings.json $(RUNS)/cdcml-s0/metrics.json $(RUNS)/sim-s0/metrics.json | $(ENV_OK)
+$(EMB_NB): notebooks/04_embeddings.ipynb $(EMB_SRC) $(STAMP)-embeddings.json $(NBOUT)/02_train-cdcml.ipynb $(NBOUT)/02_train-sim.ipynb | $(ENV_OK)
 	$(NBRUN) notebooks/04_embeddings.ipynb --config $(CONFIG) --out $@
 
 REPORT := $(REPORTS)/REPORT.md
 report: $(REPORT) ## Write REPORT.md (reports/, or reports/<CONFIG>/) from the finished steps
 
-$(REPORT): $(TRAIN_NB) $(TABLES_NB) $(EMB_NB) $(TABLE_SRC) | $(ENV_OK)
+$(REPORT): $(TRAIN_NBS) $(TABLES_NB) $(EMB_NB) $(TABLE_SRC) | $(ENV_OK)
 	$(PY) -m cdcml_lib.results.report --config $(CONFIG) $(if $(filter default,$(CONFIG)),--readme)
 
 # One study per CONFIG at a time: a second `make reproduce` (a test, another shell) waits for the first.

@@ -54,6 +54,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from cdcml_lib.matching import score_from_distance
+
 LABEL_DISTANCES = ("neg_log_s", "one_minus_s")
 TRIPLET_SOURCES = ("dense", "pairs")
 TERM_NAMES = ("sim_mse", "cfr", "cfm", "va_mse", "sfr_img", "sfr_mus")
@@ -92,7 +94,7 @@ def log_ratio_term(d_ap: Tensor, d_aq: Tensor, delta_ap: Tensor, delta_aq: Tenso
 
 def eq1_score(y_img: Tensor, y_mus: Tensor, sigma: float) -> Tensor:
     """Eq. 1 of Zhao et al. 2020, row by row: s = exp(-||y_I - y_M||_2 / sigma)."""
-    return torch.exp(-torch.linalg.vector_norm(y_img - y_mus, dim=-1) / sigma)
+    return score_from_distance(torch.linalg.vector_norm(y_img - y_mus, dim=-1), sigma)
 
 
 def label_distance_from_score(score: Tensor, kind: str) -> Tensor:

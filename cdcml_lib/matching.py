@@ -47,6 +47,14 @@ def minmax_normalise(values, lo=None, hi=None) -> np.ndarray:
     return (values - lo) / span
 
 
+#: Table 1 of Zhao et al. 2020: the sizes of IMEMNet's splits (the one copy in the kit; the audit,
+#: the dataset notebook and the report compare counts with it).
+IMEMNET_TABLE1 = {"train": {"songs": 1442, "clips": 28835, "images": 20496, "pairs": 109525},
+                  "val": {"songs": 90, "clips": 1759, "images": 1281, "pairs": 8795},
+                  "test": {"songs": 270, "clips": 5223, "images": 3843, "pairs": 26115},
+                  "total": {"songs": 1802, "clips": 35817, "images": 25620, "pairs": 144435}}
+
+
 def split_by_group(groups: Sequence, fractions=(0.8, 0.05, 0.15), seed: int = 0) -> np.ndarray:
     """Assign each item to ``train``/``val``/``test`` so that no group is in two splits.
 
@@ -86,6 +94,18 @@ def label_distances(y_a, y_b) -> np.ndarray:
     return np.sqrt(np.einsum("ijk,ijk->ij", diff, diff))
 
 
+def score_from_distance(distance, sigma: float):
+    """Eq. 1 of Zhao et al. 2020 from a VA distance d = ||y_I - y_M||_2: s = exp(-d / sigma).
+
+    The one home of Eq. 1: the recipe (NumPy, labels), the networks (SP-Net's score from predicted
+    VA) and the losses (the label distance of the dense triplets) all call it. ``distance`` is a
+    NumPy array or a torch tensor (kept on its device, with its gradient); each caller computes
+    the distance the way its context needs (a floor under the square root where a gradient flows).
+    """
+    z = -distance / sigma
+    return z.exp() if hasattr(z, "exp") else np.exp(z)
+
+
 def matching_score(y_img, y_mus, sigma: float) -> np.ndarray:
     """Eq. 1 of Zhao et al. 2020: s = exp(-||y_I - y_M||_2 / sigma).
 
@@ -95,7 +115,7 @@ def matching_score(y_img, y_mus, sigma: float) -> np.ndarray:
     if not sigma > 0:
         raise ValueError(f"sigma must be positive, got {sigma}")
     diff = np.asarray(y_img, dtype=np.float64) - np.asarray(y_mus, dtype=np.float64)
-    return np.exp(-np.sqrt(np.sum(diff * diff, axis=-1)) / sigma)
+    return score_from_distance(np.sqrt(np.sum(diff * diff, axis=-1)), sigma)
 
 
 def mean_label_distance(y_img, y_mus, block_rows: int = 512) -> float:
@@ -223,7 +243,7 @@ def candidate_pairs(clips: pd.DataFrame, images: pd.DataFrame, sigma: float, n_r
         parts.append(pd.DataFrame({
             "music_id": np.repeat(clips["id"].to_numpy()[clip_rows], n_cand),
             "image_id": images["id"].to_numpy()[img_rows][chosen.ravel()],
-            "score": np.exp(-dist.ravel() / sigma),
+            "score": score_from_distance(dist.ravel(), sigma),
             "kind": np.tile(kinds, len(clip_rows)),
             "split": split,
             "_clip_row": np.repeat(clip_rows, n_cand),

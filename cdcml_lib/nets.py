@@ -24,6 +24,8 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
+from cdcml_lib.matching import score_from_distance
+
 MODELS = ("cdcml", "sp_net", "l3_net", "acp_net", "contrastive")
 
 
@@ -177,7 +179,7 @@ def eq1_similarity(va_img: torch.Tensor, va_mus: torch.Tensor, sigma: float) -> 
     """Eq. 1 of Zhao et al. 2020: s = exp(-||y^I - y^M||_2 / sigma)."""
     # A tiny floor keeps the gradient of the norm finite when both VA predictions coincide.
     dist = torch.sqrt(((va_img - va_mus) ** 2).sum(dim=1) + 1e-12)
-    return torch.exp(-dist / sigma)
+    return score_from_distance(dist, sigma)
 
 
 class BaseModel(nn.Module):

@@ -35,8 +35,10 @@ def test_every_variant_merges_into_train_section(config):
     for variant, seed in P.study_runs(config):
         merged = P.train_params(config, variant, seed)
         assert merged["run_dir"] == f"runs/{config}/{variant}-s{seed}"
-        if nb.exists():
-            P.check_params(merged, P.notebook_defaults(nb), variant)
+    for variant in P.study_variants(config):  # what 02_train gets: one variant, all its seeds
+        given = parameters_for(nb, config, variant, None)
+        assert given["seeds"] == P.study_seeds(config) and given["variant"] == variant
+        P.check_params(given, P.notebook_defaults(nb), variant)
 
 
 def test_unknown_key_names_key_file_and_suggestion():

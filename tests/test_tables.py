@@ -105,8 +105,8 @@ def test_a_missing_run_names_its_folder_and_the_make_command(runs):
         T.gather_runs(runs, ABLATION, SEEDS)
     text = str(err.value)
     assert str(runs / "sim_va-s1") in text
-    assert "make " in text and "sim_va-s1/metrics.json CONFIG=smoke" in text
-    assert "--variant sim_va --seed 1" in text
+    assert "make train CONFIG=smoke MODEL=sim_va SEEDS=1" in text
+    assert "notebooks/02_train" in text
 
 
 def test_a_metrics_file_without_a_metric_is_a_clear_error(runs):

@@ -41,6 +41,9 @@ import pandas as pd
 from cdcml_lib import matching
 from cdcml_lib.audio import CLIP_SAMPLES, CLIP_SECONDS, SR, to_int16
 from cdcml_lib.workflow.paths import atomic_path, atomic_write_text, repo_root, resolve
+from cdcml_lib.data import corpora, features, synthetic
+from cdcml_lib.data.corpora import read_pairs, write_pairs
+from cdcml_lib.workflow.params import section
 
 SPLITS = matching.SPLITS
 ITEM_COLUMNS = ["id", "modality", "song", "split", "valence", "arousal", "source", "path",
@@ -219,7 +222,6 @@ def check_dataset_params(params: dict) -> dict:
         raise DatasetError(f"dataset.corpus is {p['corpus']!r}; use 'embedded' or 'imemnet'")
     if p["feature_backend"] not in ("fast", "librosa"):
         raise DatasetError(f"dataset.feature_backend is {p['feature_backend']!r}; use 'fast' or 'librosa'")
-    from cdcml_lib.data import features
 
     try:
         features.resolve_device(p["feature_device"])
@@ -262,7 +264,6 @@ def embedded_source(p: dict) -> Source:
     Its labels are generated on the normalised [0, 1] scale already, so the per-corpus min-max
     normalisation of IMEMNet is the identity here and is not applied.
     """
-    from cdcml_lib.data import synthetic
 
     corpus = synthetic.make_corpus(
         n_songs=int(p["n_songs"]), clips_per_song_min=int(p["clips_per_song_min"]),
@@ -289,7 +290,6 @@ def embedded_source(p: dict) -> Source:
 def imemnet_source(p: dict) -> Source:
     """The real corpora (DEAM + IAPS/NAPS/EMOTIC) through cdcml_lib.data.corpora, already normalised
     per corpus to [0, 1] by their readers (METHOD.md section 2)."""
-    from cdcml_lib.data import corpora
 
     items = corpora.load_imemnet_items(p)
     images = items[items.modality == "image"]
@@ -387,7 +387,6 @@ def build_dataset(progress: bool = False, chunk_size: int = 256, **params) -> "D
 
     # 6. caches: images, audio, then features computed from the stored int16 audio
     version = _library_version()
-    from cdcml_lib.data import features
     img_src = _hash_strings(images.id.tolist() + images.path.tolist())
     mus_src = _hash_strings(clips.id.tolist() + clips.path.tolist() + clips.start_s.tolist())
     size = int(p["image_size"])
@@ -414,6 +413,7 @@ def build_dataset(progress: bool = False, chunk_size: int = 256, **params) -> "D
     feature_device = features.resolve_device(p["feature_device"])
     on_gpu = p["feature_backend"] == "fast" and feature_device != "cpu"
     if on_gpu:
+        # Local: features_torch imports torch, needed on the GPU path only.
         from cdcml_lib.data import features_torch
     feature_code = _code_hash(features, *([features_torch] if on_gpu else []))
     make("music_features", {"array": "music_features", "audio": audio_key,
@@ -436,7 +436,6 @@ def build_dataset(progress: bool = False, chunk_size: int = 256, **params) -> "D
 
     # 7. the tables, then stats.json last
     atomic_write_text(out_dir / "items.csv", items.to_csv(index=False))
-    from cdcml_lib.data.corpora import write_pairs
     for s in SPLITS:
         write_pairs(pairs_by_split[s], out_dir / f"pairs_{s}.txt")
     timings["total_s"] = time.perf_counter() - t_start
@@ -480,7 +479,6 @@ class DatasetFolder:
         """The pairs of ``split``: columns ``music_id, image_id, score``."""
         if split not in SPLITS:
             raise DatasetError(f"unknown split {split!r}; use one of {SPLITS}")
-        from cdcml_lib.data.corpora import read_pairs
         return read_pairs(self.path / f"pairs_{split}.txt")
 
     def array(self, name: str, mmap: bool = True) -> np.ndarray:
@@ -533,7 +531,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out-dir", default=None, help="override dataset.out_dir")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
-    from cdcml_lib.workflow.params import section
     params = dict(section(args.config, "dataset"))
     if args.out_dir:
         params["out_dir"] = args.out_dir

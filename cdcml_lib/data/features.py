@@ -458,6 +458,7 @@ def resolve_device(device: str) -> str:
 
 def _torch_features(y: np.ndarray, device: str, progress: bool, chunk_size: int) -> np.ndarray:
     """:func:`fast_features` on a torch device, chunk by chunk in this process."""
+    # Local: features_torch imports torch (seconds, and optional on the CPU path).
     from cdcml_lib.data import features_torch
 
     out = np.empty((len(y), N_FEATURES, N_FRAMES), dtype=np.float32)

@@ -25,6 +25,10 @@ from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
+
+from cdcml_lib.audio import CLIP_SAMPLES, SR
+from cdcml_lib.data.dataset import open_dataset
+from cdcml_lib.data.features import N_FEATURES, N_FRAMES, extract_features
 from cdcml_lib.workflow.paths import atomic_path, atomic_write_text
 
 MODALITIES = ("image", "music")
@@ -291,8 +295,6 @@ def _read_query(query: Any, image_size: int) -> tuple[str, np.ndarray]:
     Arrays: uint8 ``[S,S,3]`` is an image; a 1-D waveform (22,050 Hz) is a clip; float
     ``[193,87]`` is an already-extracted feature matrix.
     """
-    from cdcml_lib.data.features import CLIP_SAMPLES, N_FEATURES, N_FRAMES, SR, extract_features
-
     if isinstance(query, (str, os.PathLike)):
         path = Path(query)
         if not path.is_file():
@@ -345,7 +347,6 @@ def _resize_images(images: np.ndarray, size: int) -> np.ndarray:
 
 def _collection_from_dataset(folder: Any, split: str, modality: str):
     """ids, inputs and VA labels of one modality of one split of a dataset folder."""
-    from cdcml_lib.data.dataset import open_dataset
 
     ds = open_dataset(folder) if isinstance(folder, (str, os.PathLike)) else folder
     items = ds.items

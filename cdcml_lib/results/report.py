@@ -18,15 +18,13 @@ import sys
 from pathlib import Path
 
 from cdcml_lib.workflow.paths import atomic_write_text, repo_root, reports_dir, resolve  # reports_dir(config): the one place the rule lives
-from cdcml_lib.results.tables import load_study, read_run_info, run_folder
+from cdcml_lib.matching import IMEMNET_TABLE1
+from cdcml_lib.results.tables import load_study
+from cdcml_lib.runs.folder import is_finished, read_run_info, run_folder
+from cdcml_lib.workflow.params import section
 
 __all__ = ["reports_dir", "write_report", "render_report"]
 
-# Table 1 of Zhao et al. 2020 (IMEMNet), shown beside the counts of the dataset we used.
-PAPER_TABLE1 = {"train": {"songs": 1442, "clips": 28835, "images": 20496, "pairs": 109525},
-                "val": {"songs": 90, "clips": 1759, "images": 1281, "pairs": 8795},
-                "test": {"songs": 270, "clips": 5223, "images": 3843, "pairs": 26115},
-                "total": {"songs": 1802, "clips": 35817, "images": 25620, "pairs": 144435}}
 SPLITS = ("train", "val", "test")
 
 
@@ -86,7 +84,7 @@ def _section_runs(study: dict, runs_dir: str | Path) -> list[str]:
         for seed in study["seeds"]:
             folder = run_folder(runs_dir, v, seed)
             infos.append(read_run_info(folder))
-            done += (folder / "metrics.json").is_file()
+            done += is_finished(folder)
         wall = sum(float(i.get("wall_s") or 0.0) for i in infos)
         total += wall
         devices = sorted({str(i.get("device_name") or i["device"]) for i in infos if i.get("device")}) or ["?"]
@@ -116,7 +114,7 @@ def _section_data(data_dir: str | Path) -> list[str]:
     lines += ["", "| split | " + " | ".join(f"{k} (ours / paper)" for k in keys) + " |",
               "|---|" + "---:|" * len(keys)]
     for s in counts:
-        cells = [f"{_count(counts[s].get(k))} / {PAPER_TABLE1[s][k]:,}" for k in keys]
+        cells = [f"{_count(counts[s].get(k))} / {IMEMNET_TABLE1[s][k]:,}" for k in keys]
         lines.append(f"| {s} | " + " | ".join(cells) + " |")
     return lines
 
@@ -268,7 +266,6 @@ def update_readme(config: str, reports_dir: str | Path, readme: str | Path = "RE
 
 
 def main(argv: list[str] | None = None) -> int:
-    from cdcml_lib.workflow.params import section
 
     parser = argparse.ArgumentParser(prog="python -m cdcml_lib.results.report", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)

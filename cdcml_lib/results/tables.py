@@ -10,7 +10,6 @@ Outputs (all written by :func:`write_table` and :func:`plot_table`):
 """
 from __future__ import annotations
 
-import json
 import math
 from functools import lru_cache
 from importlib import resources
@@ -19,7 +18,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cdcml_lib.workflow.paths import atomic_write_text, repo_root, resolve
+from cdcml_lib.runs.folder import MissingRunError, read_run_info, read_test_metrics, run_folder
+from cdcml_lib.workflow.paths import atomic_write_text, resolve
+from cdcml_lib.workflow.params import ParamError, config_path, section
 
 # The ten error metrics of the paper's tables (lower is better), in the paper's column order.
 PAPER_METRICS = [
@@ -40,10 +41,6 @@ PAPER_ROW = {
 }
 TABLE_TITLE = {"comparison": "Table 3: comparison with the baselines",
                "ablation": "Table 4: ablation of the loss terms"}
-
-
-class MissingRunError(FileNotFoundError):
-    """A run the tables need has not finished (its metrics.json is absent)."""
 
 
 # --- the paper's numbers ------------------------------------------------------------------
@@ -84,61 +81,7 @@ def paper_numbers(table: str, variant: str) -> dict[str, float]:
     return {m: float(hit.iloc[0][m]) for m in PAPER_METRICS}
 
 
-# --- reading run folders ------------------------------------------------------------------
-
-def run_folder(runs_dir: str | Path, variant: str, seed: int) -> Path:
-    """``<runs_dir>/<variant>-s<seed>``, the run folder of docs/ARCHITECTURE.md."""
-    return resolve(runs_dir) / f"{variant}-s{int(seed)}"
-
-
-def _how_to_make(run_dir: Path, variant: str, seed: int) -> str:
-    """The commands that produce a run (runs_dir is ``runs/<config>`` by convention)."""
-    config = run_dir.parent.name
-    try:
-        target = run_dir.resolve().relative_to(repo_root()) / "metrics.json"
-    except ValueError:  # a runs folder outside the repository
-        target = run_dir / "metrics.json"
-    return (f"produce it with `make {target} CONFIG={config}` or `python -m cdcml_lib.workflow.nbrun "
-            f"notebooks/02_train.ipynb --config {config} --variant {variant} --seed {seed}`")
-
-
-def read_metrics(run_dir: str | Path, variant: str = "?", seed: int = 0) -> dict[str, float]:
-    """The ``test`` metrics of one finished run, checked against the metrics.json schema."""
-    run_dir = Path(run_dir)
-    path = run_dir / "metrics.json"
-    if not path.is_file():
-        state = "has not started" if not run_dir.exists() else "has not finished (no metrics.json)"
-        raise MissingRunError(f"run {run_dir} {state}: {_how_to_make(run_dir, variant, seed)}.")
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: not valid JSON ({err}); delete the run folder and train it again.") from err
-    test = data.get("test") if isinstance(data, dict) else None
-    if not isinstance(test, dict):
-        raise ValueError(f"{path}: no 'test' block; expected "
-                         f"{{'schema': 1, 'best_epoch', 'val': {{...}}, 'test': {{...}}}}.")
-    out = {}
-    for m in METRICS:
-        if m not in test:
-            raise ValueError(f"{path}: 'test' has no '{m}' (keys: {sorted(test)}); the run was made by an "
-                             f"older trainer: train it again.")
-        value = test[m]
-        if not isinstance(value, (int, float)) or isinstance(value, bool):
-            raise ValueError(f"{path}: test.{m} = {value!r} is not a number.")
-        out[m] = float(value)
-    return out
-
-
-def read_run_info(run_dir: str | Path) -> dict:
-    """``run.json`` of a run (wall_s, device, torch...), or {} when absent."""
-    path = Path(run_dir) / "run.json"
-    if not path.is_file():
-        return {}
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: not valid JSON ({err}).") from err
-
+# --- reading run folders (cdcml_lib.runs.folder owns their files) ---------------------------
 
 def gather_runs(runs_dir: str | Path, variants: list[str], seeds: list[int]) -> pd.DataFrame:
     """One row per (variant, seed): the test metrics, ``wall_s`` and ``device`` from run.json.
@@ -151,7 +94,7 @@ def gather_runs(runs_dir: str | Path, variants: list[str], seeds: list[int]) -> 
         for seed in seeds:
             folder = run_folder(runs_dir, variant, seed)
             try:
-                metrics = read_metrics(folder, variant, seed)
+                metrics = read_test_metrics(folder, METRICS, variant, seed)
             except MissingRunError as err:
                 missing.append(str(err))
                 continue
@@ -328,7 +271,6 @@ def plot_table(table: pd.DataFrame, name: str, reports_dir: str | Path) -> list[
 
 def load_study(config: str) -> dict:
     """The ``study`` section of ``params/<config>.yaml`` (seeds, comparison, ablation), checked."""
-    from cdcml_lib.workflow.params import ParamError, config_path, section
 
     study = section(config, "study")
     for key, kind in (("seeds", int), ("comparison", str), ("ablation", str)):

@@ -26,6 +26,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from cdcml_lib.data.dataset import open_dataset
+from cdcml_lib.workflow.paths import resolve
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 MUSIC_ARRAYS = ("music_features", "log_spectrogram")
@@ -34,9 +37,6 @@ MUSIC_ARRAYS = ("music_features", "log_spectrogram")
 def open_folder(folder):
     """A DatasetFolder from a path (``dataset.open_dataset``) or one already opened."""
     if isinstance(folder, (str, Path)):
-        from cdcml_lib.data.dataset import open_dataset
-        from cdcml_lib.workflow.paths import resolve
-
         return open_dataset(resolve(folder))
     return folder
 

@@ -26,7 +26,6 @@ CLI: ``python -m cdcml_lib.runs.train --config NAME --variant VARIANT --seed S [
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import random
@@ -39,13 +38,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from tqdm.auto import tqdm
 
 from cdcml_lib.runs import distributed
 from cdcml_lib.runs.loader import ItemDataset, PairDataset, RowStandardiser, fit_music_standardiser, image_to_tensor, open_folder
 from cdcml_lib.losses import build_loss
 from cdcml_lib.metrics import all_metrics
 from cdcml_lib.nets import build_model, music_input
-from cdcml_lib.workflow.paths import atomic_path, atomic_write_text, repo_root, resolve
+from cdcml_lib.runs import folder as run_folder
+from cdcml_lib.runs.folder import RunFolderError  # noqa: F401 - raised here, part of this API
+from cdcml_lib.workflow.paths import atomic_path, repo_root, resolve
+from cdcml_lib.workflow.params import train_params
 
 # Keys every train parameter set has (params/<config>.yaml, section train, + a variant file).
 REQUIRED_KEYS = ("data_dir", "run_dir", "model", "seed", "epochs", "batch_size", "lr", "lr_step",
@@ -58,10 +61,6 @@ OPTIONAL_KEYS = ("num_threads", "w_sim_mse", "w_cfr", "w_cfm", "w_va_mse", "w_sf
 # resumes. (nproc, the processes a notebook launches, changes only dropout draws and rounding.)
 OPERATIONAL_KEYS = ("num_workers", "num_threads", "nproc")
 EVAL_BATCH = 256
-
-
-class RunFolderError(RuntimeError):
-    """A run folder that cannot be used for these parameters."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -131,28 +130,9 @@ def restore_rng_states(states: dict, sampler_gen: torch.Generator, loss_gen: tor
         torch.cuda.set_rng_state_all(states["cuda"])
 
 
-def _jsonable(params: dict) -> dict:
-    return json.loads(json.dumps(params))
-
-
 def prepare_run_dir(run_dir: Path, params: dict) -> str:
-    """``new``, ``resume`` or ``finished``; an error when the folder belongs to other parameters."""
-    if not run_dir.exists() or not any(run_dir.iterdir()):
-        return "new"
-    saved_path = run_dir / "params.json"
-    if not saved_path.is_file():
-        raise RunFolderError(f"{run_dir} exists and is not a run folder (no params.json); "
-                             f"pick a new run_dir or delete the folder")
-    saved = json.loads(saved_path.read_text())
-    mine = _jsonable(params)
-    differ = sorted(k for k in set(saved) | set(mine)
-                    if k not in OPERATIONAL_KEYS and saved.get(k, "<absent>") != mine.get(k, "<absent>"))
-    if differ:
-        detail = ", ".join(f"{k}: {saved.get(k, '<absent>')!r} -> {mine.get(k, '<absent>')!r}"
-                           for k in differ)
-        raise RunFolderError(f"{run_dir} holds a run with other parameters ({detail}); a run is "
-                             f"never overwritten: pick a new run_dir or delete the folder")
-    return "finished" if (run_dir / "metrics.json").is_file() else "resume"
+    """``new``, ``resume`` or ``finished`` (:func:`cdcml_lib.runs.folder.prepare`)."""
+    return run_folder.prepare(run_dir, params, OPERATIONAL_KEYS)
 
 
 def progress_enabled() -> bool:
@@ -294,6 +274,12 @@ def train_run(params: dict, stop_after_epochs: int | None = None, progress: bool
     ctx, device_name = distributed.init(str(params["device"]))
     try:
         return _train_run(params, ctx, device_name, stop_after_epochs, progress)
+    except Exception as err:
+        # A crashed run says so in run.json ("failed", with the error), never "running".
+        run_dir = resolve(params["run_dir"])
+        if ctx.is_main and (run_dir / run_folder.PARAMS).is_file() and not run_folder.is_finished(run_dir):
+            run_folder.mark_failed(run_dir, err)
+        raise
     finally:
         if owns_group and ctx.enabled:
             distributed.shutdown()
@@ -313,12 +299,71 @@ def on_main(ctx, fn):
     return result
 
 
+def _autocast_for(device: torch.device):
+    """Mixed precision on CUDA (fp16 autocast), none on the CPU: a factory of context managers."""
+    if device.type == "cuda":
+        return lambda: torch.autocast("cuda", dtype=torch.float16)
+    return lambda: torch.autocast("cpu", enabled=False)
+
+
+def build_run_model(params: dict, sigma: float, ctx, device: torch.device, seed: int):
+    """The variant's model on ``device``: SyncBatchNorm and per-rank dropout streams under DDP,
+    channels-last on CUDA."""
+    model = build_model(params, sigma)
+    if ctx.enabled:
+        model = distributed.convert_sync_batchnorm(model, ctx, device)
+        if ctx.rank > 0:  # own dropout masks; rank 0 keeps the one-process stream
+            torch.manual_seed(seed + distributed.RANK_SEED_STRIDE * ctx.rank)
+    model = model.to(device)
+    if device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    return model
+
+
+def build_train_loader(train_set, batch_size: int, workers: int, seed: int, ctx, sampler_gen,
+                       cuda: bool):
+    """The training batches: a seeded random order, the same global batches on every DDP rank."""
+    # A last batch of one pair would break BatchNorm: drop it only then.
+    batches = torch.utils.data.BatchSampler(
+        torch.utils.data.RandomSampler(train_set, generator=sampler_gen), batch_size,
+        drop_last=len(train_set) % batch_size == 1)
+    if ctx.enabled:  # every rank: the same global batches, its own slice of each
+        batches = distributed.RankSlices(batches, ctx.rank, ctx.world_size)
+    # The loader gets its own generator: each new iterator draws a worker seed from it, not from
+    # the global stream that dropout uses, so num_workers (and a resume) leave results unchanged.
+    return torch.utils.data.DataLoader(train_set, sampler=batches, batch_size=None,
+                                       num_workers=workers, pin_memory=cuda,
+                                       persistent_workers=workers > 0,
+                                       generator=torch.Generator().manual_seed(seed + 2))
+
+
+def build_optimiser(model, params: dict):
+    """SGD with momentum and a step decay of the learning rate (paper section 6.1.3)."""
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimiser = torch.optim.SGD(trainable, lr=float(params["lr"]), momentum=float(params["momentum"]),
+                                weight_decay=float(params["weight_decay"]))
+    scheduler = torch.optim.lr_scheduler.StepLR(optimiser, step_size=int(params["lr_step"]),
+                                                gamma=float(params["lr_gamma"]))
+    return optimiser, scheduler
+
+
+def new_run_info(model, device: torch.device, ctx) -> dict:
+    """The first ``run.json``: where and with what the run trains."""
+    cuda = device.type == "cuda"
+    return {"status": "running", "commit": git_commit(), "device": str(device),
+            "device_name": torch.cuda.get_device_name(device) if cuda else "cpu",
+            "torch": torch.__version__, "threads": torch.get_num_threads(),
+            "world_size": ctx.world_size,
+            "start": time.strftime("%Y-%m-%dT%H:%M:%S"), "end": None, "wall_s": 0.0,
+            "epochs_done": 0, **getattr(model, "notes", {})}
+
+
 def _train_run(params: dict, ctx, device_name: str, stop_after_epochs, progress):
     distributed.local_batch_size(int(params["batch_size"]), ctx.world_size)  # before any file
     run_dir = resolve(params["run_dir"])
     state = on_main(ctx, lambda: prepare_run_dir(run_dir, params))
     if state == "finished":
-        return on_main(ctx, lambda: json.loads((run_dir / "metrics.json").read_text()))
+        return on_main(ctx, lambda: run_folder.read_metrics(run_dir))
     main = ctx.is_main  # only rank 0 writes the run folder
     if main:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -328,19 +373,11 @@ def _train_run(params: dict, ctx, device_name: str, stop_after_epochs, progress)
     set_determinism(seed, int(params.get("num_threads", 0) or 0))
     device = pick_device(device_name)
     cuda = device.type == "cuda"
-    autocast = (lambda: torch.autocast("cuda", dtype=torch.float16)) if cuda else \
-        (lambda: torch.autocast("cpu", enabled=False))
+    autocast = _autocast_for(device)
 
     folder = open_folder(params["data_dir"])
     sigma = float(folder.stats["sigma"])
-    model = build_model(params, sigma)
-    if ctx.enabled:
-        model = distributed.convert_sync_batchnorm(model, ctx, device)
-        if ctx.rank > 0:  # own dropout masks; rank 0 keeps the one-process stream
-            torch.manual_seed(seed + distributed.RANK_SEED_STRIDE * ctx.rank)
-    model = model.to(device)
-    if cuda:
-        model = model.to(memory_format=torch.channels_last)
+    model = build_run_model(params, sigma, ctx, device, seed)
     loss_fn = build_loss(params, sigma)
     m_input = music_input(params["model"])
     standardiser = fit_music_standardiser(folder, m_input)
@@ -350,38 +387,15 @@ def _train_run(params: dict, ctx, device_name: str, stop_after_epochs, progress)
     if len(train_set) < 2:
         raise ValueError(f"{params['data_dir']}: pairs_train.txt has {len(train_set)} pairs; "
                          f"training needs at least 2")
-
     sampler_gen = torch.Generator().manual_seed(seed)
     loss_gen = torch.Generator().manual_seed(seed + 1)
-    batch_size = int(params["batch_size"])
-    # A last batch of one pair would break BatchNorm: drop it only then.
-    batches = torch.utils.data.BatchSampler(
-        torch.utils.data.RandomSampler(train_set, generator=sampler_gen), batch_size,
-        drop_last=len(train_set) % batch_size == 1)
-    if ctx.enabled:  # every rank: the same global batches, its own slice of each
-        batches = distributed.RankSlices(batches, ctx.rank, ctx.world_size)
-    workers = int(params["num_workers"])
-    # The loader gets its own generator: each new iterator draws a worker seed from it, not from
-    # the global stream that dropout uses, so num_workers (and a resume) leave results unchanged.
-    loader = torch.utils.data.DataLoader(train_set, sampler=batches, batch_size=None,
-                                         num_workers=workers, pin_memory=cuda,
-                                         persistent_workers=workers > 0,
-                                         generator=torch.Generator().manual_seed(seed + 2))
-
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    optimiser = torch.optim.SGD(trainable, lr=float(params["lr"]), momentum=float(params["momentum"]),
-                                weight_decay=float(params["weight_decay"]))
-    scheduler = torch.optim.lr_scheduler.StepLR(optimiser, step_size=int(params["lr_step"]),
-                                                gamma=float(params["lr_gamma"]))
+    loader = build_train_loader(train_set, int(params["batch_size"]), int(params["num_workers"]),
+                                seed, ctx, sampler_gen, cuda)
+    optimiser, scheduler = build_optimiser(model, params)
     scaler = torch.amp.GradScaler("cuda", enabled=cuda)
 
-    ckpt_path = run_dir / "checkpoint.pt"
-    run_info = {"status": "running", "commit": git_commit(), "device": str(device),
-                "device_name": torch.cuda.get_device_name(device) if cuda else "cpu",
-                "torch": torch.__version__, "threads": torch.get_num_threads(),
-                "world_size": ctx.world_size,
-                "start": time.strftime("%Y-%m-%dT%H:%M:%S"), "end": None, "wall_s": 0.0,
-                "epochs_done": 0, **getattr(model, "notes", {})}
+    ckpt_path = run_dir / run_folder.CHECKPOINT
+    run_info = new_run_info(model, device, ctx)
     curves: list[dict] = []
     best = {"epoch": 0, "sim_mse": float("inf"), "val": {}}
     start_epoch = 0
@@ -400,9 +414,9 @@ def _train_run(params: dict, ctx, device_name: str, stop_after_epochs, progress)
             run_info = {**ckpt["run_info"], "resumed": ckpt["run_info"].get("resumed", 0) + 1,
                         "world_size": ctx.world_size}
     elif main:
-        atomic_write_text(run_dir / "params.json", json.dumps(_jsonable(params), indent=2))
+        run_folder.write_params(run_dir, params)
     if main:
-        atomic_write_text(run_dir / "run.json", json.dumps(run_info, indent=2))
+        run_folder.write_run_info(run_dir, run_info)
     wall_before = float(run_info["wall_s"])
     trained = model
     if ctx.enabled:
@@ -411,8 +425,6 @@ def _train_run(params: dict, ctx, device_name: str, stop_after_epochs, progress)
 
     epochs = int(params["epochs"])
     show = main and (progress_enabled() if progress is None else progress)
-    from tqdm.auto import tqdm
-
     bar = tqdm(total=epochs, initial=start_epoch, desc=run_dir.name, disable=not show, unit="epoch")
     for epoch in range(start_epoch, epochs):
         lr = optimiser.param_groups[0]["lr"]
@@ -422,14 +434,13 @@ def _train_run(params: dict, ctx, device_name: str, stop_after_epochs, progress)
         rank_rng = distributed.gather_objects(rank_rng_state(), ctx) if ctx.enabled else None
         if main:
             val = evaluate(model, folder, "val", standardiser, params, device, autocast).metrics
-            row = {"epoch": epoch + 1, "lr": lr, **{f"loss_{k}": v for k, v in losses.items()},
-                   **{f"val_{k}": v for k, v in val.items()}}
-            curves.append(row)
+            curves.append({"epoch": epoch + 1, "lr": lr, **{f"loss_{k}": v for k, v in losses.items()},
+                           **{f"val_{k}": v for k, v in val.items()}})
             if val["sim_mse"] < best["sim_mse"]:
                 best = {"epoch": epoch + 1, "sim_mse": val["sim_mse"], "val": val}
                 atomic_save({"model": model.state_dict(), "standardiser": standardiser.state_dict(),
-                             "sigma": sigma, "epoch": epoch + 1, "params": _jsonable(params)},
-                            run_dir / "best.pt")
+                             "sigma": sigma, "epoch": epoch + 1, "params": run_folder._jsonable(params)},
+                            run_dir / run_folder.BEST)
             run_info.update(epochs_done=epoch + 1, wall_s=wall_before + time.time() - t_start)
             rng = rng_states(sampler_gen, loss_gen)
             if rank_rng is not None:
@@ -438,8 +449,8 @@ def _train_run(params: dict, ctx, device_name: str, stop_after_epochs, progress)
                          "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
                          "rng": rng, "epoch": epoch + 1,
                          "curves": curves, "best": best, "run_info": run_info}, ckpt_path)
-            write_curves(run_dir / "curves.csv", curves)
-            atomic_write_text(run_dir / "run.json", json.dumps(run_info, indent=2))
+            run_folder.write_curves(run_dir, curves)
+            run_folder.write_run_info(run_dir, run_info)
             bar.update(1)
             bar.set_postfix(loss=f"{losses['total']:.4f}", val_sim_mse=f"{val['sim_mse']:.4f}")
         if stop_after_epochs is not None and epoch + 1 >= stop_after_epochs and epoch + 1 < epochs:
@@ -473,40 +484,31 @@ def restore_rank_rng_state(states: dict, ctx, seed: int, epoch: int) -> None:
         torch.manual_seed(seed + distributed.RANK_SEED_STRIDE * ctx.rank + epoch)
 
 
-def write_curves(path: Path, curves: list[dict]) -> None:
-    columns: list[str] = []
-    for row in curves:
-        columns += [k for k in row if k not in columns]
-    with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=columns)
-        writer.writeheader(); writer.writerows(curves)
-
-
 def finish_run(run_dir, model, folder, standardiser, params, device, autocast, best, run_info,
                wall_before, t_start) -> dict:
     """Test the best model; write predictions, embeddings, run.json and metrics.json LAST."""
-    if not (run_dir / "best.pt").is_file():
-        raise RuntimeError(f"{run_dir}: no best.pt (validation sim_mse was never finite); "
-                           f"check the data and the learning rate")
-    state = torch.load(run_dir / "best.pt", map_location=device, weights_only=False)
+    best_path = run_dir / run_folder.BEST
+    if not best_path.is_file():
+        raise RuntimeError(f"{run_dir}: no {run_folder.BEST}: the validation sim_mse was never finite "
+                           f"(the loss diverged); lower lr in the train section")
+    state = torch.load(best_path, map_location=device, weights_only=False)
     model.load_state_dict(state["model"])
     test = evaluate(model, folder, "test", standardiser, params, device, autocast)
-    test.predictions.to_csv(run_dir / "predictions_test.csv", index=False)
+    run_folder.write_predictions(run_dir, test.predictions)
     img, mus = test.items["image"], test.items["music"]
-    tmp = run_dir / "embeddings_test.tmp.npz"
-    np.savez(tmp, ids=np.concatenate([img["ids"], mus["ids"]]),
-             modality=np.array(["image"] * len(img["ids"]) + ["music"] * len(mus["ids"])),
-             valence=np.concatenate([img["y"][:, 0], mus["y"][:, 0]]),
-             arousal=np.concatenate([img["y"][:, 1], mus["y"][:, 1]]),
-             pred_valence=np.concatenate([img["va"][:, 0], mus["va"][:, 0]]),
-             pred_arousal=np.concatenate([img["va"][:, 1], mus["va"][:, 1]]),
-             embedding=np.concatenate([img["f"], mus["f"]]).astype(np.float32))
-    os.replace(tmp, run_dir / "embeddings_test.npz")
+    run_folder.write_embeddings(
+        run_dir, ids=np.concatenate([img["ids"], mus["ids"]]),
+        modality=np.array(["image"] * len(img["ids"]) + ["music"] * len(mus["ids"])),
+        valence=np.concatenate([img["y"][:, 0], mus["y"][:, 0]]),
+        arousal=np.concatenate([img["y"][:, 1], mus["y"][:, 1]]),
+        pred_valence=np.concatenate([img["va"][:, 0], mus["va"][:, 0]]),
+        pred_arousal=np.concatenate([img["va"][:, 1], mus["va"][:, 1]]),
+        embedding=np.concatenate([img["f"], mus["f"]]).astype(np.float32))
     run_info.update(status="finished", end=time.strftime("%Y-%m-%dT%H:%M:%S"),
                     wall_s=wall_before + time.time() - t_start)
-    atomic_write_text(run_dir / "run.json", json.dumps(run_info, indent=2))
+    run_folder.write_run_info(run_dir, run_info)
     metrics = {"schema": 1, "best_epoch": int(best["epoch"]), "val": best["val"], "test": test.metrics}
-    atomic_write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2))
+    run_folder.write_metrics(run_dir, metrics)
     return metrics
 
 
@@ -552,11 +554,11 @@ class TrainedModel:
 def load_trained(run_dir, device: str = "cpu") -> TrainedModel:
     """The best model of a finished run folder, in eval mode."""
     run_dir = resolve(run_dir)
-    if not (run_dir / "best.pt").is_file():
-        raise FileNotFoundError(f"{run_dir}: no best.pt; train the run first "
-                                f"(python -m cdcml_lib.runs.train ... or notebooks/02_train)")
-    state = torch.load(run_dir / "best.pt", map_location=device, weights_only=False)
-    params = json.loads((run_dir / "params.json").read_text())
+    if not (run_dir / run_folder.BEST).is_file():
+        raise FileNotFoundError(f"{run_dir}: no {run_folder.BEST}; train the run first "
+                                f"(make train MODEL=<variant>, or notebooks/02_train)")
+    state = torch.load(run_dir / run_folder.BEST, map_location=device, weights_only=False)
+    params = run_folder.read_params(run_dir)
     model = build_model(params, state["sigma"])
     model.load_state_dict(state["model"])
     model.to(device)
@@ -566,7 +568,6 @@ def load_trained(run_dir, device: str = "cpu") -> TrainedModel:
 
 # --------------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
-    from cdcml_lib.workflow.params import train_params
 
     parser = argparse.ArgumentParser(prog="python -m cdcml_lib.runs.train", description=__doc__.split("\n")[0])
     parser.add_argument("--config", help="params/<config>.yaml (its train section)")

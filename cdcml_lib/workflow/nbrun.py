@@ -1,7 +1,7 @@
 """Run one notebook of the study with papermill, after checking its parameters.
 
     python -m cdcml_lib.workflow.nbrun notebooks/01_dataset.ipynb --config default
-    python -m cdcml_lib.workflow.nbrun notebooks/02_train.ipynb --config default --variant cdcml --seed 0
+    python -m cdcml_lib.workflow.nbrun notebooks/02_train.ipynb --config default --variant cdcml --seeds 0 1 2
     python -m cdcml_lib.workflow.nbrun notebooks/03_tables.ipynb --config smoke -p k_sigma=3
 
 What it guarantees, so that Make can trust its outputs:
@@ -28,13 +28,21 @@ from cdcml_lib.workflow.paths import atomic_write_text, repo_root, reports_dir, 
 KERNEL = "cdcml"
 
 
-def parameters_for(notebook: Path, config: str, variant: str | None, seed: int | None) -> dict:
-    """The parameter set a study notebook gets for ``config`` (before command-line overrides)."""
+def parameters_for(notebook: Path, config: str, variant: str | None, seeds: list[int] | None) -> dict:
+    """The parameter set a study notebook gets for ``config`` (before command-line overrides).
+
+    02_train trains one variant for several seeds in one kernel: it gets the variant's train
+    parameters (without ``seed`` and ``run_dir``), the seeds (default: the study's) and the runs
+    folder, and makes ``<runs_dir>/<variant>-s<seed>`` for each seed.
+    """
     stem = notebook.stem
     if stem.startswith("01_dataset"):
         return P.section(config, "dataset")
     if stem.startswith("02_train"):
-        return P.train_params(config, variant or "cdcml", 0 if seed is None else seed)
+        variant = variant or "cdcml"
+        return {**P.variant_params(config, variant), "variant": variant,
+                "seeds": list(P.study_seeds(config) if seeds is None else seeds),
+                "runs_dir": f"runs/{config}"}
     if stem.startswith("03_tables"):
         return {"config": config, "runs_dir": f"runs/{config}", "reports_dir": str(reports_dir(config))}
     if stem.startswith("04_embeddings"):
@@ -44,11 +52,9 @@ def parameters_for(notebook: Path, config: str, variant: str | None, seed: int |
     return {}
 
 
-def step_name(notebook: Path, variant: str | None, seed: int | None) -> str:
-    name = notebook.stem
-    if variant is not None:
-        name += f"-{P.run_name(variant, 0 if seed is None else seed)}"
-    return name
+def step_name(notebook: Path, variant: str | None) -> str:
+    """``02_train-<variant>`` for a variant's training notebook, else the notebook's stem."""
+    return notebook.stem + (f"-{variant}" if variant is not None else "")
 
 
 def write_timing(config: str, step: str, wall_s: float) -> Path:
@@ -68,12 +74,12 @@ def export_html(executed: Path, html: Path) -> None:
 
 
 def run_notebook(notebook: Path, config: str, out: Path, variant: str | None = None,
-                 seed: int | None = None, overrides: dict | None = None, html: bool = True) -> dict:
+                 seeds: list[int] | None = None, overrides: dict | None = None, html: bool = True) -> dict:
     """Check the parameters, execute ``notebook`` into ``out`` atomically; return the parameters."""
     import papermill as pm
 
     notebook = resolve(notebook)
-    given = parameters_for(notebook, config, variant, seed)
+    given = parameters_for(notebook, config, variant, seeds)
     given.update(overrides or {})
     source = f"parameters of {notebook.name} from params/{config}.yaml" + (
         f" + params/variants/{variant}.yaml" if variant else "") + (" + command line" if overrides else "")
@@ -101,7 +107,7 @@ def run_notebook(notebook: Path, config: str, out: Path, variant: str | None = N
         except Exception as err:  # noqa: BLE001
             print(f"warning: no HTML copy of {out.name} ({err})", file=sys.stderr)
     os.replace(partial, out)  # last: the executed notebook's presence means the step finished
-    write_timing(config, step_name(notebook, variant, seed), wall)
+    write_timing(config, step_name(notebook, variant), wall)
     return full
 
 
@@ -111,7 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("notebook")
     parser.add_argument("--config", default="default")
     parser.add_argument("--variant")
-    parser.add_argument("--seed", type=int)
+    parser.add_argument("--seeds", type=int, nargs="+",
+                        help="02_train: the seeds to train (default: the study section's seeds)")
     parser.add_argument("--out", help="executed notebook (default <reports>/notebooks/<step>.ipynb)")
     parser.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE",
                         help="override one parameter (value read as YAML)")
@@ -126,9 +133,9 @@ def main(argv: list[str] | None = None) -> int:
         overrides[key] = P.parse_cli_value(value)
     notebook = Path(args.notebook)
     out = Path(args.out) if args.out else (
-        reports_dir(args.config) / "notebooks" / f"{step_name(notebook, args.variant, args.seed)}.ipynb")
+        reports_dir(args.config) / "notebooks" / f"{step_name(notebook, args.variant)}.ipynb")
     try:
-        run_notebook(notebook, args.config, out, args.variant, args.seed, overrides, html=not args.no_html)
+        run_notebook(notebook, args.config, out, args.variant, args.seeds, overrides, html=not args.no_html)
     except P.ParamError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

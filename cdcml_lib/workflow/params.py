@@ -91,8 +91,8 @@ def run_name(variant: str, seed: int) -> str:
     return f"{variant}-s{seed}"
 
 
-def train_params(config: str, variant: str, seed: int, run_dir: str | None = None) -> dict:
-    """The parameters of one training run: the config's ``train`` section, then the variant.
+def variant_params(config: str, variant: str) -> dict:
+    """The train parameters of one variant: the config's ``train`` section, then the variant file.
 
     A variant may only set keys the ``train`` section already has, so a typo in a variant file
     is caught here rather than silently ignored.
@@ -102,19 +102,31 @@ def train_params(config: str, variant: str, seed: int, run_dir: str | None = Non
     for key in over:
         if key not in base:
             raise ParamError(_unknown_message(key, variant_path(variant), base, "key"))
-    merged = {**base, **over, "seed": int(seed)}
+    # seed and run_dir belong to one run, not to a variant: train_params sets them per seed
+    return {k: v for k, v in {**base, **over}.items() if k not in ("seed", "run_dir")}
+
+
+def train_params(config: str, variant: str, seed: int, run_dir: str | None = None) -> dict:
+    """The parameters of one training run: :func:`variant_params` with its seed and run folder."""
+    merged = {**variant_params(config, variant), "seed": int(seed)}
     merged["run_dir"] = run_dir or f"runs/{config}/{run_name(variant, seed)}"
     return merged
 
 
+def study_variants(config: str) -> list[str]:
+    """Every variant the tables of ``config`` need (Table 3 rows, then Table 4 rows), each once."""
+    study = section(config, "study")
+    return list(dict.fromkeys(list(study.get("comparison", [])) + list(study.get("ablation", []))))
+
+
+def study_seeds(config: str) -> list[int]:
+    """The seeds every variant of ``config``'s study is trained with."""
+    return [int(s) for s in section(config, "study").get("seeds", [0])]
+
+
 def study_runs(config: str) -> list[tuple[str, int]]:
     """Every (variant, seed) the tables of ``config`` need, each once."""
-    study = section(config, "study")
-    variants: list[str] = []
-    for v in list(study.get("comparison", [])) + list(study.get("ablation", [])):
-        if v not in variants:
-            variants.append(v)
-    return [(v, int(s)) for v in variants for s in study.get("seeds", [0])]
+    return [(v, s) for v in study_variants(config) for s in study_seeds(config)]
 
 
 # --- checking a parameter set against a notebook's parameters cell -------------------------
@@ -187,6 +199,10 @@ def _main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("study-runs", help="print the run names the tables of CONFIG need")
     p.add_argument("config")
+    p = sub.add_parser("study-variants", help="print the variants of CONFIG's study")
+    p.add_argument("config")
+    p = sub.add_parser("study-seeds", help="print the seeds of CONFIG's study")
+    p.add_argument("config")
     p = sub.add_parser("stamp", help="write DIR/CONFIG-<section>.json for each section whose "
                        "content changed (Make's prerequisites per section)")
     p.add_argument("config")
@@ -194,6 +210,10 @@ def _main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.cmd == "study-runs":
         print(" ".join(run_name(v, s) for v, s in study_runs(args.config)))
+    elif args.cmd == "study-variants":
+        print(" ".join(study_variants(args.config)))
+    elif args.cmd == "study-seeds":
+        print(" ".join(str(s) for s in study_seeds(args.config)))
     elif args.cmd == "stamp":
         for name in write_section_stamps(args.config, Path(args.dir)):
             print(f"parameters changed: {name}")
