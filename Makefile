@@ -40,7 +40,7 @@ EMB_SRC   := $(wildcard cdcml_lib/explore/*.py)
 run_seed    = $(lastword $(subst -s, ,$(1)))
 run_variant = $(patsubst %-s$(call run_seed,$(1)),%,$(1))
 
-.PHONY: help env lock reproduce test lab data train train-ddp tables embeddings report clean clean-all bench
+.PHONY: help env lock reference reproduce test lab data train train-ddp tables embeddings report clean clean-all bench
 
 help: ## List the targets
 	@echo "CDCML research kit (CONFIG=$(CONFIG): params/$(CONFIG).yaml)"
@@ -123,8 +123,9 @@ $(DATASET_NB): $(STAMP)-dataset.json notebooks/01_dataset.ipynb $(DATA_SRC) $(if
 # dataset notebook is order-only: re-running it for its figures alone retrains nothing.
 # LAUNCH prefixes each training step, e.g. LAUNCH="srun --gres=gpu:1 --ntasks=1" with make -j.
 LAUNCH ?=
-# One BLAS/OpenMP thread per training process when JOBS runs them side by side, two otherwise.
-TRAIN_ENV := OMP_NUM_THREADS=$(if $(filter 1,$(JOBS)),2,1)
+# Each run sets its own threads (num_threads of the train section: the determinism policy); the
+# environment only keeps the libraries that run does not set from starting a pool per core.
+TRAIN_ENV := OMP_NUM_THREADS=1
 TRAIN_INPUTS := $(STAMP)-dataset.json $(STAMP)-train.json $(TRAIN_SRC)
 variant_runs = $(foreach s,$(SEEDS),$(RUNS)/$(1)-s$(s)/metrics.json)
 TRAIN_NBS   := $(foreach v,$(VARIANTS),$(NBOUT)/02_train-$(v).ipynb)
@@ -158,17 +159,26 @@ embeddings: $(EMB_NB) ## UMAP of the shared space, the matching gallery and the 
 $(EMB_NB): notebooks/04_embeddings.ipynb $(EMB_SRC) $(STAMP)-embeddings.json $(NBOUT)/02_train-cdcml.ipynb $(NBOUT)/02_train-sim.ipynb | $(ENV_OK)
 	$(NBRUN) notebooks/04_embeddings.ipynb --config $(CONFIG) --out $@
 
+# The last word: the fresh tables and verdicts against the committed reference (reports/reference.json).
+REF_CMP := $(REPORTS)/reference_comparison.md
+$(REF_CMP): $(TABLES_NB) cdcml_lib/results/reference.py $(wildcard $(REPORTS)/reference.json) | $(ENV_OK)
+	$(PY) -m cdcml_lib.results.reference compare --config $(CONFIG)
+
+reference: | $(ENV_OK) ## Make CONFIG's current results the reference later reproductions are compared with
+	$(PY) -m cdcml_lib.results.reference write --config $(CONFIG)
+
 REPORT := $(REPORTS)/REPORT.md
 report: $(REPORT) ## Write REPORT.md (reports/, or reports/<CONFIG>/) from the finished steps
 
-$(REPORT): $(TRAIN_NBS) $(TABLES_NB) $(EMB_NB) $(TABLE_SRC) | $(ENV_OK)
+$(REPORT): $(TRAIN_NBS) $(TABLES_NB) $(EMB_NB) $(REF_CMP) $(TABLE_SRC) | $(ENV_OK)
 	$(PY) -m cdcml_lib.results.report --config $(CONFIG) $(if $(filter default,$(CONFIG)),--readme)
 
 # One study per CONFIG at a time: a second `make reproduce` (a test, another shell) waits for the first.
 reproduce: | $(ENV_OK) ## Run the whole study on CONFIG: dataset, every run, tables, embeddings, report
 	@mkdir -p .make; start=$$(date +%s); \
 	flock .make/reproduce-$(CONFIG).lock $(MAKE) --no-print-directory -j$(JOBS) $(REPORT) CONFIG=$(CONFIG) && \
-	echo "reproduce ($(CONFIG)) done in $$(( $$(date +%s) - start )) s: see $(REPORT)"
+	echo "reproduce ($(CONFIG)) done in $$(( $$(date +%s) - start )) s: see $(REPORT)" && \
+	$(PY) -m cdcml_lib.results.reference headline --config $(CONFIG)
 
 # --- tests, tools, cleaning ----------------------------------------------------------------
 test: | $(ENV_OK) ## Run the unit tests, the notebooks under nbval and the smoke study

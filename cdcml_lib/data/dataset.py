@@ -345,58 +345,118 @@ def table1(items: pd.DataFrame, pairs: dict) -> dict:
 # Build
 # ---------------------------------------------------------------------------------------------
 
-def build_dataset(progress: bool = False, chunk_size: int = 256, **params) -> "DatasetFolder":
-    """Build ``out_dir`` from the ``dataset:`` section of params/<config>.yaml; return it opened.
+@dataclass
+class DatasetBuild:
+    """A dataset folder being built: what each step of the recipe has produced so far.
 
-    ``params`` are exactly that section's keys (see :data:`DATASET_KEYS`, plus the optional
-    :data:`IMEMNET_KEYS` paths for ``corpus: imemnet``). ``chunk_size`` items are rendered or
-    extracted at a time (the unit of resumption). Valid caches are reused.
+    :func:`build_dataset` runs the steps in order; ``notebooks/01_dataset`` calls them one cell at a
+    time and shows what each produced: :func:`start_build`, :func:`load_items` (step 1),
+    :func:`split_items` (2), :func:`score_pairs` (3-5), :func:`cache_inputs` (6),
+    :func:`write_folder` (7).
+    """
+
+    params: dict
+    out_dir: Path
+    timings: dict = field(default_factory=dict)
+    source: Source | None = None
+    items: pd.DataFrame | None = None
+    sigma: float | None = None
+    candidates: pd.DataFrame | None = None
+    pairs: pd.DataFrame | None = None
+    arrays: dict = field(default_factory=dict)
+    started: float = field(default_factory=time.perf_counter)
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.out_dir / "cache"
+
+    def pairs_of(self, split: str) -> pd.DataFrame:
+        return self.pairs[self.pairs.split == split][["music_id", "image_id", "score"]]
+
+    def _need(self, *names: str) -> None:
+        missing = [n for n in names if getattr(self, n) is None]
+        if missing:
+            raise DatasetError(f"dataset build: {', '.join(missing)} not made yet; run the recipe's "
+                               f"steps in order (start_build, load_items, split_items, score_pairs, "
+                               f"cache_inputs, write_folder), or build_dataset for all of them")
+
+
+def start_build(**params) -> DatasetBuild:
+    """Check the ``dataset:`` parameters and open ``out_dir`` for building.
+
+    ``stats.json`` is removed first: it is written last, so the folder reads as unfinished from
+    here until :func:`write_folder` (valid caches are kept and reused).
     """
     p = check_dataset_params(params)
-    t_start = time.perf_counter()
-    timings = {}
     out_dir = resolve(p["out_dir"])
-    cache_dir = out_dir / "cache"
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "stats.json").unlink(missing_ok=True)   # the folder is unfinished from here on
+    (out_dir / "cache").mkdir(parents=True, exist_ok=True)
+    (out_dir / "stats.json").unlink(missing_ok=True)
+    return DatasetBuild(params=p, out_dir=out_dir)
 
-    # 1. items (VA already on [0, 1] per corpus), 2. splits
+
+def load_items(build: DatasetBuild) -> pd.DataFrame:
+    """Step 1: every image and clip of the corpus with its VA label on [0, 1]."""
     t = time.perf_counter()
-    source = embedded_source(p) if p["corpus"] == "embedded" else imemnet_source(p)
-    items = source.items.copy()
+    p = build.params
+    build.source = embedded_source(p) if p["corpus"] == "embedded" else imemnet_source(p)
+    build.items = build.source.items.copy()
+    build.timings["items_s"] = time.perf_counter() - t
+    return build.items
+
+
+def split_items(build: DatasetBuild) -> pd.DataFrame:
+    """Step 2: train / val / test by song (clips) and by image, and each item's cache row."""
+    build._need("items")
+    t = time.perf_counter()
+    p, items = build.params, build.items
     fractions = (p["split_train"], p["split_val"], p["split_test"])
     items["split"] = assign_splits(items, fractions, int(p["seed"]))
     is_img = (items.modality == "image").to_numpy()
     items["row"] = 0
     items.loc[is_img, "row"] = np.arange(is_img.sum())
     items.loc[~is_img, "row"] = np.arange((~is_img).sum())
-    items = items[ITEM_COLUMNS]
-    images, clips = items[is_img], items[~is_img]
-    timings["items_s"] = time.perf_counter() - t
+    build.items = items[ITEM_COLUMNS]
+    build.timings["items_s"] += time.perf_counter() - t
+    return build.items
 
-    # 3. sigma of Eq. 1 over all image-music label pairs, 4. candidates, 5. sampling
+
+def score_pairs(build: DatasetBuild) -> pd.DataFrame:
+    """Steps 3-5: sigma of Eq. 1 over all image-music label pairs, each clip's candidates in its
+    split, and the random fraction of them that is kept."""
+    build._need("items")
+    if "split" not in build.items:
+        split_items(build)
     t = time.perf_counter()
+    p, items = build.params, build.items
+    images, clips = items[items.modality == "image"], items[items.modality == "music"]
     va = ["valence", "arousal"]
-    sigma = matching.mean_label_distance(images[va].to_numpy(), clips[va].to_numpy())
-    candidates = matching.candidate_pairs(clips, images, sigma, n_random=int(p["n_random"]),
-                                          n_top=int(p["n_top"]), n_bottom=int(p["n_bottom"]),
-                                          seed=_sub_seed(p["seed"], 3))
-    pairs = matching.sample_pairs(candidates, float(p["keep_fraction"]), seed=_sub_seed(p["seed"], 4))
-    pairs_by_split = {s: pairs[pairs.split == s][["music_id", "image_id", "score"]] for s in SPLITS}
-    timings["pairs_s"] = time.perf_counter() - t
+    build.sigma = matching.mean_label_distance(images[va].to_numpy(), clips[va].to_numpy())
+    build.candidates = matching.candidate_pairs(clips, images, build.sigma, n_random=int(p["n_random"]),
+                                                n_top=int(p["n_top"]), n_bottom=int(p["n_bottom"]),
+                                                seed=_sub_seed(p["seed"], 3))
+    build.pairs = matching.sample_pairs(build.candidates, float(p["keep_fraction"]),
+                                        seed=_sub_seed(p["seed"], 4))
+    build.timings["pairs_s"] = time.perf_counter() - t
+    return build.pairs
 
-    # 6. caches: images, audio, then features computed from the stored int16 audio
+
+def cache_inputs(build: DatasetBuild, progress: bool = False, chunk_size: int = 256) -> dict:
+    """Step 6: the cached inputs - images, int16 audio, then the 193x87 features and the
+    log-spectrogram computed from the stored audio. ``chunk_size`` items at a time (the unit of
+    resumption); an array whose key (a hash of what made it) is unchanged is reused."""
+    build._need("items")
+    p, items, source = build.params, build.items, build.source
+    images, clips = items[items.modality == "image"], items[items.modality == "music"]
     version = _library_version()
     img_src = _hash_strings(images.id.tolist() + images.path.tolist())
     mus_src = _hash_strings(clips.id.tolist() + clips.path.tolist() + clips.start_s.tolist())
     size = int(p["image_size"])
-    arrays = {}
 
     def make(name, made_by, shape, dtype, produce, chunk):
         t0 = time.perf_counter()
-        path, reused = cached_array(cache_dir, name, made_by, shape, dtype, produce, chunk, progress)
-        timings[f"{name}_s"] = time.perf_counter() - t0
-        arrays[name] = {"file": path.name, "reused": reused}
+        path, reused = cached_array(build.cache_dir, name, made_by, shape, dtype, produce, chunk, progress)
+        build.timings[f"{name}_s"] = time.perf_counter() - t0
+        build.arrays[name] = {"file": path.name, "reused": reused}
         return path
 
     make("images", {"array": "images", "items": img_src, "image_size": size, **source.made_by,
@@ -433,26 +493,38 @@ def build_dataset(progress: bool = False, chunk_size: int = 256, **params) -> "D
          (len(clips), features.LOGSPEC_N_FFT // 2 + 1, features.N_FRAMES), np.float16,
          lambda rows: features.log_spectrogram(np.asarray(audio[rows])), chunk_size)
     del audio
+    return build.arrays
 
-    # 7. the tables, then stats.json last
+
+def write_folder(build: DatasetBuild) -> "DatasetFolder":
+    """Step 7: ``items.csv``, the three pair lists, then ``stats.json`` LAST (its presence means
+    the folder is complete); return the folder opened."""
+    build._need("items", "pairs", "sigma")
+    if set(build.arrays) != set(ARRAYS):
+        raise DatasetError(f"dataset build: cached arrays {sorted(build.arrays)} of {list(ARRAYS)}; "
+                           f"run cache_inputs before write_folder")
+    p, items, out_dir = build.params, build.items, build.out_dir
+    pairs_by_split = {s: build.pairs_of(s) for s in SPLITS}
     atomic_write_text(out_dir / "items.csv", items.to_csv(index=False))
     for s in SPLITS:
         write_pairs(pairs_by_split[s], out_dir / f"pairs_{s}.txt")
-    timings["total_s"] = time.perf_counter() - t_start
+    build.timings["total_s"] = time.perf_counter() - build.started
+    version = _library_version()
+    pairs = build.pairs
     stats = {
         "schema": 1,
         "splits": table1(items, pairs_by_split),
-        "sigma": sigma,
+        "sigma": build.sigma,
         "seed": int(p["seed"]),
         "candidates_per_clip": int(p["n_top"]) + int(p["n_bottom"]) + int(p["n_random"]),
-        "candidates": int(len(candidates)),
+        "candidates": int(len(build.candidates)),
         "score_range": [float(pairs.score.min()), float(pairs.score.max())] if len(pairs) else None,
         "normalisation": ("none: the embedded labels are generated on [0, 1]"
                           if p["corpus"] == "embedded" else
                           "per corpus min-max to [0, 1] (cdcml_lib.data.corpora readers)"),
         "parameters": {k: p[k] for k in DATASET_KEYS + IMEMNET_KEYS},
-        "arrays": arrays,
-        "timings_s": {k: round(v, 3) for k, v in timings.items()},
+        "arrays": build.arrays,
+        "timings_s": {k: round(v, 3) for k, v in build.timings.items()},
         "made_by": {"module": "cdcml_lib.data.dataset.build_dataset", "version": version,
                     "commit": _git_commit(), "python": sys.version.split()[0],
                     "numpy": np.__version__,
@@ -460,6 +532,21 @@ def build_dataset(progress: bool = False, chunk_size: int = 256, **params) -> "D
     }
     atomic_write_text(out_dir / "stats.json", json.dumps(stats, indent=2) + "\n")
     return open_dataset(out_dir)
+
+
+def build_dataset(progress: bool = False, chunk_size: int = 256, **params) -> "DatasetFolder":
+    """Build ``out_dir`` from the ``dataset:`` section of params/<config>.yaml; return it opened.
+
+    ``params`` are exactly that section's keys (see :data:`DATASET_KEYS`, plus the optional
+    :data:`IMEMNET_KEYS` paths for ``corpus: imemnet``): the recipe's steps in order (see
+    :class:`DatasetBuild`). Valid caches are reused.
+    """
+    build = start_build(**params)
+    load_items(build)
+    split_items(build)
+    score_pairs(build)
+    cache_inputs(build, progress=progress, chunk_size=chunk_size)
+    return write_folder(build)
 
 
 # ---------------------------------------------------------------------------------------------

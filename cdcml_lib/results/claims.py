@@ -219,9 +219,9 @@ def _reason(checks: list[Check], verdict: str, rule: Rule) -> str:
     return text
 
 
-def _summary(number: int, checks: list[Check], extra: dict) -> str:
+def _summary(reading: "ClaimReading", checks: list[Check], extra: dict) -> str:
     """A one-line account of the checks: counts, and the metrics that went against the claim."""
-    if number == 8:
+    if reading.judged_on_gains:
         return "; ".join(f"{c.metric} gain: ours {c.estimate:.1%}"
                          + ("" if math.isnan(c.se) else f" (SE {c.se:.1%})")
                          + f", paper {c.paper_estimate:.1%}" for c in checks)
@@ -233,9 +233,8 @@ def _summary(number: int, checks: list[Check], extra: dict) -> str:
     against = [f"{c.metric} (claimed {c.what}; ours the reverse)" for c in checks if c.outcome == CONTRADICTS]
     if against:
         text += ". Against: " + ", ".join(against)
-    if "sim_mse_relative_gain" in extra:
-        g = extra["sim_mse_relative_gain"]
-        text += f". sim_mse gain: ours {g['ours']:.1%}, paper {g['paper']:.1%}"
+    for key, g in extra.items():
+        text += f". {key.removesuffix('_relative_gain')} gain: ours {g['ours']:.1%}, paper {g['paper']:.1%}"
     return text + "."
 
 
@@ -259,89 +258,133 @@ def _reason_gains(checks: list[Check], verdict: str, rule: Rule) -> str:
     return lead + " " + "; ".join(parts) + "."
 
 
-# --- the eight claims --------------------------------------------------------------------
+# --- the eight claims, as data -----------------------------------------------------------
 
-CLAIMS = {
-    1: ("CDCML is best on every metric of Table 3.",
+@dataclass(frozen=True)
+class ClaimReading:
+    """How one claim of the paper is read, as data: which comparisons decide it.
+
+    ``beats``: ``(better, worse, metrics)`` triples, "``better`` beats ``worse`` on each metric",
+    one check per metric (a claim about direction). ``gains``: ``(new, old, metric, paper_gain)``,
+    "``new`` improves ``metric`` over ``old`` by the paper's relative gain", judged by its interval
+    (a claim about magnitude). ``reported_gain``: one such gain shown beside the verdict but not
+    part of it.
+    """
+
+    number: int
+    claim: str
+    reading: str
+    beats: tuple = ()
+    gains: tuple = ()
+    reported_gain: tuple | None = None
+
+    @property
+    def variants(self) -> list[str]:
+        """The variants the study must have trained for this claim to be checked."""
+        pairs = [(a, b) for a, b, _ in self.beats] + [(new, old) for new, old, _, _ in self.gains]
+        return list(dict.fromkeys(v for pair in pairs for v in pair))
+
+    @property
+    def judged_on_gains(self) -> bool:
+        return bool(self.gains) and not self.beats
+
+
+READINGS = (
+    ClaimReading(
+        1, "CDCML is best on every metric of Table 3.",
         "cdcml beats sp_net, l3_net and acp_net on each of the ten error metrics (our extra "
-        "contrastive baseline is shown in the table but is not part of the paper's claim)."),
-    2: ("SP-Net is worst on similarity but better than L3-Net and ACP-Net on single-modal VA.",
+        "contrastive baseline is shown in the table but is not part of the paper's claim).",
+        beats=tuple(("cdcml", b, PAPER_METRICS) for b in ("sp_net", "l3_net", "acp_net"))),
+    ClaimReading(
+        2, "SP-Net is worst on similarity but better than L3-Net and ACP-Net on single-modal VA.",
         "l3_net, acp_net and cdcml beat sp_net on sim_mse and sim_mae; sp_net beats l3_net and "
-        "acp_net on the eight image and music VA metrics."),
-    3: ("ACP-Net beats L3-Net on similarity and music VA; L3-Net beats ACP-Net on image VA.",
-        "acp_net beats l3_net on sim_* and mus_*; l3_net beats acp_net on img_*."),
-    4: ("CFR improves similarity MSE (about 10.8% relative) and also improves VA prediction.",
+        "acp_net on the eight image and music VA metrics.",
+        beats=tuple((b, "sp_net", SIM) for b in ("l3_net", "acp_net", "cdcml"))
+        + tuple(("sp_net", b, VA) for b in ("l3_net", "acp_net"))),
+    ClaimReading(
+        3, "ACP-Net beats L3-Net on similarity and music VA; L3-Net beats ACP-Net on image VA.",
+        "acp_net beats l3_net on sim_* and mus_*; l3_net beats acp_net on img_*.",
+        beats=(("acp_net", "l3_net", SIM + MUS_VA), ("l3_net", "acp_net", IMG_VA))),
+    ClaimReading(
+        4, "CFR improves similarity MSE (about 10.8% relative) and also improves VA prediction.",
         "sim_cfr beats sim on sim_mse and on the eight VA metrics; the relative sim_mse gain is "
-        "reported beside the paper's 10.8% (the verdict rests on the direction)."),
-    5: ("CFM improves further.",
+        "reported beside the paper's 10.8% (the verdict rests on the direction).",
+        beats=(("sim_cfr", "sim", ["sim_mse"] + VA),),
+        reported_gain=("sim_cfr", "sim", "sim_mse", PAPER_GAIN_CFR_SIM_MSE)),
+    ClaimReading(
+        5, "CFM improves further.",
         "sim_cfr_cfm beats sim_cfr on sim_mse and sim_mae (in the paper's Table 4 CFM changes the "
-        "VA metrics by at most 0.004, in both directions, so the claim is read on similarity)."),
-    6: ("Sim + VA (both MSE losses) beats either family alone.",
+        "VA metrics by at most 0.004, in both directions, so the claim is read on similarity).",
+        beats=(("sim_cfr_cfm", "sim_cfr", SIM),)),
+    ClaimReading(
+        6, "Sim + VA (both MSE losses) beats either family alone.",
         "sim_va beats sim (the similarity-MSE-only row) on all ten metrics. Table 4 has no VA-only "
-        "row, so only the Sim side of the claim can be checked from it."),
-    7: ("Adding SFR and the metric losses to Sim + VA gives the best result overall.",
+        "row, so only the Sim side of the claim can be checked from it.",
+        beats=(("sim_va", "sim", PAPER_METRICS),)),
+    ClaimReading(
+        7, "Adding SFR and the metric losses to Sim + VA gives the best result overall.",
         "cdcml beats every other ablation row (sim, sim_cfr, sim_cfr_cfm, sim_va) on each of the "
-        "ten error metrics."),
-    8: ("Relative gains of CDCML over ACP-Net: 22.1% similarity MSE, 5.4% similarity MAE.",
+        "ten error metrics.",
+        beats=tuple(("cdcml", b, PAPER_METRICS) for b in ("sim", "sim_cfr", "sim_cfr_cfm", "sim_va"))),
+    ClaimReading(
+        8, "Relative gains of CDCML over ACP-Net: 22.1% similarity MSE, 5.4% similarity MAE.",
         "the relative gain (acp_net - cdcml) / acp_net on sim_mse and sim_mae, with a "
-        "delta-method SE, must be compatible with the paper's 22.1% and 5.4% and exclude 0."),
-}
-
-# Claims 1-7 as (better, worse, metrics) triples.
-PAIRWISE = {
-    1: [("cdcml", b, PAPER_METRICS) for b in ("sp_net", "l3_net", "acp_net")],
-    2: [(b, "sp_net", SIM) for b in ("l3_net", "acp_net", "cdcml")]
-       + [("sp_net", b, VA) for b in ("l3_net", "acp_net")],
-    3: [("acp_net", "l3_net", SIM + MUS_VA), ("l3_net", "acp_net", IMG_VA)],
-    4: [("sim_cfr", "sim", ["sim_mse"] + VA)],
-    5: [("sim_cfr_cfm", "sim_cfr", SIM)],
-    6: [("sim_va", "sim", PAPER_METRICS)],
-    7: [("cdcml", b, PAPER_METRICS) for b in ("sim", "sim_cfr", "sim_cfr_cfm", "sim_va")],
-}
+        "delta-method SE, must be compatible with the paper's 22.1% and 5.4% and exclude 0.",
+        gains=tuple(("cdcml", "acp_net", m, g) for m, g in PAPER_GAIN_CDCML_OVER_ACP.items())),
+)
+CLAIMS = {r.number: r for r in READINGS}
 
 
-def _needed(number: int) -> list[str]:
-    if number == 8:
-        return ["cdcml", "acp_net"]
-    return list(dict.fromkeys(v for a, b, _ in PAIRWISE[number] for v in (a, b)))
+def readings_table() -> pd.DataFrame:
+    """Every check behind every claim, one row each: what the notebook shows before judging."""
+    rows = []
+    for r in READINGS:
+        rows += [{"claim": r.number, "kind": "direction", "check": f"{a} beats {b}", "metrics": ", ".join(ms)}
+                 for a, b, ms in r.beats]
+        rows += [{"claim": r.number, "kind": "magnitude",
+                  "check": f"relative gain of {new} over {old} = paper's {g:.1%}", "metrics": m}
+                 for new, old, m, g in r.gains]
+        if r.reported_gain:
+            new, old, m, g = r.reported_gain
+            rows.append({"claim": r.number, "kind": "reported only",
+                         "check": f"relative gain of {new} over {old} beside paper's {g:.1%}", "metrics": m})
+    return pd.DataFrame(rows)
 
 
 def check_claim(number: int, per_seed: pd.DataFrame | Samples, rule: Rule | None = None) -> Claim:
     """Judge claim ``number`` (1-8) on the per-seed test metrics (``tables.gather_runs``)."""
     rule = rule or Rule()
-    text, reading = CLAIMS[number]
+    reading = CLAIMS[number]
     samples = samples_of(per_seed)
     have = {v for v, _ in samples}
-    missing = [v for v in _needed(number) if v not in have]
+    missing = [v for v in reading.variants if v not in have]
     if missing:
-        return Claim(number, text, reading, NOT_CHECKED,
+        return Claim(number, reading.claim, reading.reading, NOT_CHECKED,
                      f"the study has no runs of {', '.join(missing)} (add them to study: in params).")
+    checks = [improvement_check(samples, a, b, m, rule) for a, b, metrics in reading.beats for m in metrics]
+    checks += [relative_gain_check(samples, new, old, m, g, rule) for new, old, m, g in reading.gains]
     extra = {}
-    if number == 8:
-        checks = [relative_gain_check(samples, "cdcml", "acp_net", m, g, rule)
-                  for m, g in PAPER_GAIN_CDCML_OVER_ACP.items()]
-    else:
-        checks = [improvement_check(samples, a, b, m, rule) for a, b, metrics in PAIRWISE[number] for m in metrics]
-    if number == 4:
-        gain = relative_gain_check(samples, "sim_cfr", "sim", "sim_mse", PAPER_GAIN_CFR_SIM_MSE, rule)
-        extra["sim_mse_relative_gain"] = {"ours": gain.estimate, "se": gain.se, "paper": PAPER_GAIN_CFR_SIM_MSE,
-                                          "compatible_with_paper": gain.outcome != CONTRADICTS}
+    if reading.reported_gain:
+        new, old, m, g = reading.reported_gain
+        gain = relative_gain_check(samples, new, old, m, g, rule)
+        extra[f"{m}_relative_gain"] = {"ours": gain.estimate, "se": gain.se, "paper": g,
+                                       "compatible_with_paper": gain.outcome != CONTRADICTS}
     verdict = verdict_of([c.outcome for c in checks])
-    reason = _reason(checks, verdict, rule)
-    if number == 8:
+    if reading.judged_on_gains:
         reason = _reason_gains(checks, verdict, rule)
-    if number == 4:
-        g = extra["sim_mse_relative_gain"]
-        reason += f" Relative sim_mse gain: ours {g['ours']:.1%}, paper {g['paper']:.1%}."
-    return Claim(number, text, reading, verdict, reason, _per_metric(checks), checks, extra,
-                 _summary(number, checks, extra))
+    else:
+        reason = _reason(checks, verdict, rule)
+    for key, g in extra.items():
+        reason += f" Relative {key.removesuffix('_relative_gain')} gain: ours {g['ours']:.1%}, paper {g['paper']:.1%}."
+    return Claim(number, reading.claim, reading.reading, verdict, reason, _per_metric(checks), checks,
+                 extra, _summary(reading, checks, extra))
 
 
 def check_claims(per_seed: pd.DataFrame, k_sigma: float = 2.0, min_seeds: int = 2) -> list[Claim]:
-    """All eight claims of METHOD.md section 9, judged with one :class:`Rule`."""
+    """Every claim of :data:`READINGS` (docs/METHOD.md), judged with one :class:`Rule`."""
     rule = Rule(k_sigma=float(k_sigma), min_seeds=int(min_seeds))
     samples = samples_of(per_seed)
-    return [check_claim(n, samples, rule) for n in sorted(CLAIMS)]
+    return [check_claim(r.number, samples, rule) for r in READINGS]
 
 
 # --- writing ------------------------------------------------------------------------------
@@ -372,7 +415,7 @@ def claims_markdown(claims: list[Claim], k_sigma: float = 2.0, min_seeds: int = 
         if len(c.per_metric) > 1:
             lines += ["", "Per metric: " + "; ".join(f"{m}: {v}" for m, v in c.per_metric.items()) + "."]
         if c.checks:
-            pct = c.number == 8
+            pct = CLAIMS[c.number].judged_on_gains
             fmt = (lambda x: "–" if math.isnan(x) else f"{x:+.1%}") if pct else \
                   (lambda x: "–" if math.isnan(x) else f"{x:+.4f}")
             sefmt = (lambda x: "–" if math.isnan(x) else f"{x:.1%}") if pct else \

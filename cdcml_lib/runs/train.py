@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from cdcml_lib.runs import distributed
@@ -90,13 +91,20 @@ def pick_device(name: str) -> torch.device:
 
 
 def set_determinism(seed: int, num_threads: int) -> None:
-    """Seed every RNG, use deterministic kernels where torch has them, fix the thread count."""
+    """Seed every RNG, use deterministic kernels where torch has them, fix the thread count.
+
+    The determinism policy (README, "Reproducibility"): the run itself sets how many threads torch
+    and the BLAS libraries use, from its ``num_threads`` parameter, so the launcher's environment
+    (OMP_NUM_THREADS, make's JOBS, a notebook opened by hand) cannot change the order of a sum.
+    ``num_threads: 0`` leaves both to the environment (for GPU configurations).
+    """
     random.seed(seed); np.random.seed(seed); torch.manual_seed(seed)
     torch.use_deterministic_algorithms(True, warn_only=True)
     torch.backends.cudnn.benchmark = False
     threads = num_threads or int(os.environ.get("CDCML_NUM_THREADS", "0") or 0)
     if threads > 0:
         torch.set_num_threads(threads)
+        threadpool_limits(limits=threads)   # NumPy's and SciPy's BLAS, for this whole process
 
 
 def atomic_save(obj, path: Path) -> None:
