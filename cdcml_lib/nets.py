@@ -230,7 +230,7 @@ class CDCML(TwoBranchModel):
 
 
 # --------------------------------------------------------------------------------------------
-# Baselines (section 6.1.2 / METHOD.md section 7)
+# Baselines (paper section 6.1.2; docs/METHOD.md, section "Baselines")
 # --------------------------------------------------------------------------------------------
 class SPNet(TwoBranchModel):
     """SP-Net: two separate VA regressors trained on VA labels only; the pair score is Eq. 1 on

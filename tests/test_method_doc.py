@@ -7,7 +7,8 @@
 - every public function and class of the method's losses and metrics modules cites its section.
 
 Generated outputs (``reports/``, ``data/``, ``runs/``) are not scanned: they are rewritten by the
-code whose text is scanned here.
+code whose text is scanned here. Nor is this file, which spells wrong references on purpose to test
+the scanners (``test_the_checks_can_fail``).
 """
 from __future__ import annotations
 
@@ -20,11 +21,14 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "METHOD.md"
-DOC_REF = "docs/" + "METHOD.md"  # spelled in two parts so that this file's text stays clean
+DOC_REF = "docs/METHOD.md"
 
 # Any path-like token that ends in the METHOD file's name: the only one allowed is DOC_REF.
 METHOD_TOKEN = re.compile(r"[\w./\\-]*" + r"METHOD\.md")
-CITATION = re.compile(re.escape(DOC_REF) + r""",?\s+section\s+"([^"]+)\"""")
+# `docs/METHOD.md, section "X"`, also in backticks and with several names:
+# `docs/METHOD.md`, sections "X", "Y" and "Z".
+CITATION = re.compile(re.escape(DOC_REF) + r"""[`*]*,?\s+sections?\s+((?:"[^"]+"(?:,\s*|\s+and\s+)?)+)""")
+QUOTED = re.compile(r'"([^"]+)"')
 SECTION_NUMBER = re.compile(r"^\d+(\.\d+)*\.?\s+")
 
 TEXT_SUFFIXES = {".py", ".md", ".yaml", ".yml", ".txt", ".toml", ".cfg", ".cff", ".ini"}
@@ -59,6 +63,8 @@ def scanned_files() -> list[Path]:
         rel = path.relative_to(ROOT)
         if rel.parts[0] in SKIP_TOP or SKIP_ANY & set(rel.parts) or rel.parts[0].endswith(".egg-info"):
             continue
+        if path == Path(__file__).resolve():  # the checker spells wrong references on purpose
+            continue
         if path.is_file() and (path.suffix in TEXT_SUFFIXES | {".ipynb"} or path.name in TEXT_NAMES):
             files.append(path)
     return sorted(files)
@@ -77,8 +83,13 @@ def bad_references(text: str) -> list[str]:
     return [t for t in METHOD_TOKEN.findall(text) if t != DOC_REF]
 
 
+def cited_sections(text: str) -> list[str]:
+    """Every section name cited with the page, in order."""
+    return [" ".join(name.split()) for group in CITATION.findall(text) for name in QUOTED.findall(group)]
+
+
 def unknown_citations(text: str, names: set[str]) -> list[str]:
-    return [c for c in CITATION.findall(text) if c not in names]
+    return [c for c in cited_sections(text) if c not in names]
 
 
 @pytest.fixture(scope="module")
@@ -111,13 +122,20 @@ def test_every_equation_of_the_method_is_written(doc_text):
         assert eq in doc_text, f"{DOC_REF} does not state {eq}"
 
 
+def test_cross_references_inside_the_page_resolve(doc_text):
+    names = citable_names(doc_text)
+    inner = [" ".join(n.split()) for n in re.findall(r'section "([^"]+)"', doc_text)]
+    assert inner, f"{DOC_REF} has no cross-reference to check"
+    assert [n for n in inner if n not in names] == []
+
+
 def test_citations_name_existing_sections(doc_text, corpus):
     names = citable_names(doc_text)
     problems = {str(p.relative_to(ROOT)): bad for p, text in corpus.items()
                 if (bad := unknown_citations(text, names))}
     assert not problems, (f"citations of {DOC_REF} naming no heading of it (file: sections): {problems}; "
                           f"fix the citation or the heading")
-    n = sum(len(CITATION.findall(t)) for t in corpus.values())
+    n = sum(len(cited_sections(t)) for t in corpus.values())
     assert n >= 20, f"only {n} citations of {DOC_REF} found: is the scan reading the repository?"
 
 
@@ -135,7 +153,7 @@ def test_losses_and_metrics_cite_their_section(doc_text, module):
     missing, unknown = [], []
     for node in tree.body:
         if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and not node.name.startswith("_"):
-            cited = CITATION.findall(ast.get_docstring(node) or "")
+            cited = cited_sections(ast.get_docstring(node) or "")
             if not cited:
                 missing.append(node.name)
             unknown += [f"{node.name}: {c!r}" for c in cited if c not in names]
@@ -153,3 +171,5 @@ def test_the_checks_can_fail():
     names = citable_names("# T\n## 3. Losses\n### Eq. 6: x\n```\n## not a heading\n```\n")
     assert names >= {"Losses", "3. Losses", "Eq. 6: x"} and "not a heading" not in names
     assert unknown_citations(f'{DOC_REF}, section "Losses" and {DOC_REF}, section "Lost"', names) == ["Lost"]
+    assert cited_sections(f'`{DOC_REF}`, sections "Losses", "Eq. 6: x" and "T". Then "quoted"') == [
+        "Losses", "Eq. 6: x", "T"]

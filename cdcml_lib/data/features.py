@@ -1,7 +1,7 @@
 """The paper's 193x87 music matrix, and the log-spectrogram of L3-Net.
 
-Zhao et al. 2020 (CDCML, section 3 of ``METHOD.md``) describe each 2-second clip (22,050 Hz,
-44,100 samples) by a matrix of 193 feature rows and 87 frames, stacked in this order::
+Zhao et al. 2020 (CDCML; ``docs/METHOD.md``, section "Music input") describe each 2-second clip
+(22,050 Hz, 44,100 samples) by a matrix of 193 feature rows and 87 frames, stacked in this order::
 
     rows   0..39   40 MFCC                      librosa.feature.mfcc
     rows  40..51   12 chroma                    librosa.feature.chroma_stft
