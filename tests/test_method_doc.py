@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import re
 from pathlib import Path
 
@@ -58,15 +59,19 @@ def citable_names(markdown: str) -> set[str]:
 
 
 def scanned_files() -> list[Path]:
+    """The repository's text files, walked with pruning (never into .venv, data/, runs/ ...)."""
     files = []
-    for path in ROOT.rglob("*"):
-        rel = path.relative_to(ROOT)
-        if rel.parts[0] in SKIP_TOP or SKIP_ANY & set(rel.parts) or rel.parts[0].endswith(".egg-info"):
-            continue
-        if path == Path(__file__).resolve():  # the checker spells wrong references on purpose
-            continue
-        if path.is_file() and (path.suffix in TEXT_SUFFIXES | {".ipynb"} or path.name in TEXT_NAMES):
-            files.append(path)
+    for folder, dirs, names in os.walk(ROOT):
+        here = Path(folder)
+        top = here == ROOT
+        dirs[:] = sorted(d for d in dirs if d not in SKIP_ANY and not d.endswith(".egg-info")
+                         and not (top and d in SKIP_TOP))
+        for name in names:
+            path = here / name
+            if path == Path(__file__).resolve():  # the checker spells wrong references on purpose
+                continue
+            if path.suffix in TEXT_SUFFIXES | {".ipynb"} or name in TEXT_NAMES:
+                files.append(path)
     return sorted(files)
 
 
