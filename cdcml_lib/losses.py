@@ -20,6 +20,10 @@ The equations
 
 Defaults and why
 ----------------
+Each default below is our reading of a gap in the paper (docs/METHOD.md, sections "Power of the
+embedding distance", "Label distance of the cross-modal ratio", "Where the cross-modal neighbours
+come from", "Epsilon, margin and loss weights" and "Repeated items in a batch").
+
 ``distance_power = 1`` (plain Euclidean D). The paper writes D as the *squared* distance while its label
 distance is a plain one; taken literally (power 2), a log-ratio term is zero when the embedding distance
 is proportional to the *square root* of the label distance. With power 1 the term is zero exactly when

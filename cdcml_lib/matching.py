@@ -247,7 +247,8 @@ def sample_pairs(candidates: pd.DataFrame, keep_fraction: float = 0.1, seed: int
     without replacement, so the pair counts of Table 1 follow from the clip counts
     (val: 1,759 clips x 50 x 0.1 = 8,795 pairs, as published; test likewise 26,115). A clip
     can end up with no pair at all (probability 0.9^50, about 0.5%: the published val list has
-    1,750 of its 1,759 clips). The kept rows stay in candidate order.
+    1,750 of its 1,759 clips). The kept rows stay in candidate order. The published train list is
+    smaller than this rule gives (docs/METHOD.md, section "Training pair count").
     """
     if not 0 < keep_fraction <= 1:
         raise ValueError(f"keep_fraction must be in (0, 1], got {keep_fraction}")

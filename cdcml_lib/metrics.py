@@ -155,7 +155,8 @@ def spearman_per_query(music_ids, true, pred, min_pairs: int = 3) -> dict:
 def correspondence_accuracy(true, pred, threshold: float = 0.5) -> float:
     """Binary affective-correspondence accuracy (ACP-Net, Verma et al. 2019): a pair corresponds when
     its score is >= ``threshold``; the fraction of pairs where prediction and truth agree (Eq. M5 of
-    docs/METHOD.md, section "Correspondence accuracy")."""
+    docs/METHOD.md, section "Correspondence accuracy"; the threshold is our reading:
+    docs/METHOD.md, section "Correspondence of a continuous score")."""
     true, pred = _vector(true, "true"), _vector(pred, "pred")
     _same_length(true=true, pred=pred)
     return float(np.mean((true >= threshold) == (pred >= threshold)))

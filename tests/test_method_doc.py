@@ -28,8 +28,12 @@ DOC_REF = "docs/METHOD.md"
 METHOD_TOKEN = re.compile(r"[\w./\\-]*" + r"METHOD\.md")
 # `docs/METHOD.md, section "X"`, also in backticks and with several names:
 # `docs/METHOD.md`, sections "X", "Y" and "Z".
-CITATION = re.compile(re.escape(DOC_REF) + r"""[`*]*,?\s+sections?\s+((?:"[^"]+"(?:,\s*|\s+and\s+)?)+)""")
-QUOTED = re.compile(r'"([^"]+)"')
+# A quote may be escaped (a name inside a Python string literal).
+CITATION = re.compile(re.escape(DOC_REF)
+                      + r"""[`*]*,?\s+sections?\s+((?:\\?"[^"\\]+\\?"(?:,\s*|\s+and\s+)?)+)""")
+QUOTED = re.compile(r'\\?"([^"\\]+)\\?"')
+# The start of any citation: each must go on into quoted names (a comment's "# " inside one breaks it).
+CITATION_START = re.compile(re.escape(DOC_REF) + r"[`*]*,?\s+sections?\b")
 SECTION_NUMBER = re.compile(r"^\d+(\.\d+)*\.?\s+")
 
 TEXT_SUFFIXES = {".py", ".md", ".yaml", ".yml", ".txt", ".toml", ".cfg", ".cff", ".ini"}
@@ -144,6 +148,14 @@ def test_citations_name_existing_sections(doc_text, corpus):
     assert n >= 20, f"only {n} citations of {DOC_REF} found: is the scan reading the repository?"
 
 
+def test_citations_are_well_formed(corpus):
+    problems = {str(p.relative_to(ROOT)): n for p, text in corpus.items()
+                if (n := len(CITATION_START.findall(text)) - len(CITATION.findall(text)))}
+    assert not problems, (f"citations of {DOC_REF} whose section name is not in double quotes right "
+                          f"after 'section' (file: count): {problems}; keep each citation on one "
+                          f"comment line, or write it as {DOC_REF}, section \"<heading>\"")
+
+
 def test_no_other_method_file_is_referred_to(corpus):
     problems = {str(p.relative_to(ROOT)): sorted(set(bad)) for p, text in corpus.items()
                 if (bad := bad_references(text))}
@@ -176,5 +188,8 @@ def test_the_checks_can_fail():
     names = citable_names("# T\n## 3. Losses\n### Eq. 6: x\n```\n## not a heading\n```\n")
     assert names >= {"Losses", "3. Losses", "Eq. 6: x"} and "not a heading" not in names
     assert unknown_citations(f'{DOC_REF}, section "Losses" and {DOC_REF}, section "Lost"', names) == ["Lost"]
+    assert cited_sections(f'"... ({DOC_REF}, section \\"Losses\\") ..."') == ["Losses"]
+    assert len(CITATION_START.findall(f'{DOC_REF}, section\n    # "Losses"')) == 1
+    assert CITATION.findall(f'{DOC_REF}, section\n    # "Losses"') == []
     assert cited_sections(f'`{DOC_REF}`, sections "Losses", "Eq. 6: x" and "T". Then "quoted"') == [
         "Losses", "Eq. 6: x", "T"]

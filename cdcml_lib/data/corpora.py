@@ -240,8 +240,9 @@ def read_emotic(annotations, image_dir, file_col: str = "Filename", folder_col: 
     Assumed layout (the annotations exported to CSV, one row per person): ``Folder`` the image's
     subfolder (e.g. ``mscoco/images``), ``Filename`` the image file (e.g.
     ``COCO_train2014_000000318807.jpg``), ``Valence`` and ``Arousal`` on the 1-10 scale. An image
-    with several people gets the mean of their annotations, as IMEMNet uses one label per image;
-    its id is the file name without extension, as in the published pair lists.
+    with several people gets the mean of their annotations, as IMEMNet uses one label per image
+    (our reading: docs/METHOD.md, section "One label per EMOTIC image"); its id is the file name
+    without extension, as in the published pair lists.
     """
     what = "emotic annotations"
     table = read_table(annotations, what)
@@ -321,6 +322,7 @@ def clip_windows(times: np.ndarray, values: np.ndarray, clip_seconds: float = 2.
     (window [16 s, 18 s) is clip 9): this reproduces the published IMEMNet ids, whose DEAM
     excerpts run from clip 9 (first window after the annotations start at 15 s) to clip 21.
     ``align="annotations"`` starts the first window at the first annotation and numbers from 1.
+    Both are readings of the paper (docs/METHOD.md, section "DEAM clip windows and labels").
     """
     present = ~np.isnan(values)
     if not present.any():

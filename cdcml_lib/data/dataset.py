@@ -375,7 +375,8 @@ def build_dataset(progress: bool = False, chunk_size: int = 256, **params) -> "D
     images, clips = items[is_img], items[~is_img]
     timings["items_s"] = time.perf_counter() - t
 
-    # 3. sigma of Eq. 1 over all image-music label pairs, 4. candidates, 5. sampling
+    # 3. sigma of Eq. 1 over all image-music label pairs of every split (our reading:
+    # docs/METHOD.md, section "The items behind sigma"), 4. candidates, 5. sampling
     t = time.perf_counter()
     va = ["valence", "arousal"]
     sigma = matching.mean_label_distance(images[va].to_numpy(), clips[va].to_numpy())
