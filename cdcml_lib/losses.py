@@ -1,4 +1,7 @@
-"""The losses of CDCML (Zhao et al. 2020, section 5 of docs/METHOD.md), one class or function per equation.
+"""The losses of CDCML (Zhao et al. 2020, section 5), one class or function per equation.
+
+Each equation is written out in docs/METHOD.md, section "Losses"; each docstring below cites its own
+subsection there.
 
 Shared pieces
 -------------
@@ -17,6 +20,10 @@ The equations
 
 Defaults and why
 ----------------
+Each default below is our reading of a gap in the paper (docs/METHOD.md, sections "Power of the
+embedding distance", "Label distance of the cross-modal ratio", "Where the cross-modal neighbours
+come from", "Epsilon, margin and loss weights" and "Repeated items in a batch").
+
 ``distance_power = 1`` (plain Euclidean D). The paper writes D as the *squared* distance while its label
 distance is a plain one; taken literally (power 2), a log-ratio term is zero when the embedding distance
 is proportional to the *square root* of the label distance. With power 1 the term is zero exactly when
@@ -71,7 +78,8 @@ _MIN_SCORE = 1e-12
 # Shared pieces
 # ----------------------------------------------------------------------------------------------
 def embedding_distance(a: Tensor, b: Tensor, power: float = 1) -> Tensor:
-    """D(a, b) = ||a - b||_2 ** power, row by row (the D of Eqs. 2-5 of Zhao et al. 2020).
+    """D(a, b) = ||a - b||_2 ** power, row by row (the D of Eqs. 2-5 of Zhao et al. 2020;
+    docs/METHOD.md, section "Embedding distance and the log-ratio term").
 
     power 1 is the plain Euclidean distance, power 2 the squared one the paper writes.
     """
@@ -85,7 +93,10 @@ def log_ratio_term(d_ap: Tensor, d_aq: Tensor, delta_ap: Tensor, delta_aq: Tenso
                    epsilon: float) -> Tensor:
     """The log-ratio term of Kim et al. 2019, one value per triplet (a, p, q):
 
-    l(a, p, q) = (log(D(a,p)+eps) - log(D(a,q)+eps) - [log(delta(a,p)+eps) - log(delta(a,q)+eps)])^2.
+    l(a, p, q) = (log(D(a,p)+eps) - log(D(a,q)+eps) - [log(delta(a,p)+eps) - log(delta(a,q)+eps)])^2,
+
+    the building block of Eqs. 2, 4 and 5 (docs/METHOD.md, section "Embedding distance and the
+    log-ratio term").
     """
     embedding_log_ratio = torch.log(d_ap + epsilon) - torch.log(d_aq + epsilon)
     label_log_ratio = torch.log(delta_ap + epsilon) - torch.log(delta_aq + epsilon)
@@ -93,12 +104,14 @@ def log_ratio_term(d_ap: Tensor, d_aq: Tensor, delta_ap: Tensor, delta_aq: Tenso
 
 
 def eq1_score(y_img: Tensor, y_mus: Tensor, sigma: float) -> Tensor:
-    """Eq. 1 of Zhao et al. 2020, row by row: s = exp(-||y_I - y_M||_2 / sigma)."""
+    """Eq. 1 of Zhao et al. 2020, row by row: s = exp(-||y_I - y_M||_2 / sigma)
+    (docs/METHOD.md, section "The matching score (Eq. 1)")."""
     return score_from_distance(torch.linalg.vector_norm(y_img - y_mus, dim=-1), sigma)
 
 
 def label_distance_from_score(score: Tensor, kind: str) -> Tensor:
-    """delta of Eq. 2 from a matching score: ``"neg_log_s"`` gives -log s, ``"one_minus_s"`` gives 1 - s."""
+    """delta of Eq. 2 from a matching score: ``"neg_log_s"`` gives -log s, ``"one_minus_s"`` gives 1 - s
+    (docs/METHOD.md, section "Eq. 2: cross-modal feature ratio")."""
     if kind == "neg_log_s":
         return -torch.log(score.clamp_min(_MIN_SCORE))
     if kind == "one_minus_s":
@@ -108,14 +121,16 @@ def label_distance_from_score(score: Tensor, kind: str) -> Tensor:
 
 def draw_two(allowed: Tensor, generator: torch.Generator | None = None) -> Tensor:
     """For each row of the boolean matrix ``allowed`` [A, N], two distinct allowed columns drawn
-    uniformly at random: a long tensor [A, 2]. Every row must allow at least two columns."""
+    uniformly at random: a long tensor [A, 2]. Every row must allow at least two columns.
+    The neighbours of Eqs. 2, 4 and 5 (docs/METHOD.md, section "Triplets in a batch")."""
     keys = torch.rand(allowed.shape, generator=generator).to(allowed.device)
     keys = keys.masked_fill(~allowed, 2.0)  # disallowed columns sort last
     return keys.argsort(dim=1)[:, :2]
 
 
 def first_positions(ids: Tensor) -> Tensor:
-    """Positions of the first occurrence of each distinct value of ``ids`` [B] (in order of value)."""
+    """Positions of the first occurrence of each distinct value of ``ids`` [B] (in order of value):
+    the distinct items of a batch, each one anchor (docs/METHOD.md, section "Triplets in a batch")."""
     _, inverse = torch.unique(ids, return_inverse=True)
     n_distinct = int(inverse.max()) + 1 if ids.numel() else 0
     positions = torch.arange(ids.numel(), device=ids.device)
@@ -140,7 +155,8 @@ def _check_positive(name: str, value) -> None:
 # ----------------------------------------------------------------------------------------------
 class CrossModalFeatureRatioLoss(nn.Module):
     """L_cfr, Eq. 2 of Zhao et al. 2020: log-ratio terms with an image anchor and two music clips,
-    plus log-ratio terms with a music anchor and two images.
+    plus log-ratio terms with a music anchor and two images (docs/METHOD.md, section "Eq. 2:
+    cross-modal feature ratio").
 
     The loss is the mean term over image anchors plus the mean term over music anchors. The label
     distance delta comes from the matching score s (``label_distance``: -log s or 1 - s).
@@ -258,7 +274,8 @@ class CrossModalFeatureRatioLoss(nn.Module):
 # ----------------------------------------------------------------------------------------------
 class CrossModalFeatureMarginLoss(nn.Module):
     """L_cfm, Eq. 3 of Zhao et al. 2020: mean over the batch's image-music pairs of
-    max(0, D(f_I, f_M) - m), m the largest tolerated distance."""
+    max(0, D(f_I, f_M) - m), m the largest tolerated distance (docs/METHOD.md, section "Eq. 3:
+    cross-modal feature margin")."""
 
     def __init__(self, margin: float = 1.0, distance_power: float = 1):
         super().__init__()
@@ -277,7 +294,8 @@ class CrossModalFeatureMarginLoss(nn.Module):
 # ----------------------------------------------------------------------------------------------
 class SingleModalFeatureRatioLoss(nn.Module):
     """L_sfr^I and L_sfr^M, Eqs. 4 and 5 of Zhao et al. 2020: the log-ratio term within one modality,
-    label distance delta = Euclidean distance of the VA labels.
+    label distance delta = Euclidean distance of the VA labels (docs/METHOD.md, section "Eqs. 4 and
+    5: single-modal feature ratio").
 
     Each distinct item of the batch (by its index) is an anchor with two other distinct items drawn
     at random. With fewer than three distinct items the loss is 0.
@@ -319,13 +337,15 @@ class SingleModalFeatureRatioLoss(nn.Module):
 # Eqs. 6, 7: the regression losses
 # ----------------------------------------------------------------------------------------------
 def similarity_mse_loss(s_hat: Tensor, score: Tensor) -> Tensor:
-    """L_sim-mse, Eq. 6 of Zhao et al. 2020: mean over pairs of (s_hat - s)^2."""
+    """L_sim-mse, Eq. 6 of Zhao et al. 2020: mean over pairs of (s_hat - s)^2 (docs/METHOD.md,
+    section "Eq. 6: similarity regression")."""
     return ((s_hat.reshape(-1) - score.reshape(-1)) ** 2).mean()
 
 
 def va_mse_loss(va_pred: Tensor, va_true: Tensor) -> Tensor:
     """One modality's part of L_va-mse, Eq. 7 of Zhao et al. 2020: mean over items and over
-    (valence, arousal) of the squared error. :class:`CDCMLLoss` adds the image and music parts."""
+    (valence, arousal) of the squared error. :class:`CDCMLLoss` adds the image and music parts
+    (docs/METHOD.md, section "Eq. 7: VA regression")."""
     return ((va_pred - va_true) ** 2).mean()
 
 
@@ -343,7 +363,7 @@ _BATCH_NEEDS = ("score", "y_img", "y_mus", "music_idx", "image_idx")
 
 
 class CDCMLLoss(nn.Module):
-    """L, Eq. 8 of Zhao et al. 2020, with weights:
+    """L, Eq. 8 of Zhao et al. 2020, with weights (docs/METHOD.md, section "Eq. 8: the total loss"):
 
     L = w_sim_mse L_sim-mse + w_cfr L_cfr + w_cfm L_cfm          (L_sim, Eqs. 6, 2, 3)
       + w_va_mse L_va-mse + w_sfr (L_sfr^I + L_sfr^M)            (L_VA, Eqs. 7, 4, 5)
@@ -425,7 +445,8 @@ class CDCMLLoss(nn.Module):
 # The contrastive baseline
 # ----------------------------------------------------------------------------------------------
 class InfoNCELoss(nn.Module):
-    """Symmetric InfoNCE with soft targets: our modern contrastive baseline (not in the paper).
+    """Symmetric InfoNCE with soft targets: our modern contrastive baseline (not in the paper;
+    Eq. C1 of docs/METHOD.md, section "Contrastive baseline (ours)").
 
     Over the B pairs of the batch, logits[i, j] = cos(f_img[i], f_mus[j]) / temperature. The target
     distribution of image row i is softmax_j(s(i, j) / target_temperature), with s the true Eq.-1
@@ -497,7 +518,9 @@ class InfoNCELoss(nn.Module):
 
 def build_loss(train_params: Mapping, sigma: float | None) -> nn.Module:
     """The loss of one run from its merged ``train`` parameters: :class:`InfoNCELoss` for
-    ``model: contrastive``, else :class:`CDCMLLoss`. ``sigma`` is the dataset's (stats.json)."""
+    ``model: contrastive``, else :class:`CDCMLLoss`. ``sigma`` is the dataset's (stats.json).
+    Eq. 8 or Eq. C1 (docs/METHOD.md, sections "Eq. 8: the total loss" and "Contrastive baseline
+    (ours)")."""
     p = train_params
     if p.get("model") == "contrastive":
         return InfoNCELoss(temperature=p.get("nce_temperature", 0.07),

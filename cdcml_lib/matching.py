@@ -1,7 +1,7 @@
 """The IMEMNet recipe: normalisation, splits, the matching score (Eq. 1) and candidate pairs.
 
-Zhao et al. 2020 (ACM MM, section 3; ``docs`` copy: ``shared/paper/METHOD.md`` section 2) build
-IMEMNet in five steps, one function each here:
+Zhao et al. 2020 (ACM MM, section 3; ``docs/METHOD.md``, section "The dataset recipe (IMEMNet)")
+build IMEMNet in five steps, one function each here:
 
 1. :func:`minmax_normalise` - each corpus's valence-arousal (VA) labels to [0, 1];
 2. :func:`split_by_group` - 80/5/15 train/val/test, no song (or image) in two splits;
@@ -25,7 +25,8 @@ _BLOCK_ROWS = 256
 
 
 def minmax_normalise(values, lo=None, hi=None) -> np.ndarray:
-    """Min-max normalise one corpus's labels to [0, 1] (METHOD.md section 2).
+    """Min-max normalise one corpus's labels to [0, 1] (docs/METHOD.md, section "Corpora and VA
+    normalisation").
 
     ``values`` is ``[n]`` or ``[n, d]`` (e.g. d = 2 for valence and arousal); each column is
     normalised by its own minimum and range, as IMEMNet does per corpus. ``lo`` and ``hi`` fix the
@@ -59,8 +60,9 @@ def split_by_group(groups: Sequence, fractions=(0.8, 0.05, 0.15), seed: int = 0)
     """Assign each item to ``train``/``val``/``test`` so that no group is in two splits.
 
     IMEMNet splits songs (all clips of a song go to one split) and images (each image is its own
-    group) at random 80/5/15 (METHOD.md section 2). Groups, not items, are shuffled and cut by
-    ``fractions``; every split receives at least one group, so at least three groups are needed.
+    group) at random 80/5/15 (docs/METHOD.md, section "Splits by song and by image"). Groups, not
+    items, are shuffled and cut by ``fractions``; every split receives at least one group, so at
+    least three groups are needed.
     Returns an array of split labels aligned with ``groups``.
     """
     fractions = np.asarray(fractions, dtype=np.float64)
@@ -179,7 +181,8 @@ def _random_from_complement(rank: np.ndarray, excluded: np.ndarray) -> np.ndarra
 
 def candidate_pairs(clips: pd.DataFrame, images: pd.DataFrame, sigma: float, n_random: int = 30,
                     n_top: int = 10, n_bottom: int = 10, seed: int = 0) -> pd.DataFrame:
-    """The 50 candidate images of every music clip (METHOD.md section 2), before sampling.
+    """The 50 candidate images of every music clip, before sampling (docs/METHOD.md, section
+    "Candidate pairs and sampling").
 
     For each clip, among the images of the clip's own split: the ``n_top`` images with the
     highest Eq. 1 score, the ``n_bottom`` with the lowest, and ``n_random`` drawn uniformly
@@ -257,13 +260,15 @@ def candidate_pairs(clips: pd.DataFrame, images: pd.DataFrame, sigma: float, n_r
 
 
 def sample_pairs(candidates: pd.DataFrame, keep_fraction: float = 0.1, seed: int = 0) -> pd.DataFrame:
-    """Keep a random ``keep_fraction`` of the candidate pairs, split by split (METHOD.md section 2).
+    """Keep a random ``keep_fraction`` of the candidate pairs, split by split (docs/METHOD.md,
+    section "Candidate pairs and sampling").
 
     Exactly ``round(keep_fraction * n)`` of the n candidates of each split are drawn uniformly
     without replacement, so the pair counts of Table 1 follow from the clip counts
     (val: 1,759 clips x 50 x 0.1 = 8,795 pairs, as published; test likewise 26,115). A clip
     can end up with no pair at all (probability 0.9^50, about 0.5%: the published val list has
-    1,750 of its 1,759 clips). The kept rows stay in candidate order.
+    1,750 of its 1,759 clips). The kept rows stay in candidate order. The published train list is
+    smaller than this rule gives (docs/METHOD.md, section "Training pair count").
     """
     if not 0 < keep_fraction <= 1:
         raise ValueError(f"keep_fraction must be in (0, 1], got {keep_fraction}")

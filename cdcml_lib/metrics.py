@@ -1,5 +1,8 @@
 """The metrics of a run: the paper's (section 6.1 of Zhao et al. 2020) and the retrieval ones we add.
 
+Each is written out, as Eqs. M1 to M5, in docs/METHOD.md, section "Metrics" (labels of ours: the
+paper numbers none of them).
+
 - :func:`paper_metrics` - MSE and MAE of the similarity, and of valence and arousal for images and music
   (the columns of the paper's Tables 3 and 4; lower is better).
 - :func:`ndcg_at_k` - per test music clip, its test images ranked by predicted similarity (nDCG@k).
@@ -66,7 +69,8 @@ def _distinct_rows(ids, y_true: np.ndarray, y_pred: np.ndarray, what: str):
 
 def paper_metrics(score, pred, y_img, va_img_pred, y_mus, va_mus_pred, img_ids=None, mus_ids=None) -> dict:
     """The paper's metrics (Zhao et al. 2020, section 6.1; Tables 3, 4): MSE and MAE of the similarity
-    over pairs, and MSE and MAE of valence and of arousal, for images and for music.
+    over pairs, and MSE and MAE of valence and of arousal, for images and for music (Eqs. M1, M2 of
+    docs/METHOD.md, section "Similarity and VA errors").
 
     ``score``, ``pred``: true and predicted similarity, one value per pair. ``y_img``, ``va_img_pred``
     [N, 2] and ``y_mus``, ``va_mus_pred`` [M, 2]: true and predicted (valence, arousal). The VA metrics
@@ -107,7 +111,7 @@ def ndcg_at_k(music_ids, true, pred, k: int = 10) -> float:
     """Mean over music clips of nDCG@k: each clip's images ranked by predicted similarity, graded
     relevance = the true score (linear gain), DCG = sum_{r<=k} true_r / log2(r + 1), normalised by the
     DCG of the ideal order. Ties in ``pred`` keep the input order (stable sort). A clip whose true
-    scores are all 0 has no ideal gain and is skipped."""
+    scores are all 0 has no ideal gain and is skipped. Eq. M3 of docs/METHOD.md, section "nDCG@10"."""
     true, pred = _vector(true, "true"), _vector(pred, "pred")
     _same_length(music_ids=np.asarray(music_ids), true=true, pred=pred)
     if k < 1:
@@ -132,7 +136,8 @@ def _spearman(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def spearman_per_query(music_ids, true, pred, min_pairs: int = 3) -> dict:
-    """Spearman rank correlation between predicted and true scores.
+    """Spearman rank correlation between predicted and true scores (Eq. M4 of docs/METHOD.md,
+    section "Spearman correlation per clip").
 
     Returns ``per_query``: the mean over music clips of the Spearman rho of that clip's pairs (clips
     with fewer than ``min_pairs`` pairs, or with constant true or predicted scores, are skipped);
@@ -149,7 +154,9 @@ def spearman_per_query(music_ids, true, pred, min_pairs: int = 3) -> dict:
 
 def correspondence_accuracy(true, pred, threshold: float = 0.5) -> float:
     """Binary affective-correspondence accuracy (ACP-Net, Verma et al. 2019): a pair corresponds when
-    its score is >= ``threshold``; the fraction of pairs where prediction and truth agree."""
+    its score is >= ``threshold``; the fraction of pairs where prediction and truth agree (Eq. M5 of
+    docs/METHOD.md, section "Correspondence accuracy"; the threshold is our reading:
+    docs/METHOD.md, section "Correspondence of a continuous score")."""
     true, pred = _vector(true, "true"), _vector(pred, "pred")
     _same_length(true=true, pred=pred)
     return float(np.mean((true >= threshold) == (pred >= threshold)))
@@ -160,7 +167,8 @@ def all_metrics(*, music_ids, score, pred, y_img, va_img_pred, y_mus, va_mus_pre
     """Every key of ``metrics.json`` (docs/ARCHITECTURE.md): the :func:`paper_metrics`, ``ndcg_at_10``,
     ``spearman`` (the per-clip mean of :func:`spearman_per_query`) and ``corr_acc``.
     ``music_ids``, ``score``, ``pred`` have one row per pair; the VA arrays one row per item (or
-    repeated rows with ``img_ids`` / ``mus_ids``, see :func:`paper_metrics`)."""
+    repeated rows with ``img_ids`` / ``mus_ids``, see :func:`paper_metrics`). Eqs. M1 to M5 of
+    docs/METHOD.md, section "Metrics"."""
     out = paper_metrics(score, pred, y_img, va_img_pred, y_mus, va_mus_pred, img_ids=img_ids, mus_ids=mus_ids)
     out["ndcg_at_10"] = ndcg_at_k(music_ids, score, pred, k=10)
     out["spearman"] = spearman_per_query(music_ids, score, pred)["per_query"]

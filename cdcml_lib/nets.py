@@ -1,4 +1,5 @@
-"""Networks: the CDCML model (Zhao et al. 2020, section 5) and the baselines of its Table 3.
+"""Networks: the CDCML model (Zhao et al. 2020, section 5) and the baselines of its Table 3
+(docs/METHOD.md, sections "Networks" and "Baselines").
 
 Every model built by :func:`build_model` follows the model interface of docs/ARCHITECTURE.md:
 
@@ -33,7 +34,8 @@ MODELS = ("cdcml", "sp_net", "l3_net", "acp_net", "contrastive")
 # Backbones
 # --------------------------------------------------------------------------------------------
 class TinyCNN(nn.Module):
-    """A small, fast CNN for CPU runs (not in the paper; our stand-in for ResNet on a CPU).
+    """A small, fast CNN for CPU runs (not in the paper; our stand-in for ResNet on a CPU;
+    docs/METHOD.md, section "Backbones").
 
     A 4x4 stride-4 "patchify" stem (16 channels), two 3x3 stride-2 convolutions (32 and 64
     channels), each with BatchNorm and ReLU, then global average pooling: a 64-d feature for any
@@ -131,7 +133,8 @@ def tile_to_rgb(matrix: torch.Tensor) -> torch.Tensor:
 
 
 class Branch(nn.Module):
-    """One modality's branch: a backbone, then one FC layer to the embedding (section 5).
+    """One modality's branch: a backbone, then one FC layer to the embedding (section 5;
+    docs/METHOD.md, section "Branches and the shared space").
 
     ``tile=True`` reads a [B, H, W] matrix (music features, log-spectrogram) as a 3-channel image.
     """
@@ -150,7 +153,8 @@ class Branch(nn.Module):
 
 
 class Predictor(nn.Module):
-    """FC layers with BatchNorm + ReLU + dropout between them and a Sigmoid output (section 5).
+    """FC layers with BatchNorm + ReLU + dropout between them and a Sigmoid output (section 5;
+    docs/METHOD.md, section "Predictors").
 
     With ``n_layers=3`` this is the paper's similarity predictor (out 1) or VA predictor (out 2).
     """
@@ -171,12 +175,14 @@ class Predictor(nn.Module):
 
 
 def _hidden(embed_dim: int) -> int:
-    """Hidden width of the predictors (the paper does not give it): half the embedding."""
+    """Hidden width of the predictors (the paper does not give it): half the embedding. Our reading,
+    fixed here (docs/METHOD.md, section "Hidden width of the predictors")."""
     return max(embed_dim // 2, 16)
 
 
 def eq1_similarity(va_img: torch.Tensor, va_mus: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Eq. 1 of Zhao et al. 2020: s = exp(-||y^I - y^M||_2 / sigma)."""
+    """Eq. 1 of Zhao et al. 2020: s = exp(-||y^I - y^M||_2 / sigma) (docs/METHOD.md, section
+    "The matching score (Eq. 1)")."""
     # A tiny floor keeps the gradient of the norm finite when both VA predictions coincide.
     dist = torch.sqrt(((va_img - va_mus) ** 2).sum(dim=1) + 1e-12)
     return score_from_distance(dist, sigma)
@@ -216,7 +222,8 @@ class TwoBranchModel(BaseModel):
 # --------------------------------------------------------------------------------------------
 class CDCML(TwoBranchModel):
     """CDCML (Zhao et al. 2020, section 5): two branches into one 512-d space, a similarity
-    predictor on the concatenated embeddings and ONE VA predictor shared by both modalities."""
+    predictor on the concatenated embeddings and ONE VA predictor shared by both modalities
+    (docs/METHOD.md, section "Networks")."""
 
     def __init__(self, image_backbone="resnet50", music_backbone="resnet18", embed_dim=512,
                  pretrained=False):
@@ -232,11 +239,11 @@ class CDCML(TwoBranchModel):
 
 
 # --------------------------------------------------------------------------------------------
-# Baselines (section 6.1.2 / METHOD.md section 7)
+# Baselines (paper section 6.1.2; docs/METHOD.md, section "Baselines")
 # --------------------------------------------------------------------------------------------
 class SPNet(TwoBranchModel):
     """SP-Net: two separate VA regressors trained on VA labels only; the pair score is Eq. 1 on
-    the predicted VA with the dataset's sigma."""
+    the predicted VA with the dataset's sigma (docs/METHOD.md, section "SP-Net")."""
 
     def __init__(self, image_backbone, music_backbone, embed_dim, pretrained, sigma):
         super().__init__(image_backbone, music_backbone, embed_dim, pretrained)
@@ -267,7 +274,9 @@ class L3Net(BaseModel):
     """L3-Net (Arandjelovic and Zisserman 2017) as the paper ran it: trainable vision and audio
     sub-networks (audio input = log-spectrogram), embeddings concatenated and fused by FC layers
     into a similarity trained with MSE. Separate VA predictors (one per modality) learn from the
-    detached features, so VA training never shapes the features."""
+    detached features, so VA training never shapes the features (docs/METHOD.md, section
+    "L3-Net"; our readings: docs/METHOD.md, sections "VA predictors of the baselines" and
+    "L3-Net's spectrogram and fusion")."""
 
     def __init__(self, image_backbone, music_backbone, embed_dim, pretrained):
         super().__init__()
@@ -321,7 +330,9 @@ class ACPNet(BaseModel):
     """ACP-Net (Verma et al. 2019) as the paper ran it: FROZEN image features from the image
     backbone, acoustic-feature input summarised over time, each through FC layers, concatenated
     and passed through a deeper FC stack than L3-Net's to a similarity (MSE). Separate VA
-    predictors learn from the detached features."""
+    predictors learn from the detached features (docs/METHOD.md, section "ACP-Net as CDCML's
+    baseline"; our readings: docs/METHOD.md, sections "VA predictors of the baselines" and
+    "ACP-Net's inputs and depth as a baseline")."""
 
     def __init__(self, image_backbone, embed_dim, pretrained, n_music_rows=193):
         super().__init__()
@@ -353,7 +364,8 @@ class ACPNet(BaseModel):
 
 
 class ContrastiveNet(TwoBranchModel):
-    """Our contrastive baseline: the CDCML branches trained with InfoNCE (soft VA targets) only.
+    """Our contrastive baseline: the CDCML branches trained with InfoNCE (soft VA targets) only
+    (docs/METHOD.md, section "Contrastive baseline (ours)").
 
     The score is a calibrated cosine: s_hat = sigmoid(a * cos(f_img, f_mus) + b), with two scalars
     a, b fitted by the similarity MSE on the DETACHED cosine, so the calibration maps the cosine

@@ -5,8 +5,9 @@ EMOTIC (images). Each reader here maps one corpus to the same item table
 
     id, modality, song, split, valence, arousal, source, path, start_s
 
-with valence and arousal min-max normalised to [0, 1] *per corpus* (METHOD.md section 2), ``split``
-left empty (the recipe in ``matching`` assigns it) and ``song`` empty for images.
+with valence and arousal min-max normalised to [0, 1] *per corpus* (docs/METHOD.md, section "Corpora
+and VA normalisation"), ``split`` left empty (the recipe in ``matching`` assigns it) and ``song``
+empty for images.
 
 We hold no copy of the IAPS, NAPS or EMOTIC rating files, so their column names are parameters
 whose defaults are the layouts we expect (written in each reader's docstring). The DEAM static
@@ -239,8 +240,9 @@ def read_emotic(annotations, image_dir, file_col: str = "Filename", folder_col: 
     Assumed layout (the annotations exported to CSV, one row per person): ``Folder`` the image's
     subfolder (e.g. ``mscoco/images``), ``Filename`` the image file (e.g.
     ``COCO_train2014_000000318807.jpg``), ``Valence`` and ``Arousal`` on the 1-10 scale. An image
-    with several people gets the mean of their annotations, as IMEMNet uses one label per image;
-    its id is the file name without extension, as in the published pair lists.
+    with several people gets the mean of their annotations, as IMEMNet uses one label per image
+    (our reading: docs/METHOD.md, section "One label per EMOTIC image"); its id is the file name
+    without extension, as in the published pair lists.
     """
     what = "emotic annotations"
     table = read_table(annotations, what)
@@ -315,11 +317,12 @@ def clip_windows(times: np.ndarray, values: np.ndarray, clip_seconds: float = 2.
     """Cut one song's per-second annotation into clips: ``(index, start_s, mean value)``.
 
     A clip is a ``clip_seconds`` window whose every annotation sample is present; its label is
-    the mean of those samples (METHOD.md section 2). ``align="song"`` puts windows on multiples
-    of ``clip_seconds`` from the song's start and numbers them from 1 (window [16 s, 18 s) is
-    clip 9): this reproduces the published IMEMNet ids, whose DEAM excerpts run from clip 9
-    (first window after the annotations start at 15 s) to clip 21. ``align="annotations"``
-    starts the first window at the first annotation and numbers from 1.
+    the mean of those samples (docs/METHOD.md, section "Music clips from DEAM"). ``align="song"``
+    puts windows on multiples of ``clip_seconds`` from the song's start and numbers them from 1
+    (window [16 s, 18 s) is clip 9): this reproduces the published IMEMNet ids, whose DEAM
+    excerpts run from clip 9 (first window after the annotations start at 15 s) to clip 21.
+    ``align="annotations"`` starts the first window at the first annotation and numbers from 1.
+    Both are readings of the paper (docs/METHOD.md, section "DEAM clip windows and labels").
     """
     present = ~np.isnan(values)
     if not present.any():

@@ -1,7 +1,7 @@
 """Build and open a dataset folder ``data/<config>/`` (docs/ARCHITECTURE.md, "The dataset folder").
 
-``build_dataset(**params)`` runs the IMEMNet recipe (Zhao et al. 2020, section 3; METHOD.md
-section 2) on a corpus and writes::
+``build_dataset(**params)`` runs the IMEMNet recipe (Zhao et al. 2020, section 3; docs/METHOD.md,
+section "The dataset recipe (IMEMNet)") on a corpus and writes::
 
     items.csv                 one row per image and clip: id, modality, song, split, VA, row ...
     pairs_{train,val,test}.txt  the published IMEMNet pair format (corpora.write_pairs)
@@ -289,7 +289,7 @@ def embedded_source(p: dict) -> Source:
 
 def imemnet_source(p: dict) -> Source:
     """The real corpora (DEAM + IAPS/NAPS/EMOTIC) through cdcml_lib.data.corpora, already normalised
-    per corpus to [0, 1] by their readers (METHOD.md section 2)."""
+    per corpus to [0, 1] by their readers (docs/METHOD.md, section "Corpora and VA normalisation")."""
 
     items = corpora.load_imemnet_items(p)
     images = items[items.modality == "image"]
@@ -319,7 +319,8 @@ def imemnet_source(p: dict) -> Source:
 # ---------------------------------------------------------------------------------------------
 
 def assign_splits(items: pd.DataFrame, fractions, seed: int) -> np.ndarray:
-    """Split labels: images each their own group, clips grouped by song (METHOD.md section 2)."""
+    """Split labels: images each their own group, clips grouped by song (docs/METHOD.md, section
+    "Splits by song and by image")."""
     split = np.empty(len(items), dtype=object)
     is_img = (items["modality"] == "image").to_numpy()
     split[is_img] = matching.split_by_group(items["id"][is_img].to_numpy(), fractions,
@@ -421,8 +422,9 @@ def split_items(build: DatasetBuild) -> pd.DataFrame:
 
 
 def score_pairs(build: DatasetBuild) -> pd.DataFrame:
-    """Steps 3-5: sigma of Eq. 1 over all image-music label pairs, each clip's candidates in its
-    split, and the random fraction of them that is kept."""
+    """Steps 3-5: sigma of Eq. 1 over all image-music label pairs of every split (our reading:
+    docs/METHOD.md, section "The items behind sigma"), each clip's candidates in its split, and the
+    random fraction of them that is kept."""
     build._need("items")
     if "split" not in build.items:
         split_items(build)

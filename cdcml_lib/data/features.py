@@ -1,7 +1,7 @@
 """The paper's 193x87 music matrix, and the log-spectrogram of L3-Net.
 
-Zhao et al. 2020 (CDCML, section 3 of ``METHOD.md``) describe each 2-second clip (22,050 Hz,
-44,100 samples) by a matrix of 193 feature rows and 87 frames, stacked in this order::
+Zhao et al. 2020 (CDCML; ``docs/METHOD.md``, section "Music input") describe each 2-second clip
+(22,050 Hz, 44,100 samples) by a matrix of 193 feature rows and 87 frames, stacked in this order::
 
     rows   0..39   40 MFCC                      librosa.feature.mfcc
     rows  40..51   12 chroma                    librosa.feature.chroma_stft
@@ -12,8 +12,8 @@ Zhao et al. 2020 (CDCML, section 3 of ``METHOD.md``) describe each 2-second clip
 All with librosa's defaults (n_fft 2048, hop 512, centred frames, so 1 + 44100 // 512 = 87).
 The mel block is in absolute dB (``ref=1.0``) rather than relative to each clip's maximum: a
 clip's loudness is then kept in the features (quiet and loud clips differ), and the value does
-not depend on the other frames of the clip. The MFCC block is computed from the same dB mel
-spectrogram, as librosa does.
+not depend on the other frames of the clip (our reading: docs/METHOD.md, section "Scale of the
+music features"). The MFCC block is computed from the same dB mel spectrogram, as librosa does.
 
 Two extractors give the same numbers (within :data:`TOLERANCE`, checked by the tests):
 
@@ -138,7 +138,8 @@ def librosa_features(clip: np.ndarray, sr: int = SR) -> np.ndarray:
 
 
 def log_spectrogram(clips, n_fft: int = LOGSPEC_N_FFT, hop: int = LOGSPEC_HOP) -> np.ndarray:
-    """L3-Net's input: log(1 + |STFT|) of each clip, float16 ``[N, n_fft // 2 + 1, frames]``.
+    """L3-Net's input: log(1 + |STFT|) of each clip, float16 ``[N, n_fft // 2 + 1, frames]``
+    (our reading of its settings: docs/METHOD.md, section "L3-Net's spectrogram and fusion").
 
     Centred frames with a Hann window and zero padding at the edges, as ``librosa.stft``
     (0.10+); with the defaults a 2 s clip gives ``[257, 87]``.

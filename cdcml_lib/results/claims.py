@@ -1,5 +1,5 @@
-"""The claims checklist: the eight claims of Zhao et al. 2020 (METHOD.md section 9), each judged
-on our own numbers.
+"""The claims checklist: the eight claims of Zhao et al. 2020 (docs/METHOD.md, section "The paper's
+claims and Figure 3"), each judged on our own numbers.
 
 The decision rule (one rule for every claim):
 
@@ -381,7 +381,8 @@ def check_claim(number: int, per_seed: pd.DataFrame | Samples, rule: Rule | None
 
 
 def check_claims(per_seed: pd.DataFrame, k_sigma: float = 2.0, min_seeds: int = 2) -> list[Claim]:
-    """Every claim of :data:`READINGS` (docs/METHOD.md), judged with one :class:`Rule`."""
+    """Every claim of :data:`READINGS` (docs/METHOD.md, section "The paper's claims and Figure 3"),
+    judged with one :class:`Rule`."""
     rule = Rule(k_sigma=float(k_sigma), min_seeds=int(min_seeds))
     samples = samples_of(per_seed)
     return [check_claim(r.number, samples, rule) for r in READINGS]
@@ -402,7 +403,8 @@ def _json_safe(x):
 def claims_markdown(claims: list[Claim], k_sigma: float = 2.0, min_seeds: int = 2) -> str:
     """The checklist as Markdown: a summary table, then each claim with its checks."""
     lines = ["# Claims checklist", "",
-             f"Each claim of the paper (METHOD.md section 9) judged on our test numbers. Rule: a "
+             f"Each claim of the paper (docs/METHOD.md, section \"The paper's claims and Figure 3\") "
+             f"judged on our test numbers. Rule: a "
              f"difference counts when it exceeds {k_sigma:g} standard errors across seeds "
              f"(unpaired; at least {min_seeds} seeds per variant); a claim holds when every check "
              f"supports it and does not hold when any check goes against it. Estimates are "

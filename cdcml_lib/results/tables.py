@@ -34,6 +34,7 @@ METRICS = PAPER_METRICS + RETRIEVAL_METRICS
 HIGHER_IS_BETTER = {m: m in RETRIEVAL_METRICS for m in METRICS}
 
 # Our variant name -> the paper's row name, per table. `contrastive` is ours: no paper row.
+# Table 4's rows are read from the paper's text (docs/METHOD.md, section "Rows of Table 4").
 PAPER_ROW = {
     "comparison": {"sp_net": "SP-Net", "l3_net": "L3-Net", "acp_net": "ACP-Net", "cdcml": "CDCML"},
     "ablation": {"sim": "sim", "sim_cfr": "sim+cfr", "sim_cfr_cfm": "sim+cfr+cfm",

@@ -7,7 +7,8 @@ normalisation:
   (:func:`image_to_tensor`);
 - music: float32 ``[N, 193, 87]`` (or the float16 ``[N, 257, 87]`` log-spectrogram for L3-Net)
   standardised per feature row with TRAINING-split statistics (:class:`RowStandardiser`), which
-  a run keeps in its checkpoint so that a trained model reads new clips the same way.
+  a run keeps in its checkpoint so that a trained model reads new clips the same way (our
+  reading: docs/METHOD.md, section "Scale of the music features").
 
 Both datasets accept a list of indices in ``__getitem__`` and return a whole batch (use them
 with ``DataLoader(ds, sampler=BatchSampler(...), batch_size=None)``): one fancy-indexing read

@@ -6,7 +6,8 @@ One call of :func:`train_run` trains one model variant with one seed into one ru
 - SGD with momentum, learning rate multiplied by ``lr_gamma`` every ``lr_step`` epochs
   (paper section 6.1.3: batch 128, lr 1e-3 x0.1 every 10 epochs);
 - model selection on the validation split: the epoch with the lowest validation ``sim_mse``
-  is kept as ``best.pt``; the test metrics come from that model;
+  is kept as ``best.pt``; the test metrics come from that model (our reading: docs/METHOD.md,
+  section "Training settings and model selection");
 - a checkpoint after EVERY epoch, written atomically with all RNG states (torch, numpy, python,
   the batch sampler's generator and the loss's generator), so a run killed at any point and
   started again with the same command resumes and ends with the same metrics (bit for bit on
