@@ -54,7 +54,7 @@ def test_report_holds_what_was_run_the_tables_and_the_verdicts(tmp_path):
     for name in ("comparison", "ablation"):
         assert (d["reports"] / "tables" / f"{name}.md").read_text().strip() in text
     for c in claims:
-        assert f"| {c.number} | {c.claim} | **{c.verdict}** |" in text
+        assert f"| {c.number}{c.part} | {c.claim} | **{c.verdict}** |" in text
     n = len(STUDY["seeds"])
     assert f"{len(VARIANTS)} variants x {n} seeds" in text
     wall = n * (10.0 + VARIANTS.index("sim_va"))  # run.json wall_s summed over seeds

@@ -1,24 +1,30 @@
-"""The claims checklist: the eight claims of Zhao et al. 2020 (docs/METHOD.md, section "The paper's
-claims and Figure 3"), each judged on our own numbers.
+"""The claims checklist: the claims of Zhao et al. 2020 (docs/METHOD.md, section "The paper's claims
+and Figure 3"), each judged on our own numbers by one stated rule.
 
 The decision rule (one rule for every claim):
 
-- A claim is broken into *checks*. A check says "variant A beats variant B on metric m"; its
-  estimate is A's improvement over B (``mean_B - mean_A`` for an error metric, the opposite sign
-  for a retrieval metric, so a positive estimate always favours the claim). Its standard error
-  is the unpaired one across seeds, ``SE = sqrt(sd_A^2/n_A + sd_B^2/n_B)`` (sample sd, ddof=1).
-- A check *supports* the claim when the estimate exceeds ``+k_sigma * SE``, *contradicts* it when
-  it is below ``-k_sigma * SE``, and is *undecided* otherwise (``k_sigma`` defaults to 2).
-- With fewer than ``min_seeds`` seeds on either side (default 2) the spread is unknown and the
-  check is undecided. Setting ``min_seeds=1`` treats a single seed's SE as 0, so the sign alone
-  decides: for exploratory runs only.
-- Claim 8 (relative gains) uses the interval ``gain ± (k_sigma * SE + 0.05%)`` (SE by the delta
-  method; 0.05% is half the rounding step of the paper's printed gains):
-  it supports when the interval holds the paper's gain and excludes 0, contradicts when it
-  excludes the paper's gain, and is undecided when it holds both.
-- A claim (and each metric of a claim) *holds* when every check supports it, *does not hold*
-  when at least one check contradicts it, and is *not decided at this seed spread* otherwise.
-  A claim whose variants are not in the study is *not checked*.
+- A claim is read as *checks* (:data:`READINGS`, data the 03_tables notebook shows before judging).
+  A direction check says "variant A beats variant B on metric m". Variants are compared **paired
+  by seed**: seed s of every variant trains on the same split and pair lists, so the per-seed
+  difference d_s = (B_s - A_s) for an error metric (A_s - B_s for a retrieval metric; positive
+  always favours the claim) removes what the seeds share. Its estimate is the mean of d_s and its
+  interval the two-sided ``confidence`` t-interval, mean +- t(n-1) * sd(d) / sqrt(n).
+- A direction check shows *no difference* when its interval lies inside the equivalence margin
+  +-``equivalence`` x the mean of B (a relative margin, stated in claims.md: a difference that
+  small does not matter, however sure it is); otherwise it *supports* the claim when the interval
+  lies above 0, *contradicts* it when it lies below 0, and is *undecided* when it holds 0. With
+  fewer than ``min_seeds`` paired seeds it is undecided.
+- A magnitude check (a relative gain the paper prints, g = 1 - A/B per seed) has the same
+  t-interval, widened by half the paper's rounding step (0.05%): it *supports* when the interval
+  holds the paper's gain and excludes 0, *contradicts* when it excludes the paper's gain, and is
+  *undecided* when it holds both. Claims about direction and about magnitude are separate
+  readings (claim 8 is read twice: 8a direction, 8b magnitude).
+- A claim *holds* when every check supports it, *does not hold* when at least one contradicts it,
+  shows *no difference* when every check that does not support it shows no difference, and is
+  *not decided* otherwise. A claim whose variants are not in the study is *not checked*.
+- A decided check whose interval edge lies within ``boundary`` (10%) of its half-width from 0 is
+  *on the boundary*; a claim decided by such a check says so ("holds, on the boundary"), so a
+  reader knows that another machine's round-off may tip it.
 
 Each check also carries the paper's own estimate (from its Tables 3 and 4), so a reader sees at
 once whether our reading of a claim agrees with the paper's numbers.
@@ -33,16 +39,19 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from cdcml_lib.workflow.paths import atomic_write_text, resolve
 from cdcml_lib.results.tables import HIGHER_IS_BETTER, METRICS, PAPER_METRICS, paper_numbers
 
 HOLDS = "holds"
 FAILS = "does not hold"
-UNDECIDED = "not decided at this seed spread"
+NO_DIFFERENCE = "no difference"
+UNDECIDED = "not decided"
 NOT_CHECKED = "not checked"
+ON_BOUNDARY = ", on the boundary"
 
-SUPPORTS, CONTRADICTS, NO_DECISION = "supports", "contradicts", "undecided"
+SUPPORTS, CONTRADICTS, EQUIVALENT, NO_DECISION = "supports", "contradicts", "no difference", "undecided"
 
 SIM = ["sim_mse", "sim_mae"]
 IMG_VA = ["img_v_mse", "img_v_mae", "img_a_mse", "img_a_mae"]
@@ -57,7 +66,11 @@ PAPER_GAIN_ROUNDING = 0.0005  # half of the 0.1% step the paper prints its gains
 
 @dataclass
 class Check:
-    """One comparison behind a claim; ``estimate > 0`` always favours the claim."""
+    """One comparison behind a claim; ``estimate > 0`` always favours the claim.
+
+    ``low``/``high``: the confidence interval of the estimate (paired by seed); ``margin``: the
+    equivalence margin of a direction check (0 for a magnitude check).
+    """
 
     metric: str
     what: str
@@ -66,11 +79,16 @@ class Check:
     paper_estimate: float
     outcome: str
     numbers: dict = field(default_factory=dict)
+    low: float = float("nan")
+    high: float = float("nan")
+    margin: float = 0.0
+    boundary: bool = False
 
 
 @dataclass
 class Claim:
     number: int
+    part: str
     claim: str
     reading: str
     verdict: str
@@ -85,13 +103,22 @@ class Claim:
 class Rule:
     """The decision rule (see the module docstring)."""
 
-    k_sigma: float = 2.0
+    confidence: float = 0.95
+    equivalence: float = 0.01
     min_seeds: int = 2
+    boundary: float = 0.1
+
+    def text(self) -> str:
+        return (f"variants paired by seed; a difference counts when its {self.confidence:.0%} "
+                f"t-interval excludes 0, and is 'no difference' when the interval lies within "
+                f"+-{self.equivalence:.0%} of the compared variant's mean; at least {self.min_seeds} "
+                f"paired seeds; a decided check within {self.boundary:.0%} of its interval's "
+                f"half-width from 0 is 'on the boundary'")
 
 
 # --- the statistics of one check ---------------------------------------------------------
 
-Samples = dict  # (variant, metric) -> np.ndarray of per-seed values
+Samples = dict  # (variant, metric) -> pd.Series of per-seed values, indexed by seed
 
 
 def samples_of(per_seed: pd.DataFrame | Samples) -> Samples:
@@ -100,29 +127,33 @@ def samples_of(per_seed: pd.DataFrame | Samples) -> Samples:
         return per_seed
     out = {}
     for variant, group in per_seed.groupby("variant", sort=False):
+        group = group.set_index("seed")
         for m in METRICS:
             if m in group:
-                out[(variant, m)] = group[m].to_numpy(dtype=float)
+                out[(variant, m)] = group[m].astype(float)
     return out
 
 
-def _mean_se(values: np.ndarray) -> tuple[float, float, int]:
-    """Mean, standard error of the mean (NaN with one seed) and number of seeds."""
+def paired(samples: Samples, a: str, b: str, metric: str) -> tuple[np.ndarray, np.ndarray]:
+    """The values of ``a`` and ``b`` on the seeds both have, in seed order."""
+    sa, sb = samples[(a, metric)], samples[(b, metric)]
+    seeds = sorted(set(sa.index) & set(sb.index))
+    return sa.loc[seeds].to_numpy(dtype=float), sb.loc[seeds].to_numpy(dtype=float)
+
+
+def t_interval(values: np.ndarray, confidence: float) -> tuple[float, float, float]:
+    """Mean, standard error and half-width of the two-sided t-interval (NaN below two values)."""
     n = len(values)
-    sd = float(values.std(ddof=1)) if n > 1 else float("nan")
-    return float(values.mean()), sd / math.sqrt(n) if n > 1 else float("nan"), n
+    mean = float(values.mean()) if n else float("nan")
+    if n < 2:
+        return mean, float("nan"), float("nan")
+    se = float(values.std(ddof=1)) / math.sqrt(n)
+    return mean, se, float(stats.t.ppf(0.5 + confidence / 2, n - 1)) * se
 
 
-def _decide(estimate: float, se: float, n_min: int, rule: Rule) -> str:
-    """Supports / contradicts / undecided for an estimate whose positive side favours the claim."""
-    if n_min < rule.min_seeds:
-        return NO_DECISION
-    se = 0.0 if math.isnan(se) else se  # only reached with min_seeds=1: the sign alone decides
-    if estimate > rule.k_sigma * se:
-        return SUPPORTS
-    if estimate < -rule.k_sigma * se:
-        return CONTRADICTS
-    return NO_DECISION
+def _on_boundary(estimate: float, half: float, rule: Rule) -> bool:
+    """The interval's edge nearest 0 lies within ``rule.boundary`` of its half-width from 0."""
+    return half > 0 and abs(abs(estimate) - half) <= rule.boundary * half
 
 
 @lru_cache(maxsize=None)
@@ -136,54 +167,75 @@ def _paper_value(variant: str, metric: str) -> float:
 
 def improvement_check(per_seed: pd.DataFrame | Samples, better: str, worse: str, metric: str,
                       rule: Rule) -> Check:
-    """Check "``better`` beats ``worse`` on ``metric``": the improvement and its unpaired SE."""
-    samples = samples_of(per_seed)
-    mb, seb, nb = _mean_se(samples[(better, metric)])
-    mw, sew, nw = _mean_se(samples[(worse, metric)])
+    """Direction check "``better`` beats ``worse`` on ``metric``", paired by seed."""
+    b, w = paired(samples_of(per_seed), better, worse, metric)
     sign = 1.0 if HIGHER_IS_BETTER[metric] else -1.0
-    estimate = sign * (mb - mw)
-    se = math.sqrt(seb ** 2 + sew ** 2) if nb > 1 and nw > 1 else float("nan")
+    estimate, se, half = t_interval(sign * (b - w), rule.confidence)
+    margin = rule.equivalence * abs(float(w.mean())) if len(w) else float("nan")
     paper = sign * (_paper_value(better, metric) - _paper_value(worse, metric))
+    low, high = estimate - half, estimate + half
+    if len(b) < rule.min_seeds or math.isnan(half):
+        outcome = NO_DECISION
+    elif -margin <= low and high <= margin:   # first: a difference too small to matter, however sure
+        outcome = EQUIVALENT
+    elif low > 0:
+        outcome = SUPPORTS
+    elif high < 0:
+        outcome = CONTRADICTS
+    else:
+        outcome = NO_DECISION
+    boundary = outcome in (SUPPORTS, CONTRADICTS) and _on_boundary(estimate, half, rule)
     return Check(metric=metric, what=f"{better} better than {worse}", estimate=estimate, se=se,
-                 paper_estimate=paper, outcome=_decide(estimate, se, min(nb, nw), rule),
-                 numbers={better: mb, worse: mw, f"n_{better}": nb, f"n_{worse}": nw})
+                 paper_estimate=paper, outcome=outcome,
+                 numbers={better: float(b.mean()) if len(b) else float("nan"),
+                          worse: float(w.mean()) if len(w) else float("nan"), "n_paired": len(b)},
+                 low=low, high=high, margin=margin, boundary=boundary)
 
 
 def relative_gain_check(per_seed: pd.DataFrame | Samples, new: str, old: str, metric: str,
                         paper_gain: float, rule: Rule) -> Check:
-    """Check "``new`` improves ``metric`` over ``old`` by ``paper_gain`` (relative)".
+    """Magnitude check "``new`` improves ``metric`` over ``old`` by ``paper_gain`` (relative)".
 
-    Gain g = (old - new) / old for an error metric; SE by the delta method,
-    SE(new/old) = (new/old) * sqrt((se_new/new)^2 + (se_old/old)^2). The paper prints its gains
-    to 0.1%, so the interval is widened by half of that rounding step.
+    Per seed g_s = 1 - new_s / old_s (an error metric), paired; the t-interval of the mean gain
+    is widened by half the 0.1% step the paper prints its gains with.
     """
-    samples = samples_of(per_seed)
-    mn, sen, nn = _mean_se(samples[(new, metric)])
-    mo, seo, no = _mean_se(samples[(old, metric)])
-    ratio = mn / mo
-    gain = 1.0 - ratio
-    se = abs(ratio) * math.sqrt((sen / mn) ** 2 + (seo / mo) ** 2) if nn > 1 and no > 1 else float("nan")
-    if min(nn, no) < rule.min_seeds:
-        outcome = NO_DECISION
+    n_, o_ = paired(samples_of(per_seed), new, old, metric)
+    gain, se, half = t_interval(1.0 - n_ / o_, rule.confidence)
+    if len(n_) < rule.min_seeds or math.isnan(half):
+        outcome, low, high = NO_DECISION, float("nan"), float("nan")
     else:
-        half = rule.k_sigma * (0.0 if math.isnan(se) else se) + PAPER_GAIN_ROUNDING
-        paper_inside = gain - half <= paper_gain <= gain + half
-        zero_inside = gain - half <= 0.0 <= gain + half
+        half += PAPER_GAIN_ROUNDING
+        low, high = gain - half, gain + half
+        paper_inside = low <= paper_gain <= high
+        zero_inside = low <= 0.0 <= high
         outcome = CONTRADICTS if not paper_inside else (NO_DECISION if zero_inside else SUPPORTS)
     return Check(metric=metric, what=f"relative gain of {new} over {old} (paper {paper_gain:.1%})",
                  estimate=gain, se=se, paper_estimate=paper_gain, outcome=outcome,
-                 numbers={new: mn, old: mo, f"n_{new}": nn, f"n_{old}": no})
+                 numbers={new: float(n_.mean()) if len(n_) else float("nan"),
+                          old: float(o_.mean()) if len(o_) else float("nan"), "n_paired": len(n_)},
+                 low=low, high=high)
 
 
 # --- from checks to a verdict -------------------------------------------------------------
 
 def verdict_of(outcomes: list[str]) -> str:
-    """Holds when all checks support, does not hold when any contradicts, else undecided."""
+    """Holds when all checks support, does not hold when any contradicts, no difference when
+    every check that does not support shows no difference, else not decided."""
     if any(o == CONTRADICTS for o in outcomes):
         return FAILS
     if outcomes and all(o == SUPPORTS for o in outcomes):
         return HOLDS
+    if outcomes and all(o in (SUPPORTS, EQUIVALENT) for o in outcomes):
+        return NO_DIFFERENCE
     return UNDECIDED
+
+
+def _with_boundary(verdict: str, checks: list[Check]) -> str:
+    """``verdict, on the boundary`` when a check that decides it sits on its boundary."""
+    deciding = {HOLDS: SUPPORTS, FAILS: CONTRADICTS}.get(verdict)
+    if deciding and any(c.boundary and c.outcome == deciding for c in checks):
+        return verdict + ON_BOUNDARY
+    return verdict
 
 
 def _per_metric(checks: list[Check]) -> dict[str, str]:
@@ -192,31 +244,34 @@ def _per_metric(checks: list[Check]) -> dict[str, str]:
 
 
 def _describe(check: Check) -> str:
-    se = "SE n/a" if math.isnan(check.se) else f"SE {check.se:.4f}"
-    return (f"{check.metric}: claimed {check.what}; advantage ours {check.estimate:+.4f} ({se}), "
+    ci = "no interval" if math.isnan(check.low) else f"interval {check.low:+.4f} to {check.high:+.4f}"
+    return (f"{check.metric}: claimed {check.what}; advantage ours {check.estimate:+.4f} ({ci}), "
             f"paper {check.paper_estimate:+.4f}")
 
 
 def _reason(checks: list[Check], verdict: str, rule: Rule) -> str:
     n = len(checks)
-    if verdict == HOLDS:
-        return (f"All {n} checks favour the claim by more than {rule.k_sigma:g} standard errors "
-                f"across seeds.")
     against = [c for c in checks if c.outcome == CONTRADICTS]
+    same = [c for c in checks if c.outcome == EQUIVALENT]
     open_ = [c for c in checks if c.outcome == NO_DECISION]
+    level = f"{rule.confidence:.0%} interval"
+    if verdict == HOLDS:
+        return f"All {n} checks favour the claim: each {level} lies above 0."
     if verdict == FAILS:
         text = (f"The reproduction disagrees with the paper: {len(against)} of {n} checks go against "
-                f"the claim by more than {rule.k_sigma:g} standard errors: "
-                + "; ".join(_describe(c) for c in against) + ".")
-        if open_:
-            text += f" {len(open_)} more within noise."
+                f"the claim (their {level} lies below 0): " + "; ".join(_describe(c) for c in against) + ".")
+        if open_ or same:
+            text += f" {len(open_)} more undecided, {len(same)} with no difference."
         return text
-    few = [c for c in open_ if min(v for k, v in c.numbers.items() if k.startswith("n_")) < rule.min_seeds]
-    text = (f"{len(open_)} of {n} checks lie within {rule.k_sigma:g} standard errors of no effect"
-            + (f" ({len(few)} with fewer than {rule.min_seeds} seeds)" if few else "")
-            + f"; {n - len(open_)} for the claim. Undecided: "
+    if verdict == NO_DIFFERENCE:
+        return (f"{len(same)} of {n} checks show no difference (the {level} lies within "
+                f"+-{rule.equivalence:.0%} of the compared variant's mean), the rest favour the claim: "
+                + "; ".join(_describe(c) for c in same[:6]) + ("; ..." if len(same) > 6 else "") + ".")
+    few = [c for c in open_ if c.numbers.get("n_paired", 0) < rule.min_seeds]
+    return (f"{len(open_)} of {n} checks are undecided (their {level} holds 0 and reaches beyond the "
+            f"equivalence margin)" + (f", {len(few)} with fewer than {rule.min_seeds} paired seeds" if few else "")
+            + f"; {n - len(open_)} decided. Undecided: "
             + "; ".join(_describe(c) for c in open_[:6]) + ("; ..." if len(open_) > 6 else "") + ".")
-    return text
 
 
 def _summary(reading: "ClaimReading", checks: list[Check], extra: dict) -> str:
@@ -225,9 +280,9 @@ def _summary(reading: "ClaimReading", checks: list[Check], extra: dict) -> str:
         return "; ".join(f"{c.metric} gain: ours {c.estimate:.1%}"
                          + ("" if math.isnan(c.se) else f" (SE {c.se:.1%})")
                          + f", paper {c.paper_estimate:.1%}" for c in checks)
-    count = {o: sum(c.outcome == o for c in checks) for o in (SUPPORTS, CONTRADICTS, NO_DECISION)}
+    count = {o: sum(c.outcome == o for c in checks) for o in (SUPPORTS, CONTRADICTS, EQUIVALENT, NO_DECISION)}
     text = (f"{len(checks)} checks: {count[SUPPORTS]} for, {count[CONTRADICTS]} against, "
-            f"{count[NO_DECISION]} within noise")
+            f"{count[EQUIVALENT]} no difference, {count[NO_DECISION]} undecided")
     # Name the claimed direction and say that ours is the reverse, so a reader cannot take
     # "sim_va better than sim" for what we found.
     against = [f"{c.metric} (claimed {c.what}; ours the reverse)" for c in checks if c.outcome == CONTRADICTS]
@@ -239,22 +294,22 @@ def _summary(reading: "ClaimReading", checks: list[Check], extra: dict) -> str:
 
 
 def _reason_gains(checks: list[Check], verdict: str, rule: Rule) -> str:
-    """Claim 8's reason: each relative gain's interval against the paper's gain and against 0."""
+    """A magnitude claim's reason: each relative gain's interval against the paper's gain and 0."""
     parts = []
     for c in checks:
-        if math.isnan(c.se) and rule.min_seeds > 1:
-            parts.append(f"{c.metric}: ours {c.estimate:.1%} (one seed: no spread), paper {c.paper_estimate:.1%}")
+        if math.isnan(c.low):
+            parts.append(f"{c.metric}: ours {c.estimate:.1%} (fewer than {rule.min_seeds} paired seeds: "
+                         f"no interval), paper {c.paper_estimate:.1%}")
             continue
-        half = rule.k_sigma * (0.0 if math.isnan(c.se) else c.se) + PAPER_GAIN_ROUNDING
         where = {SUPPORTS: "holds the paper's value and excludes 0",
                  NO_DECISION: "holds both the paper's value and 0",
                  CONTRADICTS: "excludes the paper's value: our gain is "
                               + ("smaller" if c.estimate < c.paper_estimate else "larger")}[c.outcome]
-        parts.append(f"{c.metric}: ours {c.estimate:.1%} ± {half:.1%} ({rule.k_sigma:g} SE), paper "
+        parts.append(f"{c.metric}: ours {c.estimate:.1%} ({c.low:.1%} to {c.high:.1%}), paper "
                      f"{c.paper_estimate:.1%}; the interval {where}")
-    lead = {HOLDS: "Both gains agree with the paper.",
-            FAILS: "The reproduction disagrees with the paper.",
-            UNDECIDED: "The seed spread is too wide to tell."}[verdict]
+    lead = {HOLDS: "The gains agree with the paper's.",
+            FAILS: "The reproduction disagrees with the paper's magnitude.",
+            UNDECIDED: "The seed spread is too wide to tell."}.get(verdict, "")
     return lead + " " + "; ".join(parts) + "."
 
 
@@ -277,6 +332,12 @@ class ClaimReading:
     beats: tuple = ()
     gains: tuple = ()
     reported_gain: tuple | None = None
+    part: str = ""
+
+    @property
+    def id(self) -> str:
+        """``1`` ... ``7``, ``8a``, ``8b``: a claim read twice has one id per reading."""
+        return f"{self.number}{self.part}"
 
     @property
     def variants(self) -> list[str]:
@@ -327,39 +388,44 @@ READINGS = (
         "ten error metrics.",
         beats=tuple(("cdcml", b, PAPER_METRICS) for b in ("sim", "sim_cfr", "sim_cfr_cfm", "sim_va"))),
     ClaimReading(
-        8, "Relative gains of CDCML over ACP-Net: 22.1% similarity MSE, 5.4% similarity MAE.",
-        "the relative gain (acp_net - cdcml) / acp_net on sim_mse and sim_mae, with a "
-        "delta-method SE, must be compatible with the paper's 22.1% and 5.4% and exclude 0.",
-        gains=tuple(("cdcml", "acp_net", m, g) for m, g in PAPER_GAIN_CDCML_OVER_ACP.items())),
+        8, "CDCML beats ACP-Net on similarity (the direction of the paper's gains).",
+        "cdcml beats acp_net on sim_mse and sim_mae.",
+        beats=(("cdcml", "acp_net", SIM),), part="a"),
+    ClaimReading(
+        8, "CDCML's gains over ACP-Net are 22.1% in similarity MSE and 5.4% in similarity MAE.",
+        "the relative gain 1 - cdcml / acp_net per seed on sim_mse and sim_mae: its interval must "
+        "hold the paper's 22.1% and 5.4% and exclude 0.",
+        gains=tuple(("cdcml", "acp_net", m, g) for m, g in PAPER_GAIN_CDCML_OVER_ACP.items()), part="b"),
 )
-CLAIMS = {r.number: r for r in READINGS}
+CLAIMS = {r.id: r for r in READINGS}
 
 
 def readings_table() -> pd.DataFrame:
     """Every check behind every claim, one row each: what the notebook shows before judging."""
     rows = []
     for r in READINGS:
-        rows += [{"claim": r.number, "kind": "direction", "check": f"{a} beats {b}", "metrics": ", ".join(ms)}
+        rows += [{"claim": r.id, "kind": "direction", "check": f"{a} beats {b}", "metrics": ", ".join(ms)}
                  for a, b, ms in r.beats]
-        rows += [{"claim": r.number, "kind": "magnitude",
+        rows += [{"claim": r.id, "kind": "magnitude",
                   "check": f"relative gain of {new} over {old} = paper's {g:.1%}", "metrics": m}
                  for new, old, m, g in r.gains]
         if r.reported_gain:
             new, old, m, g = r.reported_gain
-            rows.append({"claim": r.number, "kind": "reported only",
+            rows.append({"claim": r.id, "kind": "reported only",
                          "check": f"relative gain of {new} over {old} beside paper's {g:.1%}", "metrics": m})
     return pd.DataFrame(rows)
 
 
-def check_claim(number: int, per_seed: pd.DataFrame | Samples, rule: Rule | None = None) -> Claim:
-    """Judge claim ``number`` (1-8) on the per-seed test metrics (``tables.gather_runs``)."""
+def check_claim(claim_id, per_seed: pd.DataFrame | Samples, rule: Rule | None = None) -> Claim:
+    """Judge claim ``claim_id`` (1-7, "8a", "8b") on the per-seed test metrics (``tables.gather_runs``)."""
     rule = rule or Rule()
-    reading = CLAIMS[number]
+    reading = CLAIMS[str(claim_id)]
+    number = reading.number
     samples = samples_of(per_seed)
     have = {v for v, _ in samples}
     missing = [v for v in reading.variants if v not in have]
     if missing:
-        return Claim(number, reading.claim, reading.reading, NOT_CHECKED,
+        return Claim(number, reading.part, reading.claim, reading.reading, NOT_CHECKED,
                      f"the study has no runs of {', '.join(missing)} (add them to study: in params).")
     checks = [improvement_check(samples, a, b, m, rule) for a, b, metrics in reading.beats for m in metrics]
     checks += [relative_gain_check(samples, new, old, m, g, rule) for new, old, m, g in reading.gains]
@@ -370,22 +436,24 @@ def check_claim(number: int, per_seed: pd.DataFrame | Samples, rule: Rule | None
         extra[f"{m}_relative_gain"] = {"ours": gain.estimate, "se": gain.se, "paper": g,
                                        "compatible_with_paper": gain.outcome != CONTRADICTS}
     verdict = verdict_of([c.outcome for c in checks])
+    reason_verdict = verdict
+    verdict = _with_boundary(verdict, checks)
     if reading.judged_on_gains:
-        reason = _reason_gains(checks, verdict, rule)
+        reason = _reason_gains(checks, reason_verdict, rule)
     else:
-        reason = _reason(checks, verdict, rule)
+        reason = _reason(checks, reason_verdict, rule)
     for key, g in extra.items():
         reason += f" Relative {key.removesuffix('_relative_gain')} gain: ours {g['ours']:.1%}, paper {g['paper']:.1%}."
-    return Claim(number, reading.claim, reading.reading, verdict, reason, _per_metric(checks), checks,
-                 extra, _summary(reading, checks, extra))
+    return Claim(number, reading.part, reading.claim, reading.reading, verdict, reason, _per_metric(checks),
+                 checks, extra, _summary(reading, checks, extra))
 
 
-def check_claims(per_seed: pd.DataFrame, k_sigma: float = 2.0, min_seeds: int = 2) -> list[Claim]:
+def check_claims(per_seed: pd.DataFrame, rule: Rule | None = None) -> list[Claim]:
     """Every claim of :data:`READINGS` (docs/METHOD.md, section "The paper's claims and Figure 3"),
     judged with one :class:`Rule`."""
-    rule = Rule(k_sigma=float(k_sigma), min_seeds=int(min_seeds))
+    rule = rule or Rule()
     samples = samples_of(per_seed)
-    return [check_claim(r.number, samples, rule) for r in READINGS]
+    return [check_claim(r.id, samples, rule) for r in READINGS]
 
 
 # --- writing ------------------------------------------------------------------------------
@@ -400,43 +468,48 @@ def _json_safe(x):
     return x
 
 
-def claims_markdown(claims: list[Claim], k_sigma: float = 2.0, min_seeds: int = 2) -> str:
-    """The checklist as Markdown: a summary table, then each claim with its checks."""
+def _fmt_check(k: Check, pct: bool) -> str:
+    num = (lambda x: "–" if math.isnan(x) else f"{x:+.1%}") if pct else (lambda x: "–" if math.isnan(x) else f"{x:+.4f}")
+    interval = "–" if math.isnan(k.low) else f"{num(k.low)} to {num(k.high)}"
+    flag = " (on the boundary)" if k.boundary else ""
+    return (f"| {k.metric} | {k.what} | {num(k.estimate)} | {interval} | {num(k.paper_estimate)} "
+            f"| {k.outcome}{flag} |")
+
+
+def claims_markdown(claims: list[Claim], rule: Rule | None = None) -> str:
+    """The checklist as Markdown: the rule, a summary table, then each claim with its checks."""
+    rule = rule or Rule()
     lines = ["# Claims checklist", "",
-             f"Each claim of the paper (docs/METHOD.md, section \"The paper's claims and Figure 3\") "
-             f"judged on our test numbers. Rule: a "
-             f"difference counts when it exceeds {k_sigma:g} standard errors across seeds "
-             f"(unpaired; at least {min_seeds} seeds per variant); a claim holds when every check "
-             f"supports it and does not hold when any check goes against it. Estimates are "
-             f"improvements in the claimed direction (positive favours the claim).", "",
+             "Each claim of the paper (docs/METHOD.md, section \"Claims\") judged on our test numbers. "
+             f"Rule: {rule.text()}. A claim holds when every check supports it, does not hold when any "
+             "check goes against it, shows no difference when the checks that do not support it show "
+             "no difference, and is not decided otherwise. Estimates are improvements in the claimed "
+             "direction (positive favours the claim); claims about direction and about magnitude "
+             "(relative gains) are judged separately.", "",
              "| # | claim | verdict |", "|---|---|---|"]
-    lines += [f"| {c.number} | {c.claim} | **{c.verdict}** |" for c in claims]
+    lines += [f"| {c.number}{c.part} | {c.claim} | **{c.verdict}** |" for c in claims]
     for c in claims:
-        lines += ["", f"## Claim {c.number}: {c.claim}", "", f"**Verdict: {c.verdict}.** {c.reason}", "",
+        lines += ["", f"## Claim {c.number}{c.part}: {c.claim}", "", f"**Verdict: {c.verdict}.** {c.reason}", "",
                   f"How we check it: {c.reading}"]
         if len(c.per_metric) > 1:
             lines += ["", "Per metric: " + "; ".join(f"{m}: {v}" for m, v in c.per_metric.items()) + "."]
         if c.checks:
-            pct = CLAIMS[c.number].judged_on_gains
-            fmt = (lambda x: "–" if math.isnan(x) else f"{x:+.1%}") if pct else \
-                  (lambda x: "–" if math.isnan(x) else f"{x:+.4f}")
-            sefmt = (lambda x: "–" if math.isnan(x) else f"{x:.1%}") if pct else \
-                    (lambda x: "–" if math.isnan(x) else f"{x:.4f}")
-            lines += ["", "| metric | check | ours | SE | paper | outcome |", "|---|---|---:|---:|---:|---|"]
-            lines += [f"| {k.metric} | {k.what} | {fmt(k.estimate)} | {sefmt(k.se)} | {fmt(k.paper_estimate)} "
-                      f"| {k.outcome} |" for k in c.checks]
+            pct = CLAIMS[f"{c.number}{c.part}"].judged_on_gains
+            lines += ["", f"| metric | check | ours | {rule.confidence:.0%} interval | paper | outcome |",
+                      "|---|---|---:|---|---:|---|"]
+            lines += [_fmt_check(k, pct) for k in c.checks]
     return "\n".join(lines) + "\n"
 
 
-def write_claims(claims: list[Claim], reports_dir: str | Path, k_sigma: float = 2.0,
-                 min_seeds: int = 2) -> dict[str, Path]:
+def write_claims(claims: list[Claim], reports_dir: str | Path, rule: Rule | None = None) -> dict[str, Path]:
     """Write ``<reports>/claims.md`` and ``<reports>/claims.json``."""
+    rule = rule or Rule()
     out = resolve(reports_dir)
     out.mkdir(parents=True, exist_ok=True)
-    record = {"rule": {"k_sigma": k_sigma, "min_seeds": min_seeds},
-              "claims": [_json_safe(asdict(c)) for c in claims]}
+    record = {"rule": {**asdict(rule), "text": rule.text()},
+              "claims": [{"id": f"{c.number}{c.part}", **_json_safe(asdict(c))} for c in claims]}
     paths = {"md": out / "claims.md", "json": out / "claims.json"}
-    for key, text in (("md", claims_markdown(claims, k_sigma, min_seeds)),
+    for key, text in (("md", claims_markdown(claims, rule)),
                       ("json", json.dumps(record, indent=2) + "\n")):
         atomic_write_text(paths[key], text)
     return paths
