@@ -49,7 +49,7 @@ On a GPU the host waits for the device wherever a tensor's size depends on its v
 (``torch.unique``) or a value is read on the host (``int(t)``, ``.item()``) or a tensor is copied from
 pageable host memory. Per training step, :class:`CDCMLLoss` finds the distinct items of each
 modality once and hands them to the triplet samplers, and the random keys of :func:`draw_two` go
-through pinned memory: two waits remain (one ``torch.unique`` per modality), where there were twelve
+through pinned memory: two waits remain (one ``torch.unique`` per modality), where there were sixteen
 (``benchmarks/gpu_check.py`` counts them with the profiler). The numbers are unchanged.
 """
 from __future__ import annotations
