@@ -141,6 +141,12 @@ def run_command(cmd: list[str], timeout: float, env: dict | None = None, cwd: Pa
             "wall_s": round(time.perf_counter() - start, 2), "output": output}
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def git_commit() -> str:
     try:
         return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
@@ -608,7 +614,8 @@ def part_ddp(device: torch.device, quick: bool, skip_reason: str | None) -> dict
     if cuda and nproc == 1:
         # torchrun with one process has WORLD_SIZE 1: the trainer opens no process group. The
         # gathers of a step still go through nccl here, with a world of one.
-        nccl = run_command([sys.executable, "-c", NCCL_WORLD_OF_ONE], 60, env=env)
+        nccl = run_command([sys.executable, "-c", NCCL_WORLD_OF_ONE.replace("PORT", str(free_port()))],
+                           60, env=env)
         out["nccl_world_of_one"] = {"returncode": nccl["returncode"], "output": nccl["output"][-1500:]}
         checks.append(check("nccl_gather_world_of_one", nccl["returncode"] == 0, True, nccl["returncode"] == 0,
                             "one GPU: the DDP run above has no process group; gather_global_many over "
@@ -622,7 +629,7 @@ def part_ddp(device: torch.device, quick: bool, skip_reason: str | None) -> dict
 NCCL_WORLD_OF_ONE = """
 import torch, torch.distributed as dist
 from cdcml_lib.runs.distributed import DistContext, gather_global_many
-dist.init_process_group("nccl", init_method="tcp://127.0.0.1:29533", rank=0, world_size=1)
+dist.init_process_group("nccl", init_method="tcp://127.0.0.1:PORT", rank=0, world_size=1)
 x = {"f": torch.randn(8, 4, device="cuda", requires_grad=True), "i": torch.arange(8, device="cuda")}
 y = gather_global_many(x, DistContext(0, 1, 0, None))
 assert torch.equal(y["f"], x["f"]) and torch.equal(y["i"], x["i"]) and y["f"].requires_grad
