@@ -2,7 +2,7 @@
 
     benchmarks/gpu_check.sh              # or: make gpu-check
     python benchmarks/gpu_check.py [--device auto|cpu] [--parts features,train,syncs,smoke,ddp]
-                                   [--out FILE] [--quick] [--train-pairs N]
+                                   [--out FILE] [--quick] [--smoke-rehearsal] [--train-pairs N]
 
 It writes one JSON file (default ``reports/gpu/gpu_check-<device>.json``; its fields are explained
 in ``reports/gpu/README.md``) with the machine (device name, driver, torch, CUDA and cuDNN
@@ -28,7 +28,8 @@ timeout). On a machine without a CUDA GPU (or with ``--device cpu``) every CUDA 
 skipped, with the reason in the JSON, and the same code runs at tiny sizes on the CPU: the feature
 comparison on torch's CPU device, the trainer's step on the smoke configuration, the profiler
 count, a dry run of the smoke study's make command in a scratch copy, and a 2-process gloo run
-(``--quick`` skips the last two): the GPU day is then not the first run of this code.
+(``--quick`` skips the last two; ``--smoke-rehearsal`` runs the smoke part's two studies for
+real, both on the CPU): the GPU day is then not the first run of this code.
 
 Nothing is downloaded: the backbones are built with ``pretrained: false`` (same speed) and the
 training data are the built ``data/paper`` folder, else synthetic memory maps of its shapes.
@@ -80,6 +81,16 @@ DDP_ATOL = 0.01              # absolute, error metrics, DDP vs one process (drop
 BUDGET_S = 470              # the whole check, on a GPU: the subprocesses' timeouts fit in it
 NO_GPU = "no CUDA GPU: torch.cuda.is_available() is False on this machine"
 FORCED_CPU = "--device cpu: CUDA parts not run"
+
+# Python modules each part needs beyond torch and numpy (the kit's dependencies, pyproject.toml):
+# a machine without them gets a failed check that names them, not a traceback.
+KIT_MODULES = ("pandas", "scipy", "torchvision", "librosa", "soxr", "soundfile", "PIL", "matplotlib",
+               "seaborn", "sklearn", "umap", "yaml", "tqdm", "bokeh")
+NEEDS = {"features": ("librosa", "soxr", "scipy"),
+         "train": ("torchvision", "pandas"),
+         "syncs": ("torchvision", "pandas"),
+         "smoke": KIT_MODULES + ("papermill", "ipykernel", "nbformat"),
+         "ddp": ("torchvision", "pandas", "librosa", "soxr")}
 
 # Operators after which the host waits for a CUDA device (their output size, or a value, must be
 # known on the host), and the CUDA runtime calls in which it waits.
@@ -172,6 +183,12 @@ def machine_info(device: torch.device) -> dict:
         if not info["driver"]:
             info["driver_note"] = "nvidia-smi not found or failed: driver version unknown"
     return info
+
+
+def missing_modules(names) -> list[str]:
+    import importlib.util
+
+    return [n for n in names if importlib.util.find_spec(n) is None]
 
 
 def part_status(checks: list[dict]) -> str:
@@ -499,8 +516,23 @@ def make_command(copy: Path, target: str, jobs: int, dry_run: bool = False) -> l
              f"ENV_OK={copy / '.gpu_check_env_ok'}"])
 
 
+def kernel_spec(folder: Path) -> Path:
+    """A Jupyter data folder holding a ``cdcml`` kernel (the kernel the notebooks run under) that
+    starts this interpreter: the studies' notebooks then run with the check's Python, also on a
+    machine where ``make env`` never registered the kernel (nothing is installed anywhere)."""
+    spec = folder / "kernels" / "cdcml"
+    spec.mkdir(parents=True, exist_ok=True)
+    (spec / "kernel.json").write_text(json.dumps({
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "Python (cdcml, gpu_check)", "language": "python"}))
+    return folder
+
+
 def copy_env(copy: Path, hide_gpu: bool) -> dict:
-    env = dict(os.environ, CDCML_ROOT=str(copy), PYTHONPATH=str(copy), CI="1")
+    """The environment of ``make`` in a scratch copy: its sources first, its root, the kernel."""
+    jupyter = kernel_spec(copy / ".gpu_check_jupyter")
+    env = dict(os.environ, CDCML_ROOT=str(copy), PYTHONPATH=str(copy), CI="1",
+               JUPYTER_PATH=os.pathsep.join([str(jupyter)] + [p for p in [os.environ.get("JUPYTER_PATH")] if p]))
     if hide_gpu:
         env["CUDA_VISIBLE_DEVICES"] = ""
     return env
@@ -525,8 +557,10 @@ def part_smoke(device: torch.device, skip_reason: str | None, rehearsal: bool = 
     both studies with the "GPU" one's training on the CPU too (the plumbing end to end: its
     metrics must then equal the reference's)."""
     cuda = device.type == "cuda"
-    if shutil.which("make") is None:
-        return {"checks": [skipped("smoke_study", "make is not installed")]}
+    absent = [tool for tool in ("make", "flock") if shutil.which(tool) is None]
+    if absent:   # the Makefile's reproduce target needs both
+        return {"checks": [check("smoke_tools", absent, "none missing", False,
+                                 f"{absent} not installed: make reproduce needs GNU make and flock")]}
     with tempfile.TemporaryDirectory(prefix="cdcml-gpu-check-smoke-") as tmp:
         gpu_copy = scratch_copy(Path(tmp) / "gpu", "cuda" if cuda or not rehearsal else "cpu")
         if not cuda and not rehearsal:
@@ -582,6 +616,14 @@ def part_smoke(device: torch.device, skip_reason: str | None, rehearsal: bool = 
         if not cuda:
             out["rehearsal"] = ("--smoke-rehearsal on the CPU: both studies train on the CPU; this "
                                 "checks the plumbing end to end, it is not a GPU figure")
+            if "runs" in out:   # the same computation twice: nothing may differ
+                differ = sorted(f"{run}.{k}" for run, m in out["runs"].items() for k, v in m.items()
+                                if v["rel_diff"] != 0)
+                out["checks"] = [c for c in out["checks"] if c["name"] != "sim_mse_max_rel_diff"] + [
+                    check("rehearsal_runs_compared", len(out["runs"]), f"== {len(study_runs('smoke'))}",
+                          len(out["runs"]) == len(study_runs("smoke"))),
+                    check("rehearsal_metrics_identical", not differ, True, not differ,
+                          "; ".join(differ[:10]))]
             out["checks"].append(skipped("smoke_gpu_vs_cpu", skip_reason))
     return out
 
@@ -694,8 +736,13 @@ def main(argv: list[str] | None = None) -> int:
             continue
         t0 = time.perf_counter()
         print(f"[{name}] ...", flush=True)
+        missing = missing_modules(NEEDS[name])
         try:
-            result = runners[name]()
+            if missing:
+                result = {"checks": [check("python_packages", missing, "none missing", False,
+                                           f"install {missing} (pip install -e '.[dev]'), then run again")]}
+            else:
+                result = runners[name]()
         except Exception as err:  # noqa: BLE001 - one failing part must not hide the others' figures
             result = {"error": f"{type(err).__name__}: {err}", "traceback": traceback.format_exc()[-3000:],
                       "checks": [check(name, None, "no error", False)]}
