@@ -443,8 +443,7 @@ def part_syncs(device: torch.device, quick: bool) -> dict:
                                        "wait_ms": round(v["cpu_time_us"] / steps / 1000, 3)}
                                    for k, v in runtime.items()}
         out["sync_debug_warnings_per_step"] = sync_debug_sites(steps_of, steps)
-        step_ms = profiled_step_ms(steps_of, steps, device)
-        out["step_ms_unprofiled"] = step_ms
+        out["step_ms_unprofiled"] = step_ms(steps_of, steps, device)
     in_losses = {name: sum(v for k, v in ops.get(name, {}).get("sites", {}).items() if "losses.py" in k.split(" <- ")[0])
                  for name in SYNC_OPS}
     out["checks"] = [check("losses_unique_per_step", in_losses["aten::_unique2"], "<= 2 (one per modality)",
@@ -472,7 +471,7 @@ def sync_debug_sites(steps_of, steps: int) -> dict:
     return dict(sorted(counts.items()))
 
 
-def profiled_step_ms(steps_of, steps: int, device) -> float:
+def step_ms(steps_of, steps: int, device) -> float:
     sync(device)
     start = time.perf_counter()
     steps_of(steps)
