@@ -192,6 +192,12 @@ bench: | $(ENV_OK) ## Print the speed figures (features, loader, training)
 lab: | $(ENV_OK) ## Open JupyterLab on notebooks/
 	$(VENV)/bin/jupyter lab notebooks/
 
+# >>> gpu-check (issue 15) >>>
+.PHONY: gpu-check
+gpu-check: | $(ENV_OK) ## Prepared GPU check (<= 8 min on one GPU; CPU: skips the CUDA parts) -> reports/gpu/
+	PY=$(PY) benchmarks/gpu_check.sh $(GPU_CHECK_ARGS)
+# <<< gpu-check <<<
+
 clean: ## Remove CONFIG's generated data, runs and (non-default) reports
 	rm -rf $(DATA) $(RUNS) $(STUDY_MK) $(STAMP)-*.json $(if $(filter default,$(CONFIG)),reports/notebooks reports/timings,$(REPORTS))
 

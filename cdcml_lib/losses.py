@@ -51,6 +51,13 @@ otherwise be its own neighbour at distance 0.
 
 Random draws use the ``generator`` passed to ``forward`` or, if none, torch's global RNG, so they
 are deterministic under ``torch.manual_seed``. Draws are made on the CPU and moved to the data's device.
+
+On a GPU the host waits for the device wherever a tensor's size depends on its values
+(``torch.unique``) or a value is read on the host (``int(t)``, ``.item()``) or a tensor is copied from
+pageable host memory. Per training step, :class:`CDCMLLoss` finds the distinct items of each
+modality once and hands them to the triplet samplers, and the random keys of :func:`draw_two` go
+through pinned memory: two waits remain (one ``torch.unique`` per modality), where there were sixteen
+(``benchmarks/gpu_check.py`` counts them with the profiler). The numbers are unchanged.
 """
 from __future__ import annotations
 
@@ -123,7 +130,10 @@ def draw_two(allowed: Tensor, generator: torch.Generator | None = None) -> Tenso
     """For each row of the boolean matrix ``allowed`` [A, N], two distinct allowed columns drawn
     uniformly at random: a long tensor [A, 2]. Every row must allow at least two columns.
     The neighbours of Eqs. 2, 4 and 5 (docs/METHOD.md, section "Triplets in a batch")."""
-    keys = torch.rand(allowed.shape, generator=generator).to(allowed.device)
+    keys = torch.rand(allowed.shape, generator=generator)
+    if allowed.device.type == "cuda":  # from pinned memory the copy does not make the host wait
+        keys = keys.pin_memory()
+    keys = keys.to(allowed.device, non_blocking=True)
     keys = keys.masked_fill(~allowed, 2.0)  # disallowed columns sort last
     return keys.argsort(dim=1)[:, :2]
 
@@ -131,10 +141,11 @@ def draw_two(allowed: Tensor, generator: torch.Generator | None = None) -> Tenso
 def first_positions(ids: Tensor) -> Tensor:
     """Positions of the first occurrence of each distinct value of ``ids`` [B] (in order of value):
     the distinct items of a batch, each one anchor (docs/METHOD.md, section "Triplets in a batch")."""
-    _, inverse = torch.unique(ids, return_inverse=True)
-    n_distinct = int(inverse.max()) + 1 if ids.numel() else 0
+    # The number of distinct values is the length of unique's output, known on the host once
+    # unique returns: reading it from the device (int(inverse.max())) would wait a second time.
+    values, inverse = torch.unique(ids, return_inverse=True)
     positions = torch.arange(ids.numel(), device=ids.device)
-    first = torch.full((n_distinct,), ids.numel(), dtype=torch.long, device=ids.device)
+    first = torch.full((len(values),), ids.numel(), dtype=torch.long, device=ids.device)
     return first.scatter_reduce(0, inverse, positions, reduce="amin")
 
 
@@ -188,19 +199,22 @@ class CrossModalFeatureRatioLoss(nn.Module):
         self.sigma = sigma
 
     def sample_triplets(self, image_idx: Tensor, music_idx: Tensor,
-                        generator: torch.Generator | None = None) -> dict[str, Tensor]:
+                        generator: torch.Generator | None = None,
+                        firsts: tuple[Tensor, Tensor] | None = None) -> dict[str, Tensor]:
         """Draw the triplets of one batch, as batch positions.
 
         Returns ``img_anchor [A], img_pq [A, 2]`` (positions whose *music* are p and q) and
-        ``mus_anchor [C], mus_pq [C, 2]`` (positions whose *images* are p and q).
+        ``mus_anchor [C], mus_pq [C, 2]`` (positions whose *images* are p and q). ``firsts``:
+        ``(first_positions(image_idx), first_positions(music_idx))`` if the caller has them.
         """
+        if firsts is None:
+            firsts = first_positions(image_idx), first_positions(music_idx)
         if self.triplets == "dense":
-            return self._dense_triplets(image_idx, music_idx, generator)
-        return self._pair_triplets(image_idx, music_idx, generator)
+            return self._dense_triplets(*firsts, generator)
+        return self._pair_triplets(image_idx, music_idx, *firsts, generator)
 
     @staticmethod
-    def _dense_triplets(image_idx, music_idx, generator):
-        img_first, mus_first = first_positions(image_idx), first_positions(music_idx)
+    def _dense_triplets(img_first, mus_first, generator):
         out = {}
         for name, anchors, others in (("img", img_first, mus_first), ("mus", mus_first, img_first)):
             if len(others) < 2 or len(anchors) == 0:
@@ -213,13 +227,13 @@ class CrossModalFeatureRatioLoss(nn.Module):
         return out
 
     @staticmethod
-    def _pair_triplets(image_idx, music_idx, generator):
+    def _pair_triplets(image_idx, music_idx, img_first, mus_first, generator):
         # One position per distinct listed pair, so that a repeated pair is not two partners.
-        pair_key = image_idx * (int(music_idx.max()) + 1) + music_idx
+        # (The key's stride stays a device tensor: int() of it would make the host wait.)
+        pair_key = image_idx * (music_idx.max() + 1) + music_idx
         pair_pos = first_positions(pair_key)
         out = {}
-        for name, own in (("img", image_idx), ("mus", music_idx)):
-            anchor_pos = first_positions(own)
+        for name, own, anchor_pos in (("img", image_idx, img_first), ("mus", music_idx, mus_first)):
             # allowed[a, j]: distinct pair j belongs to anchor a.
             allowed = own[anchor_pos][:, None] == own[pair_pos][None, :]
             keep = allowed.sum(dim=1) >= 2
@@ -258,13 +272,14 @@ class CrossModalFeatureRatioLoss(nn.Module):
 
     def forward(self, f_img: Tensor, f_mus: Tensor, *, image_idx: Tensor, music_idx: Tensor,
                 score: Tensor | None = None, y_img: Tensor | None = None, y_mus: Tensor | None = None,
-                generator: torch.Generator | None = None) -> tuple[Tensor, int]:
-        """Returns (L_cfr, number of triplets used)."""
+                generator: torch.Generator | None = None,
+                firsts: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, int]:
+        """Returns (L_cfr, number of triplets used); ``firsts`` as in :meth:`sample_triplets`."""
         if self.triplets == "dense" and (y_img is None or y_mus is None):
             raise ValueError("triplets='dense' needs the VA labels y_img and y_mus of the batch")
         if self.triplets == "pairs" and score is None:
             raise ValueError("triplets='pairs' needs the listed matching scores of the batch")
-        triplets = self.sample_triplets(image_idx, music_idx, generator)
+        triplets = self.sample_triplets(image_idx, music_idx, generator, firsts)
         n = len(triplets["img_anchor"]) + len(triplets["mus_anchor"])
         return self.loss_on_triplets(f_img, f_mus, triplets, score=score, y_img=y_img, y_mus=y_mus), n
 
@@ -309,9 +324,11 @@ class SingleModalFeatureRatioLoss(nn.Module):
         self.epsilon = epsilon
 
     @staticmethod
-    def sample_triplets(item_idx: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        """Triplets as batch positions, a long tensor [A, 3]: anchor, p, q."""
-        first = first_positions(item_idx)
+    def sample_triplets(item_idx: Tensor, generator: torch.Generator | None = None,
+                        first: Tensor | None = None) -> Tensor:
+        """Triplets as batch positions, a long tensor [A, 3]: anchor, p, q. ``first``:
+        ``first_positions(item_idx)`` if the caller has it."""
+        first = first_positions(item_idx) if first is None else first
         if len(first) < 3:
             return torch.zeros((0, 3), dtype=torch.long, device=item_idx.device)
         allowed = ~torch.eye(len(first), dtype=torch.bool, device=item_idx.device)  # not the anchor itself
@@ -329,8 +346,8 @@ class SingleModalFeatureRatioLoss(nn.Module):
         return log_ratio_term(d_ap, d_aq, delta_ap, delta_aq, self.epsilon).mean()
 
     def forward(self, f: Tensor, y: Tensor, item_idx: Tensor,
-                generator: torch.Generator | None = None) -> Tensor:
-        return self.loss_on_triplets(f, y, self.sample_triplets(item_idx, generator))
+                generator: torch.Generator | None = None, first: Tensor | None = None) -> Tensor:
+        return self.loss_on_triplets(f, y, self.sample_triplets(item_idx, generator, first))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -422,9 +439,10 @@ class CDCMLLoss(nn.Module):
         if w["cfr"]:
             parts["cfr"], n = self.cfr(out["f_img"], out["f_mus"], image_idx=batch["image_idx"],
                                        music_idx=batch["music_idx"], score=batch["score"],
-                                       y_img=batch["y_img"], y_mus=batch["y_mus"], generator=generator)
+                                       y_img=batch["y_img"], y_mus=batch["y_mus"], generator=generator,
+                                       firsts=(img_first, mus_first))
             weights["cfr"] = w["cfr"]
-            extra["cfr_triplets"] = torch.tensor(float(n))
+            extra["cfr_triplets"] = torch.tensor(float(n))  # n is a host int (shapes): no wait
         if w["cfm"]:
             parts["cfm"], weights["cfm"] = self.cfm(out["f_img"], out["f_mus"]), w["cfm"]
         if w["va_mse"]:
@@ -432,8 +450,8 @@ class CDCMLLoss(nn.Module):
                                + va_mse_loss(out["va_mus"][mus_first], batch["y_mus"][mus_first]))
             weights["va_mse"] = w["va_mse"]
         if w["sfr"]:
-            parts["sfr_img"] = self.sfr(out["f_img"], batch["y_img"], batch["image_idx"], generator)
-            parts["sfr_mus"] = self.sfr(out["f_mus"], batch["y_mus"], batch["music_idx"], generator)
+            parts["sfr_img"] = self.sfr(out["f_img"], batch["y_img"], batch["image_idx"], generator, img_first)
+            parts["sfr_mus"] = self.sfr(out["f_mus"], batch["y_mus"], batch["music_idx"], generator, mus_first)
             weights["sfr_img"] = weights["sfr_mus"] = w["sfr"]
         total = sum(weights[k] * v for k, v in parts.items())
         terms = {k: v.detach() for k, v in parts.items()}

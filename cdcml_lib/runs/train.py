@@ -222,9 +222,9 @@ LOSS_BATCH_KEYS = ("score", "y_img", "y_mus", "music_idx", "image_idx")
 def global_batch(out: dict, batch: dict, ctx) -> tuple[dict, dict]:
     """Under DDP: the model outputs and loss labels of every rank's slice, concatenated in rank
     order, so that the losses see the one-process batch (only this rank's rows carry gradient)."""
-    out = {k: distributed.gather_global(v, ctx) for k, v in out.items()}
-    batch = {k: distributed.gather_global(batch[k], ctx) for k in LOSS_BATCH_KEYS}
-    return out, batch
+    both = distributed.gather_global_many({**{("out", k): v for k, v in out.items()},
+                                           **{("batch", k): batch[k] for k in LOSS_BATCH_KEYS}}, ctx)
+    return ({k: both[("out", k)] for k in out}, {k: both[("batch", k)] for k in LOSS_BATCH_KEYS})
 
 
 def train_epoch(model, loader, loss_fn, optimiser, scaler, params, device, autocast, loss_gen,
