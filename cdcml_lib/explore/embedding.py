@@ -8,7 +8,8 @@ labels. This module measures and draws how far they do:
 - :func:`fit_umap` projects the embeddings to 2-D; :func:`save_coords` / :func:`load_coords`
   keep the coordinates as an artifact, because UMAP is not bit-stable across machines and every
   figure must be redrawn from the saved numbers;
-- :func:`distance_correlations`, :func:`umap_trustworthiness` and :func:`modality_gap` are the
+- :func:`distance_correlations`, :func:`umap_trustworthiness`, :func:`modality_gap` and
+  :func:`modality_mixing` (how often a point's neighbours on the map share its modality) are the
   numbers of the space;
 - :func:`best_matches` (from :mod:`cdcml_lib.explore.match`) is the matching function of the
   paper's Figure 3 for a new file;
@@ -267,6 +268,36 @@ def modality_gap(emb: np.ndarray, modality: Sequence[str]) -> dict[str, float]:
             "gap": centre_distance / pooled if pooled > 0 else float("inf")}
 
 
+def modality_mixing(coords: np.ndarray, modality: Sequence[str], k: int = 15) -> dict[str, float]:
+    """How mixed the two modalities are on a map: for each point, the fraction of its ``k``
+    nearest neighbours (Euclidean, on ``coords``; itself excluded) that share its modality.
+
+    Returns ``same_modality_share`` (the mean over all points), ``same_modality_share_<m>`` for
+    each modality, and ``chance_share``: the same mean when the modality labels are assigned at
+    random, sum_m n_m (n_m - 1) / (N (N - 1)). 1.0 means every point's neighbours are of its own
+    modality (two separate clouds); near ``chance_share`` the modalities are fully mixed.
+    """
+    from scipy.spatial import cKDTree
+
+    coords = np.asarray(coords, dtype=np.float64)
+    modality = np.asarray(modality).astype(str)
+    n = len(coords)
+    if len(modality) != n:
+        raise ValueError(f"modality_mixing: {n} points but {len(modality)} modality labels")
+    if not 1 <= k < n:
+        raise ValueError(f"modality_mixing: k={k} must be in [1, N) with N={n} points")
+    _, idx = cKDTree(coords).query(coords, k=k + 1)
+    # drop each point itself (the first hit, or wherever it sits among exact duplicates)
+    neighbours = np.array([[j for j in row if j != i][:k] for i, row in enumerate(idx)])
+    same = (modality[neighbours] == modality[:, None]).mean(axis=1)
+    out = {"same_modality_share": float(same.mean())}
+    counts = {m: int((modality == m).sum()) for m in MODALITIES}
+    for m in MODALITIES:
+        out[f"same_modality_share_{m}"] = float(same[modality == m].mean()) if counts[m] else np.nan
+    out["chance_share"] = float(sum(c * (c - 1) for c in counts.values()) / (n * (n - 1)))
+    return out
+
+
 def space_numbers(run: RunEmbeddings, coords: np.ndarray, n_neighbors: int) -> dict[str, float]:
     """Every number of one run's space in one flat dict (for the notebook's table and JSON)."""
     corr = distance_correlations(run.embedding, run.va, run.modality)
@@ -280,6 +311,7 @@ def space_numbers(run: RunEmbeddings, coords: np.ndarray, n_neighbors: int) -> d
     out["modality_gap"] = gap["gap"]
     out["centre_distance"] = gap["centre_distance"]
     out["spread_image"], out["spread_music"] = gap["spread_image"], gap["spread_music"]
+    out.update(modality_mixing(coords, run.modality, max(1, min(n_neighbors, len(coords) - 1))))
     return out
 
 
