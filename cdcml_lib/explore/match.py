@@ -28,7 +28,10 @@ Unreadable files raise :class:`QueryFileError` (audio) or ``data.images.ImageFil
 """
 from __future__ import annotations
 
+import argparse
+import inspect
 import os
+import sys
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,7 +41,12 @@ import numpy as np
 import pandas as pd
 
 from cdcml_lib.audio import CLIP_SAMPLES, CLIP_SECONDS, SR
+from cdcml_lib.data.dataset import open_dataset
+from cdcml_lib.data.features import extract_features, log_spectrogram
 from cdcml_lib.data.images import IMAGE_SUFFIXES, ImageFileError, load_image, resize_images
+from cdcml_lib.nets import music_input
+from cdcml_lib.runs.train import load_trained
+from cdcml_lib.workflow.paths import resolve
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".au", ".caf", ".w64")
 #: A window whose peak |sample| stays below this (about -80 dBFS) is digital silence.
@@ -165,8 +173,6 @@ def modality_of(path: str | os.PathLike) -> str:
 
 def music_inputs(clips: np.ndarray, model_name: str, feature_backend: str = "fast") -> np.ndarray:
     """What the run's music branch takes for float32 clips ``[b, 44100]``."""
-    from cdcml_lib.data.features import extract_features, log_spectrogram
-    from cdcml_lib.nets import music_input
 
     if music_input(model_name) == "log_spectrogram":
         return log_spectrogram(clips)
@@ -243,8 +249,6 @@ class Prediction:
 
 def predict_va(trained, f: np.ndarray, modality: str) -> np.ndarray:
     """Predicted VA ``[N, 2]`` of embeddings; models with one VA head per modality are told which."""
-    import inspect
-
     if "modality" in inspect.signature(trained.predict_va).parameters:
         return np.asarray(trained.predict_va(f, modality=modality), dtype=float)
     return np.asarray(trained.predict_va(f), dtype=float)
@@ -327,9 +331,6 @@ class Collection:
 
 def dataset_collection(trained, folder: Any, modality: str, split: str = "test") -> Collection:
     """The ``split`` items of ``modality`` in a dataset folder (path or DatasetFolder), encoded."""
-    from cdcml_lib.data.dataset import open_dataset
-    from cdcml_lib.nets import music_input
-    from cdcml_lib.workflow.paths import resolve
 
     ds = open_dataset(resolve(folder)) if isinstance(folder, (str, os.PathLike)) else folder
     items = ds.items
@@ -561,9 +562,6 @@ def format_matches(pred: Prediction, found: pd.DataFrame) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import argparse
-    import sys
-
     parser = argparse.ArgumentParser(
         prog="python -m cdcml_lib.match",
         description="Predict the valence and arousal of your own images and songs with a trained "
@@ -584,8 +582,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.k < 1 or args.hop <= 0 or args.batch_size < 1:
         parser.error("-k and --batch-size must be at least 1 and --hop positive")
-
-    from cdcml_lib.runs.train import load_trained
 
     # a path that exists from here is the user's (the library resolves others from the repo root)
     for name in ("run", "against"):
