@@ -264,3 +264,19 @@ def test_best_matches_rejects_an_unknown_file(tiny_trained, collections, tmp_pat
     (tmp_path / "notes.txt").write_text("hi")
     with pytest.raises(ValueError, match="notes.txt: unknown suffix '.txt'"):
         E.best_matches(tiny_trained, tmp_path / "notes.txt", collections[0])
+
+
+# --- modality mixing on the map -------------------------------------------------------------
+
+def test_modality_mixing_of_separate_and_of_mixed_clouds():
+    rng = np.random.default_rng(0)
+    modality = np.array(["image"] * 40 + ["music"] * 20)
+    apart = np.concatenate([rng.normal(0, 1, (40, 2)), rng.normal(50, 1, (20, 2))])
+    out = E.modality_mixing(apart, modality, k=5)
+    assert out["same_modality_share"] == 1.0 and out["same_modality_share_music"] == 1.0
+    assert out["chance_share"] == pytest.approx((40 * 39 + 20 * 19) / (60 * 59))
+    mixed = rng.normal(0, 1, (60, 2))                    # one cloud, labels independent of position
+    share = E.modality_mixing(mixed, modality, k=10)["same_modality_share"]
+    assert abs(share - out["chance_share"]) < 0.1
+    with pytest.raises(ValueError, match="k=60 must be in"):
+        E.modality_mixing(mixed, modality, k=60)

@@ -175,8 +175,11 @@ def test_each_exercise_has_an_empty_cell_and_a_worked_solution():
 
 
 def test_notebooks_teach_from_the_library():
-    """The tour calls the library's losses instead of re-implementing them."""
+    """The tour calls the library's losses instead of re-implementing them (directly, or through
+    its helpers in cdcml_lib/explore/tour.py, shared with the solutions)."""
     code = "\n".join(source(c) for c in load("00_tour")["cells"] if c["cell_type"] == "code")
+    assert "tour.TinyStudy(" in code and "tour.fit_log_ratio(" in code
+    code += (repo_root() / "cdcml_lib" / "explore" / "tour.py").read_text()
     for name in ("matching_score", "mean_label_distance", "candidate_pairs", "CrossModalFeatureRatioLoss",
                  "CrossModalFeatureMarginLoss", "SingleModalFeatureRatioLoss", "CDCMLLoss", "build_model",
                  "extract_features", "train_epoch"):
@@ -191,6 +194,13 @@ def test_spelling_check_flags_a_misspelt_word_and_ignores_code_and_math():
     assert unknown_words("The colours organise the neighbours' centres.") == set()  # British English
     assert unknown_words("The colurs orgnise.") == {"colurs", "orgnise"}
     assert unknown_words("Run `xqzt_loss()` on $\\lVert y \\rVert$, see https://exmple.org/qqq.") == set()
+
+
+def test_the_solutions_import_the_tour_helpers_instead_of_copying_them():
+    code = "\n".join(source(c) for c in load("00_tour_solutions")["cells"] if c["cell_type"] == "code")
+    assert "tour.TinyStudy(" in code and "tour.fit_log_ratio(" in code
+    for definition in ("def make_batches", "def train_tiny", "def embed_all", "def space_numbers"):
+        assert definition not in code, definition
 
 
 def test_figure_check_flags_a_missing_label():

@@ -28,13 +28,14 @@ import numpy as np
 import pandas as pd
 
 from cdcml_lib.audio import CLIP_SECONDS, SR
+from cdcml_lib.data import images
 from cdcml_lib.matching import minmax_normalise
 from cdcml_lib.workflow.paths import atomic_write_text, resolve
 
 ITEM_COLUMNS = ["id", "modality", "song", "split", "valence", "arousal", "source", "path", "start_s"]
 PAIR_COLUMNS = ["music_id", "image_id", "score"]
 AUDIO_EXTENSIONS = (".mp3", ".wav", ".flac", ".ogg", ".m4a")
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+IMAGE_EXTENSIONS = images.IMAGE_SUFFIXES
 
 # Known misspellings of column names in published files, mapped to the intended name.
 # DEAM's static_annotations_averaged_songs_2000_2058.csv writes "valence_ max_mean".
@@ -571,13 +572,9 @@ def load_audio_clip(path, start_s: float, sr: int = SR, seconds: float = CLIP_SE
 
 
 def load_image(path, size: int) -> np.ndarray:
-    """An image as RGB uint8 ``[size, size, 3]``, resized (the paper resizes to 224 x 224)."""
-    from PIL import Image, UnidentifiedImageError
-
+    """An image as RGB uint8 ``[size, size, 3]``, the whole image resized (the paper resizes to
+    224 x 224), through the one image loader :func:`cdcml_lib.data.images.load_image`."""
     try:
-        with Image.open(path) as image:
-            rgb = image.convert("RGB").resize((size, size), Image.BILINEAR)
-            return np.asarray(rgb, dtype=np.uint8)
-    except (OSError, UnidentifiedImageError) as err:
-        raise CorpusError(f"image: cannot read {path} ({err}); check that the file is a complete "
-                          "image (jpg/png)") from err
+        return images.load_image(path, size)
+    except images.ImageFileError as err:
+        raise CorpusError(str(err)) from None

@@ -8,9 +8,11 @@ labels. This module measures and draws how far they do:
 - :func:`fit_umap` projects the embeddings to 2-D; :func:`save_coords` / :func:`load_coords`
   keep the coordinates as an artifact, because UMAP is not bit-stable across machines and every
   figure must be redrawn from the saved numbers;
-- :func:`distance_correlations`, :func:`umap_trustworthiness` and :func:`modality_gap` are the
+- :func:`distance_correlations`, :func:`umap_trustworthiness`, :func:`modality_gap` and
+  :func:`modality_mixing` (how often a point's neighbours on the map share its modality) are the
   numbers of the space;
-- :func:`best_matches` is the matching function of the paper's Figure 3 for a new file;
+- :func:`best_matches` (from :mod:`cdcml_lib.explore.match`) is the matching function of the
+  paper's Figure 3 for a new file;
 - :func:`write_map_html` writes the interactive map (one standalone HTML file).
 """
 from __future__ import annotations
@@ -21,21 +23,16 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
-
-from cdcml_lib.audio import CLIP_SAMPLES, SR
-from cdcml_lib.data.dataset import open_dataset
-from cdcml_lib.data.features import N_FEATURES, N_FRAMES, extract_features
+from cdcml_lib.explore import match
 from cdcml_lib.workflow.paths import atomic_path, atomic_write_text
 
 MODALITIES = ("image", "music")
 NPZ_FIELDS = ("ids", "modality", "valence", "arousal", "pred_valence", "pred_arousal", "embedding")
 COORD_COLUMNS = ("id", "modality", "valence", "arousal", "umap_x", "umap_y")
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
-AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3", ".m4a", ".aiff", ".aif", ".au"}
 
 
 # --- reading a run's embeddings --------------------------------------------------------------
@@ -271,6 +268,36 @@ def modality_gap(emb: np.ndarray, modality: Sequence[str]) -> dict[str, float]:
             "gap": centre_distance / pooled if pooled > 0 else float("inf")}
 
 
+def modality_mixing(coords: np.ndarray, modality: Sequence[str], k: int = 15) -> dict[str, float]:
+    """How mixed the two modalities are on a map: for each point, the fraction of its ``k``
+    nearest neighbours (Euclidean, on ``coords``; itself excluded) that share its modality.
+
+    Returns ``same_modality_share`` (the mean over all points), ``same_modality_share_<m>`` for
+    each modality, and ``chance_share``: the same mean when the modality labels are assigned at
+    random, sum_m n_m (n_m - 1) / (N (N - 1)). 1.0 means every point's neighbours are of its own
+    modality (two separate clouds); near ``chance_share`` the modalities are fully mixed.
+    """
+    from scipy.spatial import cKDTree
+
+    coords = np.asarray(coords, dtype=np.float64)
+    modality = np.asarray(modality).astype(str)
+    n = len(coords)
+    if len(modality) != n:
+        raise ValueError(f"modality_mixing: {n} points but {len(modality)} modality labels")
+    if not 1 <= k < n:
+        raise ValueError(f"modality_mixing: k={k} must be in [1, N) with N={n} points")
+    _, idx = cKDTree(coords).query(coords, k=k + 1)
+    # drop each point itself (the first hit, or wherever it sits among exact duplicates)
+    neighbours = np.array([[j for j in row if j != i][:k] for i, row in enumerate(idx)])
+    same = (modality[neighbours] == modality[:, None]).mean(axis=1)
+    out = {"same_modality_share": float(same.mean())}
+    counts = {m: int((modality == m).sum()) for m in MODALITIES}
+    for m in MODALITIES:
+        out[f"same_modality_share_{m}"] = float(same[modality == m].mean()) if counts[m] else np.nan
+    out["chance_share"] = float(sum(c * (c - 1) for c in counts.values()) / (n * (n - 1)))
+    return out
+
+
 def space_numbers(run: RunEmbeddings, coords: np.ndarray, n_neighbors: int) -> dict[str, float]:
     """Every number of one run's space in one flat dict (for the notebook's table and JSON)."""
     corr = distance_correlations(run.embedding, run.va, run.modality)
@@ -284,148 +311,14 @@ def space_numbers(run: RunEmbeddings, coords: np.ndarray, n_neighbors: int) -> d
     out["modality_gap"] = gap["gap"]
     out["centre_distance"] = gap["centre_distance"]
     out["spread_image"], out["spread_music"] = gap["spread_image"], gap["spread_music"]
+    out.update(modality_mixing(coords, run.modality, max(1, min(n_neighbors, len(coords) - 1))))
     return out
 
 
 # --- matching: the best partners of a new image or clip --------------------------------------
-
-def _read_query(query: Any, image_size: int) -> tuple[str, np.ndarray]:
-    """``("image", uint8 [1,S,S,3])`` or ``("music", float32 [1,193,87])`` from a file or array.
-
-    Arrays: uint8 ``[S,S,3]`` is an image; a 1-D waveform (22,050 Hz) is a clip; float
-    ``[193,87]`` is an already-extracted feature matrix.
-    """
-    if isinstance(query, (str, os.PathLike)):
-        path = Path(query)
-        if not path.is_file():
-            raise FileNotFoundError(f"best_matches: query file {path} does not exist")
-        suffix = path.suffix.lower()
-        if suffix in IMAGE_SUFFIXES:
-            return "image", _image_to_array(path, image_size)[None]
-        if suffix in AUDIO_SUFFIXES:
-            import librosa
-
-            # the middle 2 s of the file, where a song is most representative
-            y, _ = librosa.load(path, sr=SR, mono=True)
-            start = max(0, (len(y) - CLIP_SAMPLES) // 2)
-            return "music", extract_features(y[None, start:start + CLIP_SAMPLES])
-        raise ValueError(f"best_matches: {path}: unknown suffix {suffix!r}; use an image "
-                         f"({', '.join(sorted(IMAGE_SUFFIXES))}) or audio "
-                         f"({', '.join(sorted(AUDIO_SUFFIXES))}) file")
-    arr = np.asarray(query)
-    if arr.ndim == 3 and arr.shape[-1] == 3 and arr.dtype == np.uint8:
-        return "image", _resize_images(arr[None], image_size)
-    if arr.shape == (N_FEATURES, N_FRAMES):
-        return "music", arr[None].astype(np.float32)
-    if arr.ndim == 1:
-        return "music", extract_features(arr[None])
-    raise ValueError(f"best_matches: query array of shape {arr.shape} and dtype {arr.dtype} is "
-                     "neither an image (uint8 [S,S,3]), a waveform (1-D, 22,050 Hz) nor a feature "
-                     f"matrix ([{N_FEATURES},{N_FRAMES}])")
-
-
-def _image_to_array(path: Path, size: int) -> np.ndarray:
-    """An image file as uint8 ``[size, size, 3]``: centre square crop, then resize."""
-    from PIL import Image
-
-    with Image.open(path) as im:
-        im = im.convert("RGB")
-        w, h = im.size
-        side = min(w, h)
-        im = im.crop(((w - side) // 2, (h - side) // 2, (w + side) // 2, (h + side) // 2))
-        return np.asarray(im.resize((size, size), Image.BILINEAR), dtype=np.uint8)
-
-
-def _resize_images(images: np.ndarray, size: int) -> np.ndarray:
-    if images.shape[1:3] == (size, size):
-        return images
-    from PIL import Image
-
-    return np.stack([np.asarray(Image.fromarray(im).resize((size, size), Image.BILINEAR))
-                     for im in images])
-
-
-def _collection_from_dataset(folder: Any, split: str, modality: str):
-    """ids, inputs and VA labels of one modality of one split of a dataset folder."""
-
-    ds = open_dataset(folder) if isinstance(folder, (str, os.PathLike)) else folder
-    items = ds.items
-    part = items[(items["split"] == split) & (items["modality"] == modality)]
-    if part.empty:
-        raise ValueError(f"best_matches: the dataset folder has no {modality} items in split "
-                         f"{split!r}; splits present: {sorted(items['split'].unique())}")
-    rows = part["row"].to_numpy(dtype=int)
-    name = "images" if modality == "image" else "music_features"
-    inputs = np.asarray(ds.array(name)[np.sort(rows)])[np.argsort(np.argsort(rows))]
-    return (part["id"].astype(str).to_numpy(), inputs,
-            part[["valence", "arousal"]].to_numpy(dtype=float))
-
-
-def _predict_va(trained, f: np.ndarray, modality: str) -> np.ndarray:
-    """Predicted VA ``[N, 2]``; baselines with one VA head per modality are told which."""
-    import inspect
-
-    if "modality" in inspect.signature(trained.predict_va).parameters:
-        return np.asarray(trained.predict_va(f, modality=modality), dtype=float)
-    return np.asarray(trained.predict_va(f), dtype=float)
-
-
-def best_matches(trained, query: Any, collection: Any, k: int = 6, split: str = "test",
-                 modality: str = "other", ids: Sequence[str] | None = None,
-                 va: np.ndarray | None = None) -> pd.DataFrame:
-    """The ``k`` best matches of ``query`` in ``collection`` under a trained run.
-
-    ``trained`` is a :class:`cdcml_lib.runs.train.TrainedModel` (``load_trained(run_dir)``).
-    ``query`` is an image or audio file path, or an array (see :func:`_read_query`).
-    ``collection`` is a dataset folder (path or ``DatasetFolder``) whose ``split`` items of the
-    chosen ``modality`` are searched, or an array of inputs (uint8 images ``[N,S,S,3]`` or music
-    features ``[N,193,87]``) with optional ``ids`` and ``va`` labels.
-
-    ``modality="other"`` (the paper's cross-modal matching, Figure 3) ranks by the predicted
-    matching score s_hat of the similarity predictor (the network trained by Eq. 6);
-    ``modality="same"`` ranks items of the query's own modality by distance in the shared space
-    (``score`` is then NaN: the similarity predictor only scores image-music pairs).
-
-    Returns a DataFrame sorted best first: ``rank, id, modality, score, distance, pred_valence,
-    pred_arousal`` and, where labels are known, ``valence, arousal``.
-    """
-    if "image_size" not in trained.params:
-        raise ValueError("best_matches: the trained run's params lack 'image_size'; "
-                         "the run folder's params.json is incomplete")
-    q_mod, q_input = _read_query(query, int(trained.params["image_size"]))
-    if modality not in ("other", "same"):
-        raise ValueError(f"best_matches: modality={modality!r}; use 'other' or 'same'")
-    c_mod = q_mod if modality == "same" else ("music" if q_mod == "image" else "image")
-    if isinstance(collection, np.ndarray):
-        inputs = collection
-        expected = "uint8 [N,S,S,3]" if c_mod == "image" else "float [N,193,87]"
-        if (c_mod == "image") != (inputs.ndim == 4 and inputs.dtype == np.uint8):
-            raise ValueError(f"best_matches: the collection should hold {c_mod} inputs "
-                             f"({expected}), got shape {inputs.shape} dtype {inputs.dtype}")
-        c_ids = np.asarray(ids if ids is not None else [str(i) for i in range(len(inputs))])
-        c_va = None if va is None else np.asarray(va, dtype=float)
-    else:
-        c_ids, inputs, c_va = _collection_from_dataset(collection, split, c_mod)
-    encode = {"image": trained.encode_images, "music": trained.encode_music}
-    f_q = np.asarray(encode[q_mod](q_input))
-    f_c = np.asarray(encode[c_mod](inputs))
-    distance = np.linalg.norm(f_c - f_q, axis=1)
-    if c_mod == q_mod:
-        score = np.full(len(f_c), np.nan)
-        order = np.argsort(distance, kind="stable")
-    else:
-        f_rep = np.repeat(f_q, len(f_c), axis=0)
-        pair = (f_rep, f_c) if q_mod == "image" else (f_c, f_rep)
-        score = np.asarray(trained.similarity(*pair), dtype=float).reshape(-1)
-        order = np.argsort(-score, kind="stable")
-    pred = _predict_va(trained, f_c, c_mod)
-    order = order[:k]
-    out = pd.DataFrame({"rank": np.arange(1, len(order) + 1), "id": c_ids[order],
-                        "modality": c_mod, "score": score[order], "distance": distance[order],
-                        "pred_valence": pred[order, 0], "pred_arousal": pred[order, 1]})
-    if c_va is not None:
-        out["valence"], out["arousal"] = c_va[order, 0], c_va[order, 1]
-    return out
+# best_matches lives with the rest of matching a user's files in explore/match.py (a song read
+# over its whole length, images through the training loader); kept importable from here.
+best_matches = match.best_matches
 
 
 # --- the interactive map ----------------------------------------------------------------------

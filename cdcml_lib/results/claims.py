@@ -480,7 +480,7 @@ def claims_markdown(claims: list[Claim], rule: Rule | None = None) -> str:
     """The checklist as Markdown: the rule, a summary table, then each claim with its checks."""
     rule = rule or Rule()
     lines = ["# Claims checklist", "",
-             "Each claim of the paper (docs/METHOD.md, section \"Claims\") judged on our test numbers. "
+             "Each claim of the paper (docs/METHOD.md, section \"The paper's claims and Figure 3\") judged on our test numbers. "
              f"Rule: {rule.text()}. A claim holds when every check supports it, does not hold when any "
              "check goes against it, shows no difference when the checks that do not support it show "
              "no difference, and is not decided otherwise. Estimates are improvements in the claimed "

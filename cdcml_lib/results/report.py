@@ -171,18 +171,108 @@ def _section_claims(reports: Path, config: str) -> list[str]:
     return lines
 
 
-def _section_figures(reports: Path) -> list[str]:
+def _make_command(target: str, config: str) -> str:
+    return f"make {target}" + ("" if config == "default" else f" CONFIG={config}")
+
+
+def _section_figures(reports: Path, config: str = "default") -> list[str]:
     lines = ["## Figures", ""]
     pngs = sorted((reports / "figures").glob("*.png")) + sorted((reports / "embeddings").glob("*.png"))
     if not pngs:
-        return lines + ["No figures yet."]
+        lines += ["No figures yet."]
     for p in pngs:
         rel = p.relative_to(reports).as_posix()
         lines += [f"![{p.stem}]({rel})", ""]
-    html = reports / "embeddings" / "map.html"
-    if html.is_file():
-        lines.append("Interactive map of the shared space: [embeddings/map.html](embeddings/map.html).")
+    mixing = modality_mixing_sentence(reports)
+    if mixing:
+        lines += [mixing, ""]
+    return lines + _section_links(reports, config)
+
+
+def modality_mixing_sentence(reports: Path) -> str | None:
+    """The measured modality mixing of the UMAP maps (``embeddings/numbers.json``, written by
+    notebooks/04_embeddings) as one sentence, or None when it was not measured."""
+    path = reports / "embeddings" / "numbers.json"
+    if not path.is_file():
+        return None
+    numbers = _read_json(path)
+    runs = {r: n for r, n in numbers.items() if isinstance(n, dict) and n.get("same_modality_share") is not None}
+    if not runs:
+        return None
+    chance = next(iter(runs.values())).get("chance_share")
+    parts = [f"{100 * n['same_modality_share']:.0f}% for `{r}`" for r, n in runs.items()]
+    return ("Modality mixing on the UMAP maps (measured by notebooks/04_embeddings, "
+            "`embeddings/numbers.json`): of a point's nearest neighbours on the map, "
+            + ", ".join(parts) + " share its modality"
+            + (f" ({100 * chance:.0f}% if images and clips were mixed at random; 100% means two "
+               "separate clouds)." if chance is not None else "."))
+
+
+def _section_links(reports: Path, config: str) -> list[str]:
+    """Links to what `make reproduce` writes but git does not keep (the interactive maps and the
+    executed notebooks): each says what to run when its target is not there yet."""
+    lines = ["## Interactive map and executed notebooks", "",
+             "These files are written by the study's steps and are not kept by git, so a fresh "
+             "clone does not have them until the steps have run."]
+    maps = [("embeddings/map.html", "the interactive map of the CDCML run's space")] + [
+        (p.relative_to(reports).as_posix(), f"the same map for `{p.stem[4:]}`")
+        for p in sorted((reports / "embeddings").glob("map_*.html"))]
+    for rel, what in maps:
+        if (reports / rel).is_file():
+            lines.append(f"- [{rel}]({rel}): {what}.")
+        else:
+            lines.append(f"- `{rel}` ({what}): not there yet; run `{_make_command('embeddings', config)}` "
+                         f"(or `{_make_command('reproduce', config)}`).")
+    executed = sorted((reports / "notebooks").glob("*.html"))
+    if executed:
+        lines += [f"- [notebooks/{p.name}](notebooks/{p.name}): the executed `{p.stem}` notebook."
+                  for p in executed]
+    else:
+        lines.append(f"- `notebooks/*.html` (the executed notebooks, readable offline): not there yet; "
+                     f"run `{_make_command('reproduce', config)}`.")
     return lines
+
+
+def _best_epochs(study: dict, runs_dir: str | Path) -> list[tuple[str, int, int]]:
+    """(run, best epoch, epochs done) of every finished run of the study."""
+    out = []
+    for v in dict.fromkeys(study["comparison"] + study["ablation"]):
+        for seed in study["seeds"]:
+            folder = run_folder(runs_dir, v, seed)
+            metrics, info = folder / "metrics.json", read_run_info(folder)
+            if metrics.is_file() and info.get("epochs_done"):
+                best = _read_json(metrics).get("best_epoch")
+                if isinstance(best, int):
+                    out.append((folder.name, best, int(info["epochs_done"])))
+    return out
+
+
+#: fewer validation songs than this and the best-epoch choice rests on too few songs to trust
+MIN_VAL_SONGS = 10
+
+
+def _section_caveats(study: dict, runs_dir: str | Path, data_dir: str | Path) -> list[str]:
+    """What a reader should know before trusting the tables: runs whose best validation epoch is
+    the last one (they may still be learning) and a validation split with few songs."""
+    lines = ["## Read the results with these caveats", ""]
+    found = []
+    epochs = _best_epochs(study, runs_dir)
+    at_last = [r for r, best, done in epochs if best == done]
+    if at_last:
+        found.append(f"- **Best epoch = last epoch** in {len(at_last)} of {len(epochs)} runs "
+                     f"({', '.join(at_last[:6])}{', ...' if len(at_last) > 6 else ''}): validation "
+                     "was still improving when training stopped, so these models may be "
+                     "under-trained; more epochs could change the tables.")
+    stats_path = resolve(data_dir) / "stats.json"
+    counts = _split_counts(_read_json(stats_path)) if stats_path.is_file() else None
+    val_songs = (counts or {}).get("val", {}).get("songs")
+    if isinstance(val_songs, int) and val_songs < MIN_VAL_SONGS:
+        val = counts["val"]
+        found.append(f"- **Tiny validation set**: {val_songs} songs ({_count(val.get('clips'))} clips, "
+                     f"{_count(val.get('images'))} images, {_count(val.get('pairs'))} pairs). The best "
+                     "epoch is chosen on it, so that choice is noisy; the test split decides the tables.")
+    return lines + (found or ["None flagged (best epochs before the last; "
+                              f"at least {MIN_VAL_SONGS} validation songs)."])
 
 
 # --- the report ---------------------------------------------------------------------------
@@ -200,8 +290,9 @@ def render_report(config: str, reports_dir: str | Path, runs_dir: str | Path, da
             f"\"Emotion-Based End-to-End Matching Between Image and Music in Valence-Arousal Space\", "
             f"ACM MM 2020."]
     parts = [head, _section_runs(study, runs_dir), _section_data(data_dir), _section_hardware(),
-             _section_timings(reports), _section_tables(reports, config), _section_claims(reports, config),
-             _section_figures(reports)]
+             _section_timings(reports), _section_caveats(study, runs_dir, data_dir),
+             _section_tables(reports, config), _section_claims(reports, config),
+             _section_figures(reports, config)]
     return "\n\n".join("\n".join(p) for p in parts) + "\n"
 
 
@@ -247,6 +338,9 @@ def render_readme_results(config: str, reports_dir: str | Path) -> str:
     umap = reports / "embeddings" / "umap_compare.png"
     if umap.is_file():
         lines += ["", f"![UMAP of the shared space: CDCML beside the Sim-only ablation]({rel}/embeddings/umap_compare.png)"]
+    mixing = modality_mixing_sentence(reports)
+    if mixing:
+        lines += ["", mixing.replace("`embeddings/numbers.json`", f"`{rel}/embeddings/numbers.json`")]
     return "\n".join(lines)
 
 

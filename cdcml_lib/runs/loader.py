@@ -4,7 +4,7 @@ The caches are memory-mapped; the per-step work is only indexing, a dtype conver
 normalisation:
 
 - images: uint8 ``[N, S, S, 3]`` -> float ``[B, 3, S, S]``, ImageNet-normalised
-  (:func:`image_to_tensor`);
+  (:func:`cdcml_lib.data.images.image_to_tensor`, the one image loader);
 - music: float32 ``[N, 193, 87]`` (or the float16 ``[N, 257, 87]`` log-spectrogram for L3-Net)
   standardised per feature row with TRAINING-split statistics (:class:`RowStandardiser`), which
   a run keeps in its checkpoint so that a trained model reads new clips the same way (our
@@ -25,13 +25,13 @@ from typing import Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
+
+# the one image conversion, shared with matching (data/images.py); re-exported for the trainer
+from cdcml_lib.data.images import IMAGENET_MEAN, IMAGENET_STD, image_to_tensor  # noqa: F401
 
 from cdcml_lib.data.dataset import open_dataset
 from cdcml_lib.workflow.paths import resolve
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 MUSIC_ARRAYS = ("music_features", "log_spectrogram")
 
 
@@ -40,29 +40,6 @@ def open_folder(folder):
     if isinstance(folder, (str, Path)):
         return open_dataset(resolve(folder))
     return folder
-
-
-def image_to_tensor(images: np.ndarray | torch.Tensor, size: int | None = None) -> torch.Tensor:
-    """uint8 ``[B, S, S, 3]`` -> float ``[B, 3, size, size]``, ImageNet-normalised.
-
-    When ``size`` differs from the cached S the batch is resized (bilinear, antialiased). A torch
-    tensor is converted on its own device (the CUDA trainer normalises uint8 batches on the GPU).
-    """
-    if isinstance(images, torch.Tensor):
-        x = images
-    else:
-        array = np.asarray(images)
-        x = torch.from_numpy(array if array.flags.writeable else array.copy())  # memmap slices are read-only
-    if x.dtype != torch.uint8 or x.ndim != 4 or x.shape[-1] != 3:
-        raise ValueError(f"image_to_tensor expects uint8 [B, S, S, 3], got {x.dtype} "
-                         f"{list(x.shape)}")
-    x = x.permute(0, 3, 1, 2).float().div_(255.0)
-    if size is not None and x.shape[-1] != size:
-        x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True,
-                          align_corners=False)
-    mean = torch.tensor(IMAGENET_MEAN, device=x.device).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, device=x.device).view(1, 3, 1, 1)
-    return (x - mean) / std
 
 
 class RowStandardiser:

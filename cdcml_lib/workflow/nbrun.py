@@ -8,6 +8,9 @@ What it guarantees, so that Make can trust its outputs:
 - the parameters come from ``params/<config>.yaml`` (and a variant file for training) and are
   checked against the notebook's parameters cell before anything runs;
 - the kernel is always ``cdcml`` and the working directory always ``notebooks/`` (as under nbval);
+- every parameter of ``params/<config>.yaml`` and of every variant file is checked first
+  (``params.check_config``: every problem listed at once);
+- the HTML copy reads offline: maths pre-rendered as SVG, progress bars as text;
 - the executed notebook is written under a temporary name and renamed only when every cell ran:
   a failed run leaves ``<name>.failed.ipynb`` to read, never a file that looks finished;
 - the wall time of the step goes to ``<reports>/timings/<step>.json`` for the report.
@@ -15,9 +18,11 @@ What it guarantees, so that Make can trust its outputs:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -66,11 +71,142 @@ def write_timing(config: str, step: str, wall_s: float) -> Path:
     return out
 
 
-def export_html(executed: Path, html: Path) -> None:
+# --- the HTML copy: maths pre-rendered, progress bars as text ----------------------------------
+# nbconvert's HTML loads MathJax from a CDN, so opened offline its equations show as raw LaTeX.
+# We pre-render every $...$ and $$...$$ of the markdown cells to an inline SVG with matplotlib's
+# mathtext (no network, no new dependency; alt text = the LaTeX source). mathtext knows a subset
+# of TeX: MATHTEXT_REWRITES maps the few commands our notebooks use that it lacks; anything it
+# still cannot parse stays LaTeX and is reported (tests/test_nbrun_html.py keeps the notebooks'
+# maths within the subset).
+
+MATH = re.compile(r"\$\$(.+?)\$\$|(?<![\\$])\$(?![\s$])(.+?)(?<![\\\s$])\$(?!\d)", re.S)
+CODE = re.compile(r"```.*?```|`[^`\n]*`", re.S)
+MATHTEXT_REWRITES = [
+    (re.compile(r"\\[lr]Vert"), r"\\Vert"), (re.compile(r"\\[lr]vert"), "|"),
+    (re.compile(r"\\[bB]igg?l?\s*([(\[])"), r"\\left\1"),
+    (re.compile(r"\\[bB]igg?r?\s*([)\]])"), r"\\right\1"),
+    (re.compile(r"\\operatorname\{([^}]*)\}"), r"\\mathrm{\1}"),
+    (re.compile(r"\\tfrac"), r"\\frac"), (re.compile(r"\\dfrac"), r"\\frac"),
+]
+#: stream lines that are a tqdm bar ("desc:  40%|####      | 2/5 [...]") or tqdm's widget warning
+TQDM_LINE = re.compile(r"^.*\d+%\|.*\|.*$|^.*TqdmWarning: IProgress not found.*$")
+#: for the kernels papermill starts: tqdm.auto falls back to text bars without ipywidgets, but
+#: first warns "IProgress not found" (a pink block in the HTML); the bars themselves stay
+KERNEL_WARNING_FILTER = "ignore:IProgress not found"
+
+
+def math_svg(tex: str, display: bool) -> str | None:
+    """An ``<img>`` with the SVG of ``tex`` rendered by matplotlib's mathtext, or None if it
+    cannot parse it."""
+    import base64
+    import html as html_lib
+    import io
+
+    from matplotlib import mathtext
+    from matplotlib.font_manager import FontProperties
+
+    source = " ".join(tex.split())
+    expr = source
+    for pattern, repl in MATHTEXT_REWRITES:
+        expr = pattern.sub(repl, expr)
+    buf = io.BytesIO()
+    try:
+        depth = mathtext.math_to_image(f"${expr}$", buf, prop=FontProperties(size=15 if display else 13),
+                                       dpi=72, format="svg")
+    except Exception:  # noqa: BLE001 - pyparsing/ValueError: a command mathtext does not know
+        return None
+    uri = "data:image/svg+xml;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+    alt = html_lib.escape(source, quote=True)
+    if display:
+        return f'<div style="text-align: center; margin: 0.6em 0"><img src="{uri}" alt="{alt}"></div>'
+    return f'<img src="{uri}" alt="{alt}" style="vertical-align: -{depth:.1f}pt">'
+
+
+def render_maths(markdown: str) -> tuple[str, list[str]]:
+    """``markdown`` with its maths (outside code) as inline SVG; and the expressions left as LaTeX."""
+    failed: list[str] = []
+
+    def one(match: re.Match) -> str:
+        display = match.group(1) is not None
+        tex = match.group(1) if display else match.group(2)
+        img = math_svg(tex, display)
+        if img is None:
+            failed.append(tex.strip())
+            return match.group(0)
+        return img
+
+    out, last = [], 0
+    for code in CODE.finditer(markdown):
+        out.append(MATH.sub(one, markdown[last:code.start()]))
+        out.append(code.group(0))
+        last = code.end()
+    out.append(MATH.sub(one, markdown[last:]))
+    return "".join(out), failed
+
+
+def text_streams(outputs: list) -> list:
+    """Stream outputs merged per stream, carriage returns applied (a tqdm bar keeps its last
+    state), and stderr that holds only progress bars shown as plain text (stdout)."""
+    merged: list = []
+    for out in outputs:
+        if out.get("output_type") == "stream" and merged and merged[-1].get("output_type") == "stream" \
+                and merged[-1]["name"] == out["name"]:
+            merged[-1]["text"] += out["text"]
+        else:
+            merged.append(dict(out))
+    result = []
+    for out in merged:
+        if out.get("output_type") != "stream":
+            result.append(out)
+            continue
+        lines = [line.rsplit("\r", 1)[-1] for line in out["text"].replace("\r\n", "\n").split("\n")]
+        lines = [line for i, line in enumerate(lines)
+                 if line or i == len(lines) - 1]
+        # tqdm's widget warning: its line and the source line Python prints under it
+        drop = {j for i, line in enumerate(lines) if "IProgress not found" in line
+                for j in (i, i + 1) if j == i or "autonotebook" in lines[min(j, len(lines) - 1)]}
+        lines = [line for i, line in enumerate(lines) if i not in drop]
+        text = "\n".join(lines)
+        if not text.strip():
+            continue
+        name = out["name"]
+        if name == "stderr" and all(TQDM_LINE.match(line) for line in lines if line.strip()):
+            name = "stdout"   # a finished progress bar, not an error
+        result.append({**out, "name": name, "text": text})
+    return result
+
+
+def export_html(executed: Path, html: Path) -> list[str]:
+    """Write the HTML copy of an executed notebook, readable offline: maths pre-rendered as SVG,
+    progress bars as their last line of text. Returns the expressions left as LaTeX."""
+    import nbformat
     from nbconvert import HTMLExporter
 
-    body, _ = HTMLExporter().from_filename(str(executed))
+    nb = nbformat.read(str(executed), as_version=4)
+    failed: list[str] = []
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            cell.source, bad = render_maths(cell.source)
+            failed += bad
+        elif cell.cell_type == "code":
+            cell.outputs = [nbformat.from_dict(o) for o in text_streams(cell.get("outputs", []))]
+    body, _ = HTMLExporter().from_notebook_node(nb)
     atomic_write_text(html, body)
+    return failed
+
+
+@contextlib.contextmanager
+def kernel_environment():
+    """Environment for the kernels papermill starts: no tqdm widget warning (text bars stay)."""
+    before = os.environ.get("PYTHONWARNINGS")
+    os.environ["PYTHONWARNINGS"] = ",".join(filter(None, [before, KERNEL_WARNING_FILTER]))
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("PYTHONWARNINGS", None)
+        else:
+            os.environ["PYTHONWARNINGS"] = before
 
 
 def run_notebook(notebook: Path, config: str, out: Path, variant: str | None = None,
@@ -79,6 +215,7 @@ def run_notebook(notebook: Path, config: str, out: Path, variant: str | None = N
     import papermill as pm
 
     notebook = resolve(notebook)
+    P.require_valid_config(config)   # every parameter of the config and its variants, first
     given = parameters_for(notebook, config, variant, seeds)
     given.update(overrides or {})
     source = f"parameters of {notebook.name} from params/{config}.yaml" + (
@@ -91,9 +228,10 @@ def run_notebook(notebook: Path, config: str, out: Path, variant: str | None = N
     failed = out.with_name(out.stem + ".failed.ipynb")
     start = time.perf_counter()
     try:
-        pm.execute_notebook(str(notebook), str(partial), parameters=full, kernel_name=KERNEL,
-                            cwd=str(repo_root() / "notebooks"), progress_bar=False,
-                            log_output=bool(os.environ.get("CDCML_LOG_NOTEBOOK")))
+        with kernel_environment():
+            pm.execute_notebook(str(notebook), str(partial), parameters=full, kernel_name=KERNEL,
+                                cwd=str(repo_root() / "notebooks"), progress_bar=False,
+                                log_output=bool(os.environ.get("CDCML_LOG_NOTEBOOK")))
     except BaseException:
         if partial.exists():
             os.replace(partial, failed)
@@ -103,7 +241,10 @@ def run_notebook(notebook: Path, config: str, out: Path, variant: str | None = N
         failed.unlink()
     if html:
         try:  # a side product: its failure must not leave the finished notebook unrenamed
-            export_html(partial, out.with_suffix(".html"))
+            latex_left = export_html(partial, out.with_suffix(".html"))
+            if latex_left:
+                print(f"warning: {out.with_suffix('.html').name}: {len(latex_left)} expression(s) "
+                      f"left as LaTeX (not in matplotlib's mathtext): {latex_left[:3]}", file=sys.stderr)
         except Exception as err:  # noqa: BLE001
             print(f"warning: no HTML copy of {out.name} ({err})", file=sys.stderr)
     os.replace(partial, out)  # last: the executed notebook's presence means the step finished

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -191,8 +192,260 @@ def parse_cli_value(text: str) -> Any:
     return yaml.safe_load(text)
 
 
+# --- checking a whole configuration before any step runs -----------------------------------
+# Every key of every section has a rule: its type and its range or choices. check_config applies
+# them to params/<config>.yaml and to every variant file merged into its train section, and
+# reports EVERY problem at once (file, key, what is wrong, the fix), so that a user fixes the file
+# in one go and no dataset is built or run started with a value that fails later.
+
+MODELS = ("cdcml", "sp_net", "l3_net", "acp_net", "contrastive")     # nets.MODELS (tested equal)
+LABEL_DISTANCES = ("neg_log_s", "one_minus_s")                     # losses.LABEL_DISTANCES
+TRIPLETS = ("dense", "pairs")
+DEVICE_HELP = "cpu, cuda, cuda:N (N a GPU index) or auto"
+NOTEBOOK_OF = {"dataset": "01_dataset", "train": "02_train", "embeddings": "04_embeddings"}
+
+
+def _is_device(value: str) -> bool:
+    if value in ("cpu", "cuda", "auto"):
+        return True
+    head, _, index = value.partition(":")
+    return head == "cuda" and index.isdigit()
+
+
+class Rule:
+    """The type of a parameter and a predicate on its value (with the words for the range)."""
+
+    def __init__(self, kind: str, ok=None, wanted: str = "", choices: tuple = (), fix: str = ""):
+        self.kind, self.ok, self.wanted, self.choices, self.fix = kind, ok, wanted, choices, fix
+
+    def problem(self, key: str, value: Any) -> str | None:
+        """None when ``value`` is fine, else 'what is wrong. Fix: ...'."""
+        kind_problem = _kind_problem(self.kind, key, value)
+        if kind_problem:
+            return kind_problem
+        if self.choices and value not in self.choices:
+            close = difflib.get_close_matches(str(value), [str(c) for c in self.choices], n=1)
+            return (f"{value!r} is not one of {', '.join(map(str, self.choices))}. Fix: write "
+                    f"{key}: {close[0] if close else self.choices[0]}")
+        if self.ok is not None and not self.ok(value):
+            fix = self.fix.format(key=key) if self.fix else f"write a value {self.wanted}"
+            return f"{value!r} is out of range: {key} must be {self.wanted}. Fix: {fix}"
+        return None
+
+
+def _kind_problem(kind: str, key: str, value: Any) -> str | None:
+    number_like = None
+    if isinstance(value, str):
+        try:
+            number_like = float(value)
+        except ValueError:
+            pass
+    if kind == "int":
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or (
+                isinstance(value, float) and not value.is_integer()):
+            example = (f"{int(number_like)}" if number_like is not None and float(number_like).is_integer()
+                       else "a whole number such as 6")
+            return f"{value!r} is {_type_words(value)}, not a whole number. Fix: write {key}: {example} (no quotes)"
+    elif kind == "float":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            if number_like is not None and "e" in value.lower() and "." not in value.split("e")[0].lower():
+                mantissa, _, exponent = value.lower().partition("e")
+                return (f"{value!r} is read by YAML as text (a number in e-notation needs a dot "
+                        f"before the e). Fix: write {key}: {mantissa}.0e{exponent}")
+            if number_like is not None:
+                return f"{value!r} is text, not a number. Fix: write {key}: {value} (no quotes)"
+            return f"{value!r} is {_type_words(value)}, not a number. Fix: write {key}: a number such as 0.01"
+    elif kind == "bool":
+        if not isinstance(value, bool):
+            return f"{value!r} is {_type_words(value)}, not true/false. Fix: write {key}: true or {key}: false"
+    elif kind == "str":
+        if not isinstance(value, str):
+            return f"{value!r} is {_type_words(value)}, not text. Fix: write {key}: \"{value}\" (quoted)"
+    elif kind in ("int_list", "str_list"):
+        if not isinstance(value, list) or not value:
+            return f"{value!r} is not a non-empty list. Fix: write {key}: [a, b, ...]"
+        for item in value:
+            bad = _kind_problem(kind[:-5], f"{key}[]", item)
+            if bad:
+                return f"item {item!r} of the list: {bad}"
+    return None
+
+
+def _type_words(value: Any) -> str:
+    return {str: "text", bool: "a boolean", int: "a whole number", float: "a number",
+            list: "a list", dict: "a mapping", type(None): "empty"}.get(type(value), type(value).__name__)
+
+
+def _int(lo: int | None = None, hi: int | None = None) -> Rule:
+    words = (f">= {lo}" if hi is None else f"in [{lo}, {hi}]") if lo is not None else "any whole number"
+    return Rule("int", lambda v: (lo is None or v >= lo) and (hi is None or v <= hi), words)
+
+
+def _float(gt: float | None = None, ge: float | None = None, le: float | None = None,
+           lt: float | None = None) -> Rule:
+    parts = ([f"> {gt}"] if gt is not None else []) + ([f">= {ge}"] if ge is not None else []) + \
+            ([f"<= {le}"] if le is not None else []) + ([f"< {lt}"] if lt is not None else [])
+    return Rule("float", lambda v: (gt is None or v > gt) and (ge is None or v >= ge)
+                and (le is None or v <= le) and (lt is None or v < lt), " and ".join(parts))
+
+
+def _device() -> Rule:
+    return Rule("str", _is_device, f"one of {DEVICE_HELP}",
+                fix="write {key}: cuda (a GPU; cuda:1 for the second), {key}: cpu or {key}: auto")
+
+
+SCHEMA: dict[str, dict[str, Rule]] = {
+    "dataset": {
+        "corpus": Rule("str", choices=("embedded", "imemnet")), "out_dir": Rule("str"),
+        "seed": _int(0), "n_songs": _int(1), "clips_per_song_min": _int(1),
+        "clips_per_song_max": _int(1), "n_images": _int(1), "image_size": _int(8),
+        "label_noise": _float(ge=0), "split_train": _float(gt=0, lt=1),
+        "split_val": _float(gt=0, lt=1), "split_test": _float(gt=0, lt=1),
+        "n_random": _int(0), "n_top": _int(0), "n_bottom": _int(0),
+        "keep_fraction": _float(gt=0, le=1), "feature_backend": Rule("str", choices=("fast", "librosa")),
+        "feature_device": _device(), "n_jobs": Rule("int", lambda v: v >= 1 or v == -1, ">= 1, or -1 (all cores)"),
+        **{k: Rule("str") for k in ("deam_dir", "deam_static_csvs", "deam_dynamic_dir", "iaps_ratings",
+                                     "iaps_dir", "naps_ratings", "naps_dir", "emotic_annotations",
+                                     "emotic_dir")},
+    },
+    "train": {
+        "data_dir": Rule("str"), "run_dir": Rule("str"), "model": Rule("str", choices=MODELS),
+        "seed": _int(0), "epochs": _int(1), "batch_size": _int(1), "lr": _float(gt=0),
+        "lr_step": _int(1), "lr_gamma": _float(gt=0, le=1), "momentum": _float(ge=0, lt=1),
+        "weight_decay": _float(ge=0), "image_backbone": Rule("str"), "music_backbone": Rule("str"),
+        "image_size": _int(8), "embed_dim": _int(1), "pretrained": Rule("bool"), "device": _device(),
+        "num_workers": _int(0), "num_threads": _int(0), "nproc": _int(1),
+        **{k: _float(ge=0) for k in ("w_sim_mse", "w_cfr", "w_cfm", "w_va_mse", "w_sfr")},
+        "label_distance": Rule("str", choices=LABEL_DISTANCES), "triplets": Rule("str", choices=TRIPLETS),
+        "distance_power": _float(gt=0), "epsilon": _float(gt=0), "margin": _float(ge=0),
+        "nce_temperature": _float(gt=0), "nce_target_temperature": _float(gt=0),
+    },
+    "study": {"seeds": Rule("int_list", lambda v: all(s >= 0 for s in v), "seeds >= 0"),
+              "comparison": Rule("str_list"), "ablation": Rule("str_list")},
+    "embeddings": {"run": Rule("str"), "compare_run": Rule("str"), "n_neighbors": _int(2),
+                   "seed": _int(0), "top_k": _int(1)},
+}
+
+
+def _notebook_defaults_or_none(section_name: str, root: Path) -> dict | None:
+    nb = root / "notebooks" / f"{NOTEBOOK_OF.get(section_name, '-')}.ipynb"
+    return notebook_defaults(nb) if nb.is_file() else None
+
+
+def _check_values(values: dict, section_name: str, where: str, defaults: dict | None) -> list[str]:
+    """Problems of one mapping of a section (or a variant file), as 'where, key: ...' lines."""
+    rules = SCHEMA.get(section_name, {})
+    problems = []
+    for key, value in values.items():
+        rule = rules.get(key)
+        if rule is None and defaults is not None and key in defaults:
+            if not _same_kind(defaults[key], value):
+                problems.append(f"{where}, {section_name}.{key}: {value!r} is {_type_words(value)}, "
+                                f"but the notebook expects {_type_words(defaults[key])} like "
+                                f"{defaults[key]!r}. Fix: write {key}: {defaults[key]!r}-like value")
+            continue
+        if rule is None:
+            allowed = sorted(set(rules) | set(defaults or {}))
+            close = difflib.get_close_matches(key, allowed, n=1)
+            problems.append(f"{where}, {section_name}.{key}: unknown key." + (
+                f" Fix: did you mean '{close[0]}'? Rename it." if close else
+                f" Fix: remove it (allowed: {', '.join(allowed)})"))
+            continue
+        bad = rule.problem(key, value)
+        if bad:
+            problems.append(f"{where}, {section_name}.{key}: {bad}")
+    return problems
+
+
+def _numbers(values: dict, *keys: str) -> bool:
+    return all(isinstance(values.get(k), (int, float)) and not isinstance(values.get(k), bool)
+               for k in keys)
+
+
+def check_config(name: str, root: str | Path | None = None) -> list[str]:
+    """Every problem of ``params/<name>.yaml`` and of every variant file merged into its train
+    section, as one line each (file, section.key, what is wrong, the fix); [] when all is well.
+
+    Checked: YAML syntax, known sections and keys, types (``1e-3`` is text to YAML: the fix is
+    ``1.0e-3``), ranges (``epochs >= 1``, ``batch_size >= 1``, ``lr > 0``, ...), choices (models,
+    loss options, feature backends), devices (cpu, cuda, cuda:N, auto), the splits summing to 1,
+    clip counts in order, and the study's variants existing as files.
+    """
+    root = Path(root) if root is not None else repo_root()
+    pdir = root / "params"
+    path = pdir / f"{name}.yaml"
+    rel = f"params/{name}.yaml"
+    if not path.is_file():
+        have = sorted(p.stem for p in pdir.glob("*.yaml"))
+        return [f"{rel}: no such configuration. Fix: use one of {', '.join(have) or 'none'}"]
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        return [f"{rel}: not valid YAML ({err}). Fix the file's syntax at the line shown"]
+    if not isinstance(data, dict):
+        return [f"{rel}: expected a mapping of sections (dataset, train, study, embeddings)"]
+    problems: list[str] = []
+    for key, values in data.items():
+        if key not in SECTIONS:
+            problems.append(f"{rel}, {key}: unknown section. Fix: use only {', '.join(SECTIONS)}")
+        elif not isinstance(values, dict):
+            problems.append(f"{rel}, {key}: must be a mapping of keys to values")
+        else:
+            problems += _check_values(values, key, rel, _notebook_defaults_or_none(key, root))
+    for key in SECTIONS:
+        if key not in data:
+            problems.append(f"{rel}, {key}: the section is missing. Fix: copy it from params/default.yaml")
+    ds = data.get("dataset") if isinstance(data.get("dataset"), dict) else {}
+    if _numbers(ds, "split_train", "split_val", "split_test"):
+        total = ds["split_train"] + ds["split_val"] + ds["split_test"]
+        if abs(total - 1.0) > 1e-6:
+            problems.append(f"{rel}, dataset.split_*: split_train + split_val + split_test = "
+                            f"{total:g}. Fix: make them sum to 1")
+    if _numbers(ds, "clips_per_song_min", "clips_per_song_max") and \
+            ds["clips_per_song_max"] < ds["clips_per_song_min"]:
+        problems.append(f"{rel}, dataset.clips_per_song_max: {ds['clips_per_song_max']} is below "
+                        f"clips_per_song_min ({ds['clips_per_song_min']}). Fix: raise it")
+    train = data.get("train") if isinstance(data.get("train"), dict) else {}
+    study = data.get("study") if isinstance(data.get("study"), dict) else {}
+    variants = sorted(p.stem for p in (pdir / "variants").glob("*.yaml"))
+    for part in ("comparison", "ablation"):
+        for v in study.get(part, []) if isinstance(study.get(part), list) else []:
+            if isinstance(v, str) and v not in variants:
+                close = difflib.get_close_matches(v, variants, n=1)
+                problems.append(f"{rel}, study.{part}: unknown variant {v!r} (no params/variants/"
+                                f"{v}.yaml). Fix: " + (f"write {close[0]}" if close else
+                                                       f"use one of {', '.join(variants)}"))
+    train_defaults = _notebook_defaults_or_none("train", root)
+    for v in variants:
+        vrel = f"params/variants/{v}.yaml"
+        try:
+            over = yaml.safe_load((pdir / "variants" / f"{v}.yaml").read_text()) or {}
+        except yaml.YAMLError as err:
+            problems.append(f"{vrel}: not valid YAML ({err}). Fix the file's syntax")
+            continue
+        if not isinstance(over, dict):
+            problems.append(f"{vrel}: expected a mapping of train keys to values")
+            continue
+        for key in over:
+            if train and key not in train:
+                problems.append(f"{vrel}, train.{key}: a variant may only override keys of the "
+                                f"train section of {rel}. Fix: add {key} there, or remove it here")
+        problems += _check_values({k: x for k, x in over.items() if not train or k in train},
+                                  "train", vrel, train_defaults)
+    return problems
+
+
+def require_valid_config(name: str, root: str | Path | None = None) -> None:
+    """Raise one :class:`ParamError` listing every problem of :func:`check_config`, if any."""
+    problems = check_config(name, root)
+    if problems:
+        raise ParamError(f"params/{name}.yaml: {len(problems)} problem(s); nothing was run. "
+                         "Fix them all, then run again:\n  - " + "\n  - ".join(problems))
+
+
 def _main(argv: list[str] | None = None) -> int:
-    """Small queries the Makefile uses: ``python -m cdcml_lib.workflow.params study-make CONFIG``."""
+    """Small queries the Makefile uses: ``python -m cdcml_lib.workflow.params check CONFIG``
+    (every parameter, before any step), ``study-runs CONFIG``, ``stamp CONFIG DIR``."""
     import argparse
 
     parser = argparse.ArgumentParser(prog="python -m cdcml_lib.workflow.params")
@@ -203,11 +456,22 @@ def _main(argv: list[str] | None = None) -> int:
     p.add_argument("config")
     p = sub.add_parser("study-seeds", help="print the seeds of CONFIG's study")
     p.add_argument("config")
+    p = sub.add_parser("check", help="check every parameter of params/CONFIG.yaml and of every "
+                       "variant file; list every problem and exit 2 if there is any")
+    p.add_argument("config")
     p = sub.add_parser("stamp", help="write DIR/CONFIG-<section>.json for each section whose "
                        "content changed (Make's prerequisites per section)")
     p.add_argument("config")
     p.add_argument("dir")
     args = parser.parse_args(argv)
+    if args.cmd == "check":
+        try:
+            require_valid_config(args.config)
+        except ParamError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        print(f"params/{args.config}.yaml and params/variants/*.yaml: every parameter checked, no problem")
+        return 0
     if args.cmd == "study-runs":
         print(" ".join(run_name(v, s) for v, s in study_runs(args.config)))
     elif args.cmd == "study-variants":
