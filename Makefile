@@ -91,7 +91,8 @@ ifeq (,$(filter help env clean clean-all,$(MAKECMDGOALS))$(if $(MAKECMDGOALS),,x
 -include $(STUDY_MK)
 endif
 
-# Each step depends on its own section of the config through a stamp, .make/<config>-<section>.json,
+# Every parameter of the config and its variant files is checked first (reproduce, and nbrun for
+# each notebook: all problems in one message); each step depends on its own section of the config through a stamp, .make/<config>-<section>.json,
 # rewritten (with this fragment) only when that section's content changes.
 STAMP := .make/$(CONFIG)
 $(STUDY_MK): $(PARAMS) $(wildcard params/variants/*.yaml) cdcml_lib/workflow/params.py | $(ENV_OK)
@@ -175,6 +176,7 @@ $(REPORT): $(TRAIN_NBS) $(TABLES_NB) $(EMB_NB) $(REF_CMP) $(TABLE_SRC) | $(ENV_O
 
 # One study per CONFIG at a time: a second `make reproduce` (a test, another shell) waits for the first.
 reproduce: | $(ENV_OK) ## Run the whole study on CONFIG: dataset, every run, tables, embeddings, report
+	@$(PY) -m cdcml_lib.workflow.params check $(CONFIG)
 	@mkdir -p .make; start=$$(date +%s); \
 	flock .make/reproduce-$(CONFIG).lock $(MAKE) --no-print-directory -j$(JOBS) $(REPORT) CONFIG=$(CONFIG) && \
 	echo "reproduce ($(CONFIG)) done in $$(( $$(date +%s) - start )) s: see $(REPORT)" && \
