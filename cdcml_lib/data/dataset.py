@@ -60,6 +60,12 @@ IMEMNET_KEYS = (
     "naps_ratings", "naps_dir", "emotic_annotations", "emotic_dir",
 )
 
+# --- issue 13: optional keys of other sources (published lists; the stand-in corpus) ---------
+from cdcml_lib.data.published import PUBLISHED_DEFAULTS  # noqa: E402
+#: Optional keys: the published pair lists as the source of splits and pairs (data/published.py).
+PUBLISHED_KEYS = tuple(PUBLISHED_DEFAULTS)
+# --- end issue 13
+
 HINT = "build it with `make data CONFIG=<config>` (or `python -m cdcml_lib.data.dataset --config <config>`)"
 
 
@@ -205,7 +211,7 @@ def _progress_bar(enabled: bool, total: int, desc: str):
 
 def check_dataset_params(params: dict) -> dict:
     """Check the ``dataset:`` section: every required key present, no unknown key, sane values."""
-    allowed = set(DATASET_KEYS) | set(IMEMNET_KEYS)
+    allowed = set(DATASET_KEYS) | set(IMEMNET_KEYS) | set(PUBLISHED_KEYS)   # issue 13
     unknown = sorted(set(params) - allowed)
     if unknown:
         raise DatasetError(f"build_dataset: unknown parameter(s) {unknown}; the dataset section "
@@ -214,9 +220,16 @@ def check_dataset_params(params: dict) -> dict:
     if missing:
         raise DatasetError(f"build_dataset: missing parameter(s) {missing}; add them to the "
                            "dataset section of params/<config>.yaml (see params/default.yaml)")
-    p = {**{k: "" for k in IMEMNET_KEYS}, **params}
-    if p["corpus"] not in ("embedded", "imemnet"):
-        raise DatasetError(f"dataset.corpus is {p['corpus']!r}; use 'embedded' or 'imemnet'")
+    p = {**{k: "" for k in IMEMNET_KEYS}, **PUBLISHED_DEFAULTS, **params}
+    if p["corpus"] not in ("embedded", "imemnet", "standin"):
+        raise DatasetError(f"dataset.corpus is {p['corpus']!r}; use 'embedded', 'imemnet' or "
+                           "'standin' (the real layouts filled by cdcml_lib.data.standin)")
+    if p["pairs_source"] not in ("recipe", "published"):   # issue 13
+        raise DatasetError(f"dataset.pairs_source is {p['pairs_source']!r}; use 'recipe' (our "
+                           "IMEMNet recipe) or 'published' (train/val/test_pairs lists)")
+    if p["pairs_source"] == "published" and p["corpus"] == "embedded":
+        raise DatasetError("dataset.pairs_source 'published' needs corpus 'imemnet' or "
+                           "'standin': the lists name DEAM clips and IAPS/NAPS/EMOTIC images")
     if p["feature_backend"] not in ("fast", "librosa"):
         raise DatasetError(f"dataset.feature_backend is {p['feature_backend']!r}; use 'fast' or 'librosa'")
     from cdcml_lib.data import features
@@ -286,12 +299,12 @@ def embedded_source(p: dict) -> Source:
                   clips=lambda rows: corpus.render_clips(rows), made_by=made_by, corpus=corpus)
 
 
-def imemnet_source(p: dict) -> Source:
+def imemnet_source(p: dict, progress: bool = False) -> Source:
     """The real corpora (DEAM + IAPS/NAPS/EMOTIC) through cdcml_lib.data.corpora, already normalised
     per corpus to [0, 1] by their readers (METHOD.md section 2)."""
     from cdcml_lib.data import corpora
 
-    items = corpora.load_imemnet_items(p)
+    items = corpora.load_imemnet_items(p, progress=progress)
     images = items[items.modality == "image"]
     clips = items[items.modality == "music"]
     if len(images) == 0 or len(clips) == 0:
@@ -309,7 +322,7 @@ def imemnet_source(p: dict) -> Source:
         return np.stack([corpora.load_audio_clip(resolve(clip_paths[r]), clip_starts[r])
                          for r in rows])
 
-    made_by = {"corpus": "imemnet", "reader": "cdcml_lib.data.corpora.load_imemnet_items",
+    made_by = {"corpus": p["corpus"], "reader": "cdcml_lib.data.corpora.load_imemnet_items",
                **{k: p[k] for k in IMEMNET_KEYS}}
     return Source(items=items, images=load_images, clips=load_clips, made_by=made_by)
 
@@ -362,10 +375,29 @@ def build_dataset(progress: bool = False, chunk_size: int = 256, **params) -> "D
 
     # 1. items (VA already on [0, 1] per corpus), 2. splits
     t = time.perf_counter()
-    source = embedded_source(p) if p["corpus"] == "embedded" else imemnet_source(p)
+    # --- issue 13: the stand-in corpus is written first, then read like the real one; the
+    # published lists, when they are the source, choose the items and give splits and pairs
+    if p["corpus"] == "standin":
+        from cdcml_lib.data import standin
+        standin.write_standin(p)
+    source = embedded_source(p) if p["corpus"] == "embedded" else imemnet_source(p, progress)
+    lists = None
+    if p["pairs_source"] == "published":
+        from cdcml_lib.data import published
+        try:
+            lists = published.resolve_lists(p, source.items)
+        except published.PublishedListError as err:
+            raise DatasetError(str(err)) from None
+        sub, img_rows, clip_rows = published.subset_rows(source.items, lists.split.index)
+        whole = source
+        source = Source(items=sub, made_by={**whole.made_by, "lists": lists.stats["sha256"]},
+                        images=lambda rows, size: whole.images(img_rows[np.asarray(rows)], size),
+                        clips=lambda rows: whole.clips(clip_rows[np.asarray(rows)]))
     items = source.items.copy()
     fractions = (p["split_train"], p["split_val"], p["split_test"])
-    items["split"] = assign_splits(items, fractions, int(p["seed"]))
+    items["split"] = (assign_splits(items, fractions, int(p["seed"])) if lists is None
+                      else lists.split.loc[items.id].to_numpy())
+    # --- end issue 13
     is_img = (items.modality == "image").to_numpy()
     items["row"] = 0
     items.loc[is_img, "row"] = np.arange(is_img.sum())
@@ -378,11 +410,15 @@ def build_dataset(progress: bool = False, chunk_size: int = 256, **params) -> "D
     t = time.perf_counter()
     va = ["valence", "arousal"]
     sigma = matching.mean_label_distance(images[va].to_numpy(), clips[va].to_numpy())
-    candidates = matching.candidate_pairs(clips, images, sigma, n_random=int(p["n_random"]),
-                                          n_top=int(p["n_top"]), n_bottom=int(p["n_bottom"]),
-                                          seed=_sub_seed(p["seed"], 3))
-    pairs = matching.sample_pairs(candidates, float(p["keep_fraction"]), seed=_sub_seed(p["seed"], 4))
-    pairs_by_split = {s: pairs[pairs.split == s][["music_id", "image_id", "score"]] for s in SPLITS}
+    if lists is None:
+        candidates = matching.candidate_pairs(clips, images, sigma, n_random=int(p["n_random"]),
+                                              n_top=int(p["n_top"]), n_bottom=int(p["n_bottom"]),
+                                              seed=_sub_seed(p["seed"], 3))
+        pairs = matching.sample_pairs(candidates, float(p["keep_fraction"]), seed=_sub_seed(p["seed"], 4))
+        pairs_by_split = {s: pairs[pairs.split == s][["music_id", "image_id", "score"]] for s in SPLITS}
+    else:   # issue 13: the published scores, as listed
+        pairs_by_split = lists.pairs
+        pairs = candidates = pd.concat(pairs_by_split.values(), ignore_index=True)
     timings["pairs_s"] = time.perf_counter() - t
 
     # 6. caches: images, audio, then features computed from the stored int16 audio
@@ -442,7 +478,8 @@ def build_dataset(progress: bool = False, chunk_size: int = 256, **params) -> "D
     timings["total_s"] = time.perf_counter() - t_start
     stats = {
         "schema": 1,
-        "splits": table1(items, pairs_by_split),
+        "splits": (table1(items, pairs_by_split) if lists is None   # issue 13: the lists' counts
+                   else published.table1_from_lists(pairs_by_split, items)),
         "sigma": sigma,
         "seed": int(p["seed"]),
         "candidates_per_clip": int(p["n_top"]) + int(p["n_bottom"]) + int(p["n_random"]),
@@ -451,7 +488,12 @@ def build_dataset(progress: bool = False, chunk_size: int = 256, **params) -> "D
         "normalisation": ("none: the embedded labels are generated on [0, 1]"
                           if p["corpus"] == "embedded" else
                           "per corpus min-max to [0, 1] (cdcml_lib.data.corpora readers)"),
-        "parameters": {k: p[k] for k in DATASET_KEYS + IMEMNET_KEYS},
+        "parameters": {k: p[k] for k in DATASET_KEYS + IMEMNET_KEYS + PUBLISHED_KEYS},
+        # issue 13: where splits and pairs came from; split_overlap lists the splits that share
+        # items (only possible with allow_split_overlap: true): REPORT.md must say so
+        "pairs_source": p["pairs_source"],
+        "split_overlap": lists.split_overlap if lists is not None else [],
+        **({"published": lists.stats} if lists is not None else {}),
         "arrays": arrays,
         "timings_s": {k: round(v, 3) for k, v in timings.items()},
         "made_by": {"module": "cdcml_lib.data.dataset.build_dataset", "version": version,
