@@ -86,6 +86,19 @@ def test_dataset_from_published_lists_through_the_real_readers(tree):
     assert stats["published"]["audit"]["splits_disjoint"] is False
     items = folder.items
     assert {"deam", "iaps", "emotic"} <= set(items.source)
+    # every split's pairs name items of that split: the val items test shares are copied
+    for s in listed:
+        in_split = set(items[items.split == s].id)
+        pairs = folder.pairs(s)
+        assert set(pairs.music_id) | set(pairs.image_id) <= in_split
+    copies = items[items.id.str.endswith("@test")]
+    assert len(copies) == stats["published"]["shared_item_copies"]["test"] > 0
+    val_items = items[items.split == "val"].set_index("id")
+    for row in copies.itertuples():           # a copy: the same label and the same media
+        original = val_items.loc[row.id[: -len("@test")]]
+        assert (original.valence, original.arousal, original.path) == (row.valence, row.arousal, row.path)
+        cache = folder.array("images" if row.modality == "image" else "audio")
+        assert (cache[original.row] == cache[row.row]).all()
     assert set(items[items.modality == "music"].song) == set(
         pd.read_csv(f"{p['deam_dynamic_dir']}/valence.csv").song_id.astype(str))
     assert folder.array("images").shape[1:] == (16, 16, 3)

@@ -1,17 +1,30 @@
-"""Audit of IMEMNet-format pair lists: sizes, overlaps, duplicates and agreement with Eq. 1.
+"""Audit of IMEMNet-format pair lists: a verdict on the splits, then sizes, duplicates, counts
+beside the paper's Table 1, and agreement with Eq. 1.
 
-    python -m cdcml_lib.data.audit PAIRS_FILE... [--image-va CSV] [--music-va CSV] [--json OUT]
+    python -m cdcml_lib.data.audit PAIRS_FILE... [--image-va CSV] [--music-va CSV]
+                                   [--images-like REGEX|all] [--json OUT] [--strict]
 
-For each file: pairs, clips, songs (a clip id's prefix before its last '-'), images, the score
-range, duplicate pairs and pairs per clip. Between files: the songs, clips and images they share
-(IMEMNet's splits share none). Where VA labels are given, how well the scores follow Eq. 1 of
-Zhao et al. 2020, s = exp(-||y_I - y_M|| / sigma):
+The verdict comes first (:func:`verdict`; JSON ``verdict.flags``): whether the lists' splits are
+disjoint, and if not what they share (songs, clips, images, pairs) with the fraction of each
+list; duplicate pairs; each list named ``*train*``, ``*val*`` or ``*test*`` beside Table 1
+(:data:`PAPER_TABLE1`), with the likely reason of a difference (on the published lists: the test
+list's 360 songs are Table 1's 270 plus the 90 validation songs); image ids with conflicting
+labels. Overlaps and duplicates are violations: ``--strict`` exits with status 1 on any. An
+empty list is an error. Then, per file: pairs, clips, songs (a clip id's prefix before its last
+'-'), images, the score range and pairs per clip.
+
+Where VA labels are given, how well the scores follow Eq. 1 of Zhao et al. 2020,
+s = exp(-||y_I - y_M|| / sigma):
 
 - music and image VA both known: the sigma that fits the scores best and the RMS residual;
 - only image VA known (as for the published lists): each clip's VA is fitted to the scores of
-  its images (a small least-squares problem per clip) under one global sigma. On the IAPS images
-  of the published validation list this gives sigma ~ 0.38 with an RMS residual of a few
-  thousandths, while exp(-d^2 / sigma) or 1 - d / sigma fit several times worse.
+  its images under one global sigma, all clips at once (:func:`fit_sigma_clip_va`: a grid start
+  independent of sigma, then damped Gauss-Newton steps per clip, vectorised over all pairs). By
+  default only the images whose labels reproduce the published scores are used
+  (:data:`TRUSTED_IMAGE_IDS`: the IAPS ids of IMEMNet-C's image_va.csv); ``--images-like all``
+  uses every labelled image. On the IAPS images of the published validation list this gives
+  sigma ~ 0.39 with an RMS residual of about 0.006, while exp(-d^2 / sigma) or 1 - d / sigma fit
+  several times worse.
 
 The mean of -log(s) is reported too: under Eq. 1 it is mean(d) / sigma, about 1 when sigma is the
 mean label distance over all image-music pairs, as the paper defines it.

@@ -13,7 +13,10 @@ whose defaults are the layouts we expect (written in each reader's docstring). T
 files are tested on the real release (``../shared/reference/deam``), quirks included.
 
 Every problem with the input is a :class:`CorpusError` that names the file, the row or field, and
-the fix.
+the fix; where the data stays usable (a per-second file cut short, songs without per-second
+annotations) a warning says what is left out, with counts. Audio files are opened when DEAM is
+read (:func:`check_audio_files`: a header read and the last half second decoded, in threads): an
+empty, non-audio or truncated file is reported then, not at feature time.
 """
 from __future__ import annotations
 

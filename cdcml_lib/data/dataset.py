@@ -388,15 +388,15 @@ def build_dataset(progress: bool = False, chunk_size: int = 256, **params) -> "D
             lists = published.resolve_lists(p, source.items)
         except published.PublishedListError as err:
             raise DatasetError(str(err)) from None
-        sub, img_rows, clip_rows = published.subset_rows(source.items, lists.split.index)
+        sub, img_rows, clip_rows = published.subset_rows(source.items, lists.plan)
         whole = source
         source = Source(items=sub, made_by={**whole.made_by, "lists": lists.stats["sha256"]},
                         images=lambda rows, size: whole.images(img_rows[np.asarray(rows)], size),
                         clips=lambda rows: whole.clips(clip_rows[np.asarray(rows)]))
     items = source.items.copy()
     fractions = (p["split_train"], p["split_val"], p["split_test"])
-    items["split"] = (assign_splits(items, fractions, int(p["seed"])) if lists is None
-                      else lists.split.loc[items.id].to_numpy())
+    if lists is None:   # the published lists gave each item its split (subset_rows)
+        items["split"] = assign_splits(items, fractions, int(p["seed"]))
     # --- end issue 13
     is_img = (items.modality == "image").to_numpy()
     items["row"] = 0

@@ -17,8 +17,9 @@ from the user's corpora (``cdcml_lib.data.corpora``):
   list contains the validation songs); then ``stats.json`` records the overlap under
   ``split_overlap``, and the report must say that test results include pairs shared with
   validation;
-- an item listed in several splits takes the last of train, val, test (test results must cover
-  the whole test list); items in no list are not used.
+- an item listed in several splits (only with ``allow_split_overlap``) belongs to the first of
+  train, val, test; each later split gets a copy of it, id ``<id>@<split>`` (same media, same
+  label), so that every split's evaluation sees all of its list; items in no list are not used.
 """
 from __future__ import annotations
 
@@ -90,8 +91,8 @@ def list_paths(p: dict) -> dict[str, Path]:
 class PublishedPairs:
     """The lists resolved against the corpora's items."""
 
-    split: pd.Series                    # split of each kept item, indexed by item id
-    pairs: dict[str, pd.DataFrame]      # per split: music_id, image_id, score (item ids)
+    plan: pd.DataFrame                  # id (in the dataset), base (the corpus item id), split
+    pairs: dict[str, pd.DataFrame]      # per split: music_id, image_id, score (dataset ids)
     stats: dict                         # stats.json's ``published`` block
     split_overlap: list                 # stats.json's ``split_overlap``: [] when disjoint
 
@@ -145,26 +146,46 @@ def resolve_lists(p: dict, items: pd.DataFrame) -> PublishedPairs:
                           + "; ".join(f"{v['ids']:,} {k} ids (e.g. {v['examples'][:3]})"
                                       for k, v in missing.items()), stacklevel=2)
         pairs[split] = kept.reset_index(drop=True)
-    split = pd.Series(dtype=object)
-    for name in SPLITS:                 # later splits win: test covers its whole list
-        used = pd.unique(pd.concat([pairs[name].music_id, pairs[name].image_id]))
-        split = pd.concat([split[~split.index.isin(used)], pd.Series(name, index=used)])
+    # One split per item row: an item a later list shares with an earlier one (train, val, test)
+    # gets a copy of its own, id "<id>@<split>", holding the same media and label.
+    owner, plan = {}, []
+    for name in SPLITS:
+        rename = {}
+        for base in pd.unique(pd.concat([pairs[name].music_id, pairs[name].image_id])):
+            if base not in owner:
+                owner[base] = name
+                plan.append((base, base, name))
+            elif owner[base] != name:
+                rename[base] = f"{base}@{name}"
+                plan.append((rename[base], base, name))
+        if rename:
+            pairs[name] = pairs[name].assign(music_id=pairs[name].music_id.replace(rename),
+                                             image_id=pairs[name].image_id.replace(rename))
+    plan = pd.DataFrame(plan, columns=["id", "base", "split"])
     stats = {"lists": {s: str(paths[s]) for s in SPLITS},
              "sha256": {s: hashlib.sha256(paths[s].read_bytes()).hexdigest()[:16] for s in SPLITS},
              "allow_split_overlap": bool(p.get("allow_split_overlap")),
-             "audit": verdict, "resolution": resolution}
-    return PublishedPairs(split=split, pairs=pairs, stats=stats, split_overlap=overlaps)
+             "audit": verdict, "resolution": resolution,
+             "shared_item_copies": {name: int(((plan.split == name) & (plan.id != plan.base)).sum())
+                                    for name in SPLITS}}
+    return PublishedPairs(plan=plan, pairs=pairs, stats=stats, split_overlap=overlaps)
 
 
-def subset_rows(items: pd.DataFrame, keep_ids) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
-    """The items ``keep_ids`` of a source's item table (images first, then clips, in its order),
-    with the source's image rows and clip rows they come from (for its loaders)."""
-    keep = items.id.isin(keep_ids).to_numpy()
+def subset_rows(items: pd.DataFrame, plan: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """The dataset's items from a source's item table and :class:`PublishedPairs`' ``plan``
+    (images first, then clips, each in the source's order, copies after their original), with
+    ``id`` and ``split`` from the plan, and the source's image rows and clip rows each comes from
+    (for its loaders; a copy repeats its original's row)."""
+    position = pd.Series(np.arange(len(items)), index=items.id)
     is_img = (items.modality == "image").to_numpy()
-    img_rows = np.flatnonzero(keep[is_img])          # rows within the source's images
-    clip_rows = np.flatnonzero(keep[~is_img])        # rows within the source's clips
-    sub = pd.concat([items[is_img].iloc[img_rows], items[~is_img].iloc[clip_rows]],
-                    ignore_index=True)
+    rows = plan.assign(at=position.loc[plan.base].to_numpy())
+    rows = rows.sort_values("at", kind="stable")
+    sub = items.iloc[rows["at"].to_numpy()].assign(id=rows.id.to_numpy(), split=rows.split.to_numpy())
+    img = is_img[rows["at"].to_numpy()]
+    sub = pd.concat([sub[img], sub[~img]], ignore_index=True)
+    first_clip = int(is_img.sum())     # the source's clip rows count from its first clip
+    img_rows = rows["at"].to_numpy()[img]
+    clip_rows = rows["at"].to_numpy()[~img] - first_clip
     return sub, img_rows, clip_rows
 
 
