@@ -711,40 +711,51 @@ def load_imemnet_items(params: dict, progress: bool = False) -> pd.DataFrame:
     return items
 
 
-def load_audio_clip(path, start_s: float, sr: int = SR, seconds: float = CLIP_SECONDS) -> np.ndarray:
-    """``seconds`` of mono audio from ``start_s``, resampled to ``sr``: float32 ``[sr * seconds]``.
+def load_song_clips(path, starts: Sequence[float], sr: int = SR,
+                    seconds: float = CLIP_SECONDS) -> np.ndarray:
+    """The clips of one song that start at ``starts`` (s): float32 ``[len(starts), sr * seconds]``,
+    mono, resampled to ``sr``. The song is decoded once, up to the end of its last clip, and the
+    clips are cut from it (decoding a compressed file again for each clip costs ten times more).
 
     A clip that ends where the song really ends (the file's header says so) is padded with
     silence. A file that gives less audio than its header promises is truncated, and one that
-    ends before ``start_s`` is shorter than its annotations: both are errors that name the file
-    (the read-time check, :func:`check_audio_files`, normally catches them first).
+    ends before a clip's start is shorter than its annotations: both are errors that name the
+    file (the read-time check, :func:`check_audio_files`, normally catches them first).
     """
     import librosa  # slow to import: only when audio is read
     import soundfile as sf
 
     n = int(round(sr * seconds))
+    starts = np.asarray(starts, dtype=np.float64)
     try:
-        y, _ = librosa.load(str(path), sr=sr, mono=True, offset=float(start_s), duration=seconds)
+        y, _ = librosa.load(str(path), sr=sr, mono=True, duration=float(starts.max()) + seconds)
     except Exception as err:  # librosa/soundfile/audioread raise many kinds
         raise CorpusError(f"audio: cannot read {path} ({type(err).__name__}: {err}); check that "
                           "the file is a complete audio file (mp3/wav) and that ffmpeg or "
                           "libsndfile can decode it") from err
-    if y.size < n:
-        try:
-            header_s = sf.info(str(path)).duration
-        except Exception:  # not a libsndfile format: trust the decoder's length
-            header_s = float(start_s) + y.size / sr
-        if float(start_s) + y.size / sr < min(header_s, float(start_s) + seconds) - 0.05:
-            raise CorpusError(f"audio: {path} is truncated: its header says {header_s:.1f} s "
-                              f"but the audio ends at {float(start_s) + y.size / sr:.1f} s; "
-                              "download the file again")
-        if y.size == 0:
+    decoded_s = y.size / sr
+    try:
+        header_s = sf.info(str(path)).duration
+    except Exception:  # not a libsndfile format: trust the decoder's length
+        header_s = decoded_s
+    out = np.zeros((len(starts), n), dtype=np.float32)
+    for row, start in enumerate(starts):
+        if decoded_s < min(header_s, start + seconds) - 0.05:
+            raise CorpusError(f"audio: {path} is truncated: its header says {header_s:.1f} s but "
+                              f"the audio ends at {decoded_s:.1f} s; download the file again")
+        if decoded_s <= start:
             raise CorpusError(f"audio: {path} is {header_s:.1f} s long, shorter than its "
-                              f"annotations (a clip starts at {float(start_s):.1f} s): the file "
-                              "is truncated or is not the annotated recording")
-    out = np.zeros(n, dtype=np.float32)
-    out[:min(n, y.size)] = y[:n]
+                              f"annotations (a clip starts at {start:.1f} s): the file is "
+                              "truncated or is not the annotated recording")
+        clip = y[int(round(start * sr)): int(round(start * sr)) + n]
+        out[row, :clip.size] = clip
     return out
+
+
+def load_audio_clip(path, start_s: float, sr: int = SR, seconds: float = CLIP_SECONDS) -> np.ndarray:
+    """``seconds`` of mono audio from ``start_s``, resampled to ``sr``: float32 ``[sr * seconds]``
+    (:func:`load_song_clips` for one clip: the same checks and padding)."""
+    return load_song_clips(path, [start_s], sr, seconds)[0]
 
 
 def load_image(path, size: int) -> np.ndarray:

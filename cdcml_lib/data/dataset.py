@@ -318,11 +318,16 @@ def imemnet_source(p: dict, progress: bool = False) -> Source:
     def load_images(rows, size):
         return np.stack([corpora.load_image(resolve(img_paths[r]), size) for r in rows])
 
-    def load_clips(rows):
-        return np.stack([corpora.load_audio_clip(resolve(clip_paths[r]), clip_starts[r])
-                         for r in rows])
+    def load_clips(rows):   # issue 13: each song decoded once per chunk, its clips cut from it
+        rows = np.asarray(rows)
+        out = np.empty((len(rows), CLIP_SAMPLES), np.float32)
+        for path in pd.unique(clip_paths[rows]):
+            mine = np.flatnonzero(clip_paths[rows] == path)
+            out[mine] = corpora.load_song_clips(resolve(path), clip_starts[rows[mine]])
+        return out
 
     made_by = {"corpus": p["corpus"], "reader": "cdcml_lib.data.corpora.load_imemnet_items",
+               "audio": "load_song_clips",   # issue 13: songs decoded whole, clips cut
                **{k: p[k] for k in IMEMNET_KEYS}}
     return Source(items=items, images=load_images, clips=load_clips, made_by=made_by)
 
