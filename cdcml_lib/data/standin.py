@@ -45,9 +45,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from cdcml_lib import matching
 from cdcml_lib.audio import CLIP_SECONDS, SR
 from cdcml_lib.data import audit, synthetic
-from cdcml_lib.data.corpora import read_deam_static, read_image_va, read_pairs
+from cdcml_lib.data.corpora import read_deam_static, read_image_va, read_pairs, write_pairs
 from cdcml_lib.matching import SPLITS
 from cdcml_lib.workflow.paths import atomic_write_text, repo_root, resolve
 
@@ -149,9 +150,6 @@ def _split_lists(pairs: pd.DataFrame, songs, rng) -> dict:
 def _drawn_labels(n_songs: int, n_images: int, seed: int) -> StandinLabels:
     """Without the reference files: labels from synthetic.make_corpus, ids in the real
     conventions, lists from our recipe (Eq. 1 with sigma the mean label distance)."""
-    from cdcml_lib import matching
-
-    rng = np.random.default_rng(seed)
     corpus = synthetic.make_corpus(n_songs=n_songs, clips_per_song_min=SONG_WINDOWS,
                                    clips_per_song_max=SONG_WINDOWS, n_images=n_images,
                                    label_noise=0.0, seed=seed)
@@ -301,7 +299,6 @@ def write_standin(p: dict) -> Path:
     _write_deam(p, labels, spec["seed"])
     _write_images(p, labels, spec["seed"])
     if lists:
-        from cdcml_lib.data.corpora import write_pairs
         for split in SPLITS:
             write_pairs(labels.lists[split], resolve(p[f"{split}_pairs"]))
     atomic_write_text(marker, json.dumps({"spec": spec, "labels": labels.source}, indent=2) + "\n")
