@@ -7,9 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cdcml_lib.data.audit import (PAPER_TABLE1, TRUSTED_IMAGE_IDS, _table1_check, audit_pairs,
+from cdcml_lib.data.audit import (TRUSTED_IMAGE_IDS, _table1_check, audit_pairs,
                                   format_audit, main, song_of)
 from cdcml_lib.data.corpora import CorpusError
+from cdcml_lib.matching import IMEMNET_TABLE1
 from cdcml_lib.data.corpora import read_pairs, write_pairs
 from cdcml_lib.workflow.paths import repo_root
 
@@ -170,7 +171,7 @@ def test_table1_difference_explained_by_the_songs_shared_with_val():
     assert any(r.startswith("songs: 360 = 270 + 90, exactly the songs this list shares with "
                             "val_matching.txt") for r in check["likely_explanation"])
     assert any(r.startswith("clips: +1,537 against Table 1, and 1,598") for r in check["likely_explanation"])
-    assert PAPER_TABLE1["test"] == {"songs": 270, "clips": 5223, "images": 3843, "pairs": 26115}
+    assert IMEMNET_TABLE1["test"] == {"songs": 270, "clips": 5223, "images": 3843, "pairs": 26115}
 
 
 def test_empty_pair_list_is_an_error_not_nan(tmp_path, capsys):

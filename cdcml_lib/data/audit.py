@@ -7,7 +7,7 @@ beside the paper's Table 1, and agreement with Eq. 1.
 The verdict comes first (:func:`verdict`; JSON ``verdict.flags``): whether the lists' splits are
 disjoint, and if not what they share (songs, clips, images, pairs) with the fraction of each
 list; duplicate pairs; each list named ``*train*``, ``*val*`` or ``*test*`` beside Table 1
-(:data:`PAPER_TABLE1`), with the likely reason of a difference (on the published lists: the test
+(``matching.IMEMNET_TABLE1``), with the likely reason of a difference (on the published lists: the test
 list's 360 songs are Table 1's 270 plus the 90 validation songs); image ids with conflicting
 labels. Overlaps and duplicates are violations: ``--strict`` exits with status 1 on any. An
 empty list is an error. Then, per file: pairs, clips, songs (a clip id's prefix before its last
@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 from dataclasses import dataclass
@@ -45,6 +46,7 @@ import pandas as pd
 from scipy.optimize import minimize_scalar
 
 from cdcml_lib.data.corpora import CorpusError, read_image_va, read_pairs, read_va_labels
+from cdcml_lib.matching import IMEMNET_TABLE1
 
 SIGMA_BOUNDS = (0.02, 5.0)
 
@@ -286,13 +288,6 @@ def _labelled(pairs: pd.DataFrame, labels: pd.DataFrame, column: str, prefix: st
 #: VA is given (the clip-VA fit); ``images_like="all"`` uses every labelled image.
 TRUSTED_IMAGE_IDS = r"\d+(\.\d+)?"
 
-#: Table 1 of Zhao et al. 2020 (IMEMNet): songs, clips, images and pairs per split. The one copy
-#: in the kit: the audit compares published lists with it, and the report shows it beside the
-#: counts of the dataset used.
-PAPER_TABLE1 = {"train": {"songs": 1442, "clips": 28835, "images": 20496, "pairs": 109525},
-                "val": {"songs": 90, "clips": 1759, "images": 1281, "pairs": 8795},
-                "test": {"songs": 270, "clips": 5223, "images": 3843, "pairs": 26115},
-                "total": {"songs": 1802, "clips": 35817, "images": 25620, "pairs": 144435}}
 COUNTS = ("songs", "clips", "images", "pairs")
 
 
@@ -356,15 +351,13 @@ def eq1_agreement(pairs: pd.DataFrame, image_labels: pd.DataFrame | None,
 
 def split_of(path) -> str | None:
     """The split a pair list's file name names (``val_matching.txt`` -> ``val``), or None."""
-    import re
-
     found = re.findall(r"(?<![a-z])(train|val|test)(?![a-z])", Path(path).stem.lower())
     return found[0] if len(set(found)) == 1 else None
 
 
 def _table1_check(name: str, counts: dict, split: str, shared_with: list[tuple[str, dict]]) -> dict:
     """The list's counts beside Table 1's for its split, and the likely reason of a difference."""
-    paper = PAPER_TABLE1[split]
+    paper = IMEMNET_TABLE1[split]
     rows = {k: {"list": counts[k], "paper": paper[k], "difference": counts[k] - paper[k]}
             for k in COUNTS}
     reasons = []
@@ -521,7 +514,7 @@ def format_audit(report: dict) -> str:
         lines.append(f"  pairs {f['pairs']:,}  clips {f['clips']:,}  songs {f['songs']:,}  "
                      f"images {f['images']:,}"
                      + (f"   (Table 1, {split}: " + ", ".join(
-                         f"{PAPER_TABLE1[split][k]:,}" for k in ("pairs", "clips", "songs", "images"))
+                         f"{IMEMNET_TABLE1[split][k]:,}" for k in ("pairs", "clips", "songs", "images"))
                         + ")" if split else ""))
         ppc = f["pairs_per_clip"]
         lines.append(f"  scores in [{f['score_min']:.4f}, {f['score_max']:.4f}], mean "

@@ -61,6 +61,7 @@ IMEMNET_KEYS = (
 )
 
 # --- issue 13: optional keys of other sources (published lists; the stand-in corpus) ---------
+from cdcml_lib.data import published, standin  # noqa: E402
 from cdcml_lib.data.published import PUBLISHED_DEFAULTS  # noqa: E402
 #: Optional keys: the published pair lists as the source of splits and pairs (data/published.py).
 PUBLISHED_KEYS = tuple(PUBLISHED_DEFAULTS)
@@ -383,12 +384,10 @@ def build_dataset(progress: bool = False, chunk_size: int = 256, **params) -> "D
     # --- issue 13: the stand-in corpus is written first, then read like the real one; the
     # published lists, when they are the source, choose the items and give splits and pairs
     if p["corpus"] == "standin":
-        from cdcml_lib.data import standin
         standin.write_standin(p)
     source = embedded_source(p) if p["corpus"] == "embedded" else imemnet_source(p, progress)
     lists = None
     if p["pairs_source"] == "published":
-        from cdcml_lib.data import published
         try:
             lists = published.resolve_lists(p, source.items)
         except published.PublishedListError as err:

@@ -50,6 +50,7 @@ from cdcml_lib.audio import CLIP_SECONDS, SR
 from cdcml_lib.data import audit, synthetic
 from cdcml_lib.data.corpora import read_deam_static, read_image_va, read_pairs, write_pairs
 from cdcml_lib.matching import SPLITS
+from cdcml_lib.workflow.params import section
 from cdcml_lib.workflow.paths import atomic_write_text, repo_root, resolve
 
 REFERENCE = repo_root().parent / "shared" / "reference"
@@ -310,7 +311,6 @@ def main(argv: list[str] | None = None) -> int:
                                      description="Write the stand-in corpus of params/<config>.yaml")
     parser.add_argument("--config", default="standin")
     args = parser.parse_args(argv)
-    from cdcml_lib.workflow.params import section
     print(write_standin(dict(section(args.config, "dataset"))))
     return 0
 
