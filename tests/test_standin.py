@@ -11,7 +11,7 @@ import yaml
 
 from cdcml_lib.data import published, standin
 from cdcml_lib.data.corpora import read_pairs
-from cdcml_lib.data.dataset import DatasetError, build_dataset
+from cdcml_lib.data.dataset import build_dataset
 from cdcml_lib.workflow.paths import repo_root
 
 PATH_KEYS = ("deam_dir", "deam_dynamic_dir", "iaps_ratings", "iaps_dir", "naps_ratings",
@@ -108,7 +108,7 @@ def test_dataset_from_published_lists_through_the_real_readers(tree):
 
 def test_overlapping_lists_stop_the_build_unless_allowed(tree):
     p = tiny_params(tree, allow_split_overlap=False, out_dir=str(tree / "out_strict"))
-    with pytest.raises(DatasetError, match=r"val_matching\.txt and test_matching\.txt share "
+    with pytest.raises(published.PublishedListError, match=r"val_matching\.txt and test_matching\.txt share "
                                            r"1 songs.*allow_split_overlap: true"):
         _build(p)
 

@@ -388,15 +388,7 @@ def build_dataset(progress: bool = False, chunk_size: int = 256, **params) -> "D
     source = embedded_source(p) if p["corpus"] == "embedded" else imemnet_source(p, progress)
     lists = None
     if p["pairs_source"] == "published":
-        try:
-            lists = published.resolve_lists(p, source.items)
-        except published.PublishedListError as err:
-            raise DatasetError(str(err)) from None
-        sub, img_rows, clip_rows = published.subset_rows(source.items, lists.plan)
-        whole = source
-        source = Source(items=sub, made_by={**whole.made_by, "lists": lists.stats["sha256"]},
-                        images=lambda rows, size: whole.images(img_rows[np.asarray(rows)], size),
-                        clips=lambda rows: whole.clips(clip_rows[np.asarray(rows)]))
+        source, lists = published.restrict_source(p, source)
     items = source.items.copy()
     fractions = (p["split_train"], p["split_val"], p["split_test"])
     if lists is None:   # the published lists gave each item its split (subset_rows)
@@ -421,8 +413,8 @@ def build_dataset(progress: bool = False, chunk_size: int = 256, **params) -> "D
         pairs = matching.sample_pairs(candidates, float(p["keep_fraction"]), seed=_sub_seed(p["seed"], 4))
         pairs_by_split = {s: pairs[pairs.split == s][["music_id", "image_id", "score"]] for s in SPLITS}
     else:   # issue 13: the published scores, as listed
+        pairs = candidates = published.pairs_table(lists)
         pairs_by_split = lists.pairs
-        pairs = candidates = pd.concat(pairs_by_split.values(), ignore_index=True)
     timings["pairs_s"] = time.perf_counter() - t
 
     # 6. caches: images, audio, then features computed from the stored int16 audio
@@ -493,11 +485,7 @@ def build_dataset(progress: bool = False, chunk_size: int = 256, **params) -> "D
                           if p["corpus"] == "embedded" else
                           "per corpus min-max to [0, 1] (cdcml_lib.data.corpora readers)"),
         "parameters": {k: p[k] for k in DATASET_KEYS + IMEMNET_KEYS + PUBLISHED_KEYS},
-        # issue 13: where splits and pairs came from; split_overlap lists the splits that share
-        # items (only possible with allow_split_overlap: true): REPORT.md must say so
-        "pairs_source": p["pairs_source"],
-        "split_overlap": lists.split_overlap if lists is not None else [],
-        **({"published": lists.stats} if lists is not None else {}),
+        **published.stats_block(lists),   # issue 13: pairs_source, split_overlap, published
         "arrays": arrays,
         "timings_s": {k: round(v, 3) for k, v in timings.items()},
         "made_by": {"module": "cdcml_lib.data.dataset.build_dataset", "version": version,

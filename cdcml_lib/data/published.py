@@ -23,6 +23,7 @@ from the user's corpora (``cdcml_lib.data.corpora``):
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 import warnings
@@ -199,3 +200,34 @@ def table1_from_lists(pairs: dict[str, pd.DataFrame], items: pd.DataFrame) -> di
            for s in SPLITS}
     out["total"] = {k: sum(out[s][k] for s in SPLITS) for k in ("songs", "clips", "images", "pairs")}
     return out
+
+
+# --- the dataset step's hooks (cdcml_lib.data.dataset) -------------------------------------
+
+def restrict_source(p: dict, source):
+    """The dataset step's source reduced to the items the lists use (:func:`resolve_lists`,
+    :func:`subset_rows`), and the resolved lists. ``source`` is a ``dataset.Source``; the new one
+    loads each item (and each copy) from the source's own rows."""
+    lists = resolve_lists(p, source.items)
+    sub, img_rows, clip_rows = subset_rows(source.items, lists.plan)
+    whole = source
+    reduced = dataclasses.replace(
+        source, items=sub, made_by={**whole.made_by, "lists": lists.stats["sha256"]},
+        images=lambda rows, size: whole.images(img_rows[np.asarray(rows)], size),
+        clips=lambda rows: whole.clips(clip_rows[np.asarray(rows)]))
+    return reduced, lists
+
+
+def pairs_table(lists: PublishedPairs) -> pd.DataFrame:
+    """All listed pairs as the recipe's pair table: ``music_id, image_id, score, split``."""
+    return pd.concat([lists.pairs[s].assign(split=s) for s in SPLITS], ignore_index=True)
+
+
+def stats_block(lists: PublishedPairs | None) -> dict:
+    """What ``stats.json`` records about the pairs' source. ``split_overlap`` lists the splits
+    that share items ([] unless ``allow_split_overlap`` let the build go on): when it is not
+    empty, the report must say that test results include pairs shared with validation."""
+    if lists is None:
+        return {"pairs_source": "recipe", "split_overlap": []}
+    return {"pairs_source": "published", "split_overlap": lists.split_overlap,
+            "published": lists.stats}
