@@ -7,7 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cdcml_lib.data.audit import audit_pairs, format_audit, main, song_of
+from cdcml_lib.data.audit import (TRUSTED_IMAGE_IDS, _table1_check, audit_pairs,
+                                  format_audit, main, song_of)
+from cdcml_lib.data.corpora import CorpusError
+from cdcml_lib.matching import IMEMNET_TABLE1
 from cdcml_lib.data.corpora import read_pairs, write_pairs
 from cdcml_lib.workflow.paths import repo_root
 
@@ -80,7 +83,7 @@ def test_fitted_clip_va_recovers_sigma_without_music_labels(tmp_path):
     pairs = _known_va_files(tmp_path, sigma=0.35, n_clips=6)
     write_pairs(pairs, tmp_path / "pairs.txt")
     fitted = audit_pairs([tmp_path / "pairs.txt"], image_va=tmp_path / "image_va.csv",
-                         forms=("exp",))["eq1"]["fitted_clip_va"]
+                         images_like="all", forms=("exp",))["eq1"]["fitted_clip_va"]
     assert fitted["clips"] == 6 and fitted["exp"]["sigma"] == pytest.approx(0.35, abs=0.01)
     assert fitted["exp"]["rms"] < 1e-3
 
@@ -100,7 +103,9 @@ def test_overlaps_and_duplicates_between_files(tmp_path):
     assert overlap["songs"] == 1 and overlap["pairs"] == 2
     assert overlap["clips"] == a.iloc[:2].music_id.nunique()
     assert overlap["images"] == len(set(a.image_id) & set(leaked.image_id))
-    assert "shared items" in format_audit(report)
+    text = format_audit(report)
+    assert text.startswith("VERDICT\n  splits disjoint: NO")
+    assert "[violation] a.txt and b.txt share 1 songs (50% of a.txt's, 33% of b.txt's)" in text
 
 
 def test_command_line_writes_json_and_summary(tmp_path, capsys):
@@ -124,3 +129,80 @@ def test_music_va_with_conflicting_labels_leaves_the_id_out_and_warns(tmp_path):
     with pytest.warns(UserWarning, match=r"music_va\.csv: 1 music ids .*s1-1"):
         labels = read_music_va(path)
     assert list(labels.index) == ["s1-2"]
+
+
+# --- the verdict: overlaps, duplicates, Table 1, --strict, empty lists --------------------------
+
+def test_verdict_flags_overlap_and_duplicates_and_strict_fails(tmp_path, capsys):
+    pairs = _known_va_files(tmp_path)
+    songs = pairs.music_id.map(song_of)
+    val = pairs[songs == "100"]
+    test = pd.concat([pairs[songs != "100"], val.iloc[:3], val.iloc[:1]])   # leak + 1 duplicate
+    write_pairs(val, tmp_path / "val_matching.txt")
+    write_pairs(test, tmp_path / "test_matching.txt")
+    files = [str(tmp_path / "val_matching.txt"), str(tmp_path / "test_matching.txt")]
+    report = audit_pairs(files)
+    assert list(report)[0] == "verdict"
+    v = report["verdict"]
+    assert v["splits_disjoint"] is False and v["violations"] == 2
+    overlap = next(f for f in v["flags"] if f["flag"] == "split_overlap")
+    assert overlap["shared"]["songs"] == 1 and overlap["fraction_of_a"]["songs"] == 1.0
+    assert overlap["shared"]["pairs"] == 3 and overlap["fraction_of_a"]["pairs"] == 3 / len(val)
+    dup = next(f for f in v["flags"] if f["flag"] == "duplicate_pairs")
+    assert dup["file"] == files[1] and dup["count"] == 1
+    kinds = {f["flag"] for f in v["flags"]}
+    assert "table1_mismatch" in kinds                     # tiny lists are far from Table 1
+    assert main(files + ["--json", str(tmp_path / "a.json")]) == 0
+    assert json.loads((tmp_path / "a.json").read_text())["verdict"]["violations"] == 2
+    out = capsys.readouterr().out
+    assert out.startswith("VERDICT") and "all of val_matching.txt's" in out
+    assert main(files + ["--strict", "--json", str(tmp_path / "a.json")]) == 1
+    disjoint = pairs[(songs != "100") & ~pairs.image_id.isin(val.image_id)]
+    write_pairs(disjoint, tmp_path / "test_matching.txt")
+    assert main(files + ["--strict", "--json", str(tmp_path / "a.json")]) == 0
+
+
+def test_table1_difference_explained_by_the_songs_shared_with_val():
+    counts = {"songs": 360, "clips": 6760, "images": 4937, "pairs": 26115}
+    shared = {"songs": 90, "clips": 1598, "images": 1175, "pairs": 4110}
+    check = _table1_check("test_matching.txt", counts, "test", [("val_matching.txt", shared)])
+    assert check["counts"]["songs"] == {"list": 360, "paper": 270, "difference": 90}
+    assert not check["matches"]
+    assert any(r.startswith("songs: 360 = 270 + 90, exactly the songs this list shares with "
+                            "val_matching.txt") for r in check["likely_explanation"])
+    assert any(r.startswith("clips: +1,537 against Table 1, and 1,598") for r in check["likely_explanation"])
+    assert IMEMNET_TABLE1["test"] == {"songs": 270, "clips": 5223, "images": 3843, "pairs": 26115}
+
+
+def test_empty_pair_list_is_an_error_not_nan(tmp_path, capsys):
+    (tmp_path / "val.txt").write_text("")
+    with pytest.raises(CorpusError, match=r"val\.txt holds no pairs"):
+        audit_pairs([tmp_path / "val.txt"])
+    assert main([str(tmp_path / "val.txt")]) == 2
+    captured = capsys.readouterr()
+    assert "holds no pairs" in captured.err and "nan" not in captured.out + captured.err
+
+
+@needs_reference
+def test_published_val_list_verdict_and_default_trusted_images():
+    with pytest.warns(UserWarning, match="conflicting"):
+        report = audit_pairs([VAL], image_va=IMAGE_VA, forms=("exp",))
+    v = report["verdict"]
+    assert v["splits_disjoint"] is True
+    assert next(f for f in v["flags"] if f["flag"] == "duplicate_pairs")["count"] == 7
+    t1 = next(f for f in v["flags"] if f["flag"] == "table1_mismatch")
+    assert t1["split"] == "val" and t1["counts"]["clips"] == {"list": 1750, "paper": 1759,
+                                                              "difference": -9}
+    fitted = report["eq1"]["fitted_clip_va"]
+    assert fitted["images_like"] == TRUSTED_IMAGE_IDS           # the default: IAPS ids only
+    assert fitted["exp"]["sigma"] == pytest.approx(0.38, abs=0.02) and fitted["exp"]["rms"] < 0.008
+    assert "images: ids like" in format_audit(report)
+
+
+@needs_reference
+def test_emotic_labels_of_image_va_fit_the_published_scores_far_worse():
+    """Why the default fit leaves the EMOTIC images out (TRUSTED_IMAGE_IDS' docstring)."""
+    with pytest.warns(UserWarning, match="conflicting"):
+        emotic = audit_pairs([VAL], image_va=IMAGE_VA, images_like=r"(COCO_|frame_).*",
+                             forms=("exp",))["eq1"]["fitted_clip_va"]
+    assert emotic["clips"] > 1000 and emotic["exp"]["rms"] > 0.05      # IAPS: < 0.008

@@ -1,6 +1,7 @@
 """Readers of the real corpora (cdcml_lib.data.corpora): real reference files and broken copies."""
 from __future__ import annotations
 
+import re
 import shutil
 import warnings
 from pathlib import Path
@@ -100,7 +101,7 @@ def test_deam_static_out_of_range_value_names_file_line_and_column(tmp_path):
 def test_deam_song_listed_in_two_files_is_an_error(tmp_path):
     copy = tmp_path / "copy.csv"
     shutil.copy(DEAM_STATIC[1], copy)
-    with pytest.raises(CorpusError, match="song 2001 appears in"):
+    with pytest.raises(CorpusError, match=r"song 2001 appears 2 times: .*2000_2058\.csv line 2, .*copy\.csv line 2 \(58 songs"):
         read_deam_static([DEAM_STATIC[1], copy])
 
 
@@ -117,6 +118,15 @@ def test_pair_list_errors_name_file_and_line(tmp_path):
     path = tmp_path / "pairs.txt"
     path.write_text("1-9 a 0.5\n1-10 b\n")
     with pytest.raises(CorpusError, match=r"pairs\.txt, line 2: expected 3 fields"):
+        read_pairs(path)
+    path.write_text("1-9 a\n1-10 b 0.5\n")            # a bad FIRST line is line 1, not 2
+    with pytest.raises(CorpusError, match=r"pairs\.txt, line 1: expected 3 fields.*found 2"):
+        read_pairs(path)
+    path.write_text("1-9 a 0.5 extra\n")
+    with pytest.raises(CorpusError, match=r"pairs\.txt, line 1: expected 3 fields.*found 4"):
+        read_pairs(path)
+    path.write_text("1-9 a 0.5\n\n1-10 b 0.25\n1-11 c\n")   # blank lines still count
+    with pytest.raises(CorpusError, match=r"pairs\.txt, line 4: expected 3 fields"):
         read_pairs(path)
     path.write_text("1-9 a 0.5\n1-10 b 0.2\n1-11 c high\n")
     with pytest.raises(CorpusError, match=r"pairs\.txt, line 3, field matching_score: 'high'"):
@@ -143,8 +153,17 @@ def test_clip_windows_mean_the_samples_inside_each_window():
     assert [c[0] for c in clip_windows(times, short, 2.0)] == [9, 10]
 
 
+AUDIO_SR = 8000     # the test songs' files: small, and any rate is resampled when read
+
+
+def _write_song(path: Path, seconds: float = 45.0) -> None:
+    import soundfile as sf
+    t = np.arange(int(seconds * AUDIO_SR)) / AUDIO_SR
+    sf.write(path, (0.2 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), AUDIO_SR)
+
+
 def _write_deam(root: Path, songs: dict[str, tuple[np.ndarray, np.ndarray]], n_samples: int = 60):
-    """A tiny DEAM release: static CSV, per-second valence/arousal CSVs, empty audio files."""
+    """A tiny DEAM release: static CSV, per-second valence/arousal CSVs, 45-s audio files."""
     (root / "audio").mkdir(parents=True)
     (root / "dynamic").mkdir()
     cols = [f"sample_{15000 + 500 * k}ms" for k in range(n_samples)]
@@ -155,7 +174,7 @@ def _write_deam(root: Path, songs: dict[str, tuple[np.ndarray, np.ndarray]], n_s
     static = pd.DataFrame({"song_id": list(songs), "valence_mean": 5.0, "arousal_mean": 5.0})
     static.to_csv(root / "static.csv", index=False)
     for song in songs:
-        (root / "audio" / f"{song}.mp3").write_bytes(b"")
+        _write_song(root / "audio" / f"{song}.wav")
 
 
 def test_read_deam_makes_normalised_clips_with_published_ids(tmp_path):
@@ -172,7 +191,7 @@ def test_read_deam_makes_normalised_clips_with_published_ids(tmp_path):
     assert items.arousal.min() == pytest.approx(0) and items.arousal.max() == pytest.approx(1)
     # song 2's valence rises with time, so its clips' normalised valence does too
     assert np.all(np.diff(items[items.song == "2"].valence.to_numpy()) > 0)
-    assert items.path.iloc[0].endswith("2.mp3")
+    assert items.path.iloc[0].endswith("2.wav")
     del t
 
 
@@ -186,7 +205,7 @@ def test_read_deam_out_of_range_dynamic_value_names_file_line_and_column(tmp_pat
 
 def test_read_deam_missing_audio_is_an_error_naming_the_songs(tmp_path):
     _write_deam(tmp_path, {"2": (np.linspace(-1, 1, 60), np.linspace(1, -1, 60))})
-    (tmp_path / "audio" / "2.mp3").unlink()
+    (tmp_path / "audio" / "2.wav").unlink()
     with pytest.raises(CorpusError, match=r"1 of 1 songs have no file in .*audio.*\[.2.\]"):
         read_deam(tmp_path / "audio", [tmp_path / "static.csv"], tmp_path / "dynamic")
 
@@ -294,3 +313,117 @@ def test_load_audio_clip_is_two_seconds_padded_at_the_song_end(tmp_path):
         warnings.simplefilter("ignore")
         with pytest.raises(CorpusError, match=r"song\.wav"):
             load_audio_clip(tmp_path / "song.wav", 10.0)
+
+
+# --- broken copies of each DEAM file: issue 13's list ------------------------------------------
+
+def _deam_release(tmp_path, n_songs: int = 3) -> Path:
+    rng = np.random.default_rng(1)
+    songs = {str(s): (rng.uniform(-0.8, 0.8, 60), rng.uniform(-0.8, 0.8, 60))
+             for s in range(2, 2 + n_songs)}
+    _write_deam(tmp_path, songs)
+    return tmp_path
+
+
+def _read(root: Path, **kw):
+    return read_deam(root / "audio", [root / "static.csv"], root / "dynamic", **kw)
+
+
+def test_per_second_file_listing_a_song_twice_names_file_song_and_lines(tmp_path):
+    root = _deam_release(tmp_path)
+    path = root / "dynamic" / "arousal.csv"
+    lines = path.read_text().splitlines(keepends=True)
+    path.write_text("".join(lines + [lines[2]]))          # song 3 again, as line 5
+    with pytest.raises(CorpusError, match=r"arousal\.csv: song 3 appears 2 times: lines \[3, 5\]"):
+        _read(root)
+
+
+def test_static_file_listing_a_song_twice_names_the_lines(tmp_path):
+    root = _deam_release(tmp_path)
+    path = root / "static.csv"
+    lines = path.read_text().splitlines(keepends=True)
+    path.write_text("".join(lines + [lines[1]]))
+    with pytest.raises(CorpusError, match=r"song 2 appears 2 times: \S*static\.csv line 2, \S*static\.csv line 5"):
+        read_deam_static([path])
+
+
+def test_static_file_with_a_header_and_no_rows_is_an_error(tmp_path):
+    path = tmp_path / "static.csv"
+    path.write_text("song_id, valence_mean, valence_std, arousal_mean, arousal_std\n")
+    with pytest.raises(CorpusError, match=r"static\.csv has a header but no rows \(0 songs\)"):
+        read_deam_static([path])
+
+
+def test_song_id_that_is_not_a_whole_number_is_an_error(tmp_path):
+    root = _deam_release(tmp_path)
+    path = root / "static.csv"
+    good = path.read_text()
+    path.write_text(good.replace("\n3,", "\n5.7,", 1))
+    with pytest.raises(CorpusError, match=r"static\.csv, line 3, column 'song_id': song id '5.7' "
+                                          r"is not a whole number"):
+        read_deam_static([path])
+    path.write_text(good)
+    dyn = root / "dynamic" / "valence.csv"
+    dyn.write_text(dyn.read_text().replace("\n4,", "\n4.5,", 1))
+    with pytest.raises(CorpusError, match=r"valence\.csv, line 4, column 'song_id': song id '4.5'"):
+        _read(root)
+
+
+def test_per_second_file_cut_short_warns_with_counts(tmp_path):
+    root = _deam_release(tmp_path)
+    path = root / "dynamic" / "valence.csv"
+    text = path.read_text()
+    path.write_bytes(text.encode()[: len(text.encode()) - 200])   # the last line loses its end
+    with pytest.warns(UserWarning) as caught:
+        items = _read(root)
+    messages = " | ".join(str(w.message) for w in caught)
+    assert re.search(r"valence\.csv looks cut short: its last line \(4, song '4'\) has \d+ of 61 "
+                     r"fields", messages)
+    assert re.search(r"\d+ clip windows have valence but no arousal", messages)
+    assert 28 < len(items) < 42                              # 3 songs x 14 clips, minus the cut
+    # cut at a line boundary: song 4 is missing from valence.csv only
+    path.write_text("".join(text.splitlines(keepends=True)[:3]))
+    with pytest.warns(UserWarning, match=r"1 of 3 songs of the static files have no row in "
+                                         r".*valence\.csv \(2 songs there"):
+        _read(root)
+
+
+def test_empty_and_non_audio_files_are_caught_when_the_corpus_is_read(tmp_path):
+    root = _deam_release(tmp_path)
+    (root / "audio" / "3.wav").write_bytes(b"")
+    (root / "audio" / "4.wav").write_text("<html>not found</html>")
+    with pytest.raises(CorpusError) as err:
+        _read(root)
+    msg = str(err.value)
+    assert "2 of 3 audio files cannot be used" in msg
+    assert re.search(r"3\.wav is empty \(0 bytes\)", msg)
+    assert re.search(r"4\.wav is not a readable audio file", msg)
+    assert "Download those files again" in msg
+    assert len(_read(root, check_audio=False)) == 42          # the check can be switched off
+
+
+def test_truncated_audio_is_reported_as_truncated_not_as_a_bad_start(tmp_path):
+    import soundfile as sf
+    root = _deam_release(tmp_path, n_songs=2)
+    # a WAV cut in half: libsndfile believes the shorter length, shorter than the annotations
+    wav = root / "audio" / "2.wav"
+    data = wav.read_bytes()
+    wav.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CorpusError, match=r"2\.wav is 22\.5 s long but its annotations need "
+                                          r"44\.0 s: the file is truncated"):
+        _read(root)
+    # an MP3 cut in half keeps the whole song's length in its header: its tail cannot be decoded
+    t = np.arange(45 * AUDIO_SR) / AUDIO_SR
+    sf.write(root / "song.mp3", (0.2 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), AUDIO_SR)
+    data = (root / "song.mp3").read_bytes()
+    (root / "cut.mp3").write_bytes(data[: len(data) // 2])
+    from cdcml_lib.data.corpora import audio_problem
+    assert audio_problem(root / "song.mp3", 44.0) == ""
+    assert audio_problem(root / "cut.mp3", 44.0).startswith("is truncated: its header says 45.0 s")
+    with pytest.raises(CorpusError, match=r"cut\.mp3 is truncated: its header says 45\.0 s"):
+        load_audio_clip(root / "cut.mp3", 30.0)
+
+
+def test_empty_pair_list_reads_as_no_pairs(tmp_path):
+    (tmp_path / "empty.txt").write_text("")
+    assert len(read_pairs(tmp_path / "empty.txt")) == 0

@@ -14,7 +14,10 @@ whose defaults are the layouts we expect (written in each reader's docstring). T
 files are tested on the real release (``../shared/reference/deam``), quirks included.
 
 Every problem with the input is a :class:`CorpusError` that names the file, the row or field, and
-the fix.
+the fix; where the data stays usable (a per-second file cut short, songs without per-second
+annotations) a warning says what is left out, with counts. Audio files are opened when DEAM is
+read (:func:`check_audio_files`: a header read and the last half second decoded, in threads): an
+empty, non-audio or truncated file is reported then, not at feature time.
 """
 from __future__ import annotations
 
@@ -263,6 +266,42 @@ def read_emotic(annotations, image_dir, file_col: str = "Filename", folder_col: 
 # Music: DEAM
 # ---------------------------------------------------------------------------------------------
 
+def song_ids(table: pd.DataFrame, path, what: str, column: str = "song_id") -> pd.Series:
+    """DEAM song ids as text (``"5"``); an id that is not a whole number (``5.7``) is an error
+    naming its line, since reading it as song 5 would join it to another song's data."""
+    values = numeric_column(table, column, path, what, 0)
+    bad = values != np.floor(values)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise CorpusError(f"{what}: {path}, line {row + 2}, column '{column}': song id "
+                          f"{table[column].iloc[row]!r} is not a whole number; DEAM song ids are "
+                          "integers (2, 3, ... 2058): fix or delete that row")
+    return pd.Series(values.astype(np.int64).astype(str), index=table.index)
+
+
+def _require_rows(table: pd.DataFrame, path, what: str) -> None:
+    if len(table) == 0:
+        raise CorpusError(f"{what}: {path} has a header but no rows (0 songs); the file is "
+                          "incomplete: download it again (or remove it from the list of files)")
+
+
+def _duplicate_lines(songs: pd.Series, lines: pd.Series, files: pd.Series | None = None) -> str:
+    """``"song 5 on lines [3, 9]"`` (with the file of each line when ``files`` is given) for
+    the first song listed more than once; empty when every song is listed once."""
+    dup = songs[songs.duplicated(keep=False)]
+    if not len(dup):
+        return ""
+    first = dup.iloc[0]
+    where = songs == first
+    if files is None:
+        places = f"lines {lines[where].tolist()}"
+    else:
+        places = ", ".join(f"{f} line {n}" for f, n in zip(files[where], lines[where]))
+    n_dup = int(songs[songs.duplicated()].nunique())
+    more = f" ({n_dup} songs are listed more than once)" if n_dup > 1 else ""
+    return f"song {first} appears {int(where.sum())} times: {places}{more}"
+
+
 def read_deam_static(paths: Sequence, valence_col: str = "valence_mean",
                      arousal_col: str = "arousal_mean") -> pd.DataFrame:
     """DEAM's song-level (static) annotations: ``song, valence, arousal`` on the 1-9 scale.
@@ -276,21 +315,21 @@ def read_deam_static(paths: Sequence, valence_col: str = "valence_mean",
         what = "DEAM static annotations"
         table = read_table(path, what)
         require_columns(table, ["song_id", valence_col, arousal_col], path, what)
-        song = numeric_column(table, "song_id", path, what, 0)
+        _require_rows(table, path, what)
         frames.append(pd.DataFrame({
-            "song": song.astype(int).astype(str),
+            "song": song_ids(table, path, what).to_numpy(),
             "valence": numeric_column(table, valence_col, path, what, 1, 9),
             "arousal": numeric_column(table, arousal_col, path, what, 1, 9),
-            "file": str(path)}))
+            "file": str(path), "line": np.arange(len(table)) + 2}))
     if not frames:
         raise CorpusError("DEAM static annotations: no file given; set deam_static_csvs in "
                           "params/imemnet.yaml")
     songs = pd.concat(frames, ignore_index=True)
-    dup = songs[songs.song.duplicated(keep=False)]
-    if len(dup):
-        raise CorpusError(f"DEAM static annotations: song {dup.song.iloc[0]} appears in "
-                          f"{sorted(set(dup.file[dup.song == dup.song.iloc[0]]))}; keep one row")
-    return songs.drop(columns="file")
+    duplicate = _duplicate_lines(songs.song, songs.line, songs.file)
+    if duplicate:
+        raise CorpusError(f"DEAM static annotations: {duplicate}; keep one row per "
+                          "song (list each static file once in deam_static_csvs)")
+    return songs.drop(columns=["file", "line"])
 
 
 def read_deam_dynamic(path, what: str = "DEAM dynamic annotations") -> pd.DataFrame:
@@ -306,11 +345,39 @@ def read_deam_dynamic(path, what: str = "DEAM dynamic annotations") -> pd.DataFr
     if not sample_cols:
         raise CorpusError(f"{what}: {path} has no column named like 'sample_15000ms'; this is "
                           "not a DEAM per-second annotation file")
-    songs = numeric_column(table, "song_id", path, what, 0).astype(int).astype(str)
+    _require_rows(table, path, what)
+    songs = song_ids(table, path, what)
+    duplicate = _duplicate_lines(songs, pd.Series(np.arange(len(table)) + 2, index=table.index))
+    if duplicate:
+        raise CorpusError(f"{what}: {path}: {duplicate}; keep one row per song (the file must "
+                          "be DEAM's, one row per song)")
+    _warn_if_cut_short(path, len(sample_cols) + 1, what)
     values = np.column_stack([numeric_column(table, c, path, what, -1, 1, allow_missing=True)
                               for c in sample_cols])
     times = [int(c[len("sample_"):-2]) / 1000.0 for c in sample_cols]
-    return pd.DataFrame(values, index=pd.Index(songs, name="song"), columns=times)
+    return pd.DataFrame(values, index=pd.Index(songs.to_numpy(), name="song"), columns=times)
+
+
+def _warn_if_cut_short(path, n_fields: int, what: str) -> None:
+    """Warn when a file's last line has no newline and fewer fields than the header: the file
+    was cut short (an interrupted download), and the song on that line loses its last samples."""
+    with open(path, "rb") as handle:
+        handle.seek(0, 2)
+        size = handle.tell()
+        handle.seek(max(0, size - 65536))
+        tail = handle.read()
+    if not tail or tail.endswith(b"\n"):
+        return
+    lines = tail.split(b"\n")
+    last = lines[-1].decode("utf-8", "replace")
+    fields = last.count(",") + 1
+    if fields < n_fields:
+        with open(path, "rb") as handle:
+            line_no = sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b"")) + 1
+        warnings.warn(f"{what}: {path} looks cut short: its last line ({line_no}, song "
+                      f"{last.split(',')[0].strip()!r}) has {fields} of {n_fields} fields and no "
+                      "newline; that song keeps only the samples before the cut, and songs after "
+                      "it are missing. Download the file again.", stacklevel=3)
 
 
 def clip_windows(times: np.ndarray, values: np.ndarray, clip_seconds: float = 2.0,
@@ -352,7 +419,8 @@ def clip_windows(times: np.ndarray, values: np.ndarray, clip_seconds: float = 2.
 
 
 def read_deam(audio_dir, static_csvs: Sequence, dynamic_dir, clip_seconds: float = 2.0,
-              align: str = "song", require_audio: bool = True) -> pd.DataFrame:
+              align: str = "song", require_audio: bool = True, check_audio: bool = True,
+              n_jobs: int = 4, progress: bool = False) -> pd.DataFrame:
     """DEAM as music clips: one item per 2-s window with its own VA (IMEMNet, section 3).
 
     - ``audio_dir``: the release's ``MEMD_audio`` folder (``<song_id>.mp3``).
@@ -362,7 +430,11 @@ def read_deam(audio_dir, static_csvs: Sequence, dynamic_dir, clip_seconds: float
 
     Each clip's valence and arousal is the mean of the per-second annotations inside its window
     (:func:`clip_windows`); then both are min-max normalised over all clips of the corpus. Clip
-    ids are ``<song>-<k>``; ``start_s`` is the window's start in the song.
+    ids are ``<song>-<k>``; ``start_s`` is the window's start in the song. Songs (or clips) with
+    valence but no arousal, or the other way round, give no clips, with a warning that counts
+    them. With ``check_audio`` each song's file is opened (:func:`check_audio_files`): a file that
+    is empty, not audio, truncated or shorter than its annotations is an error here, not at
+    feature time.
     """
     songs = read_deam_static(static_csvs)
     dynamic_dir = Path(dynamic_dir)
@@ -372,11 +444,8 @@ def read_deam(audio_dir, static_csvs: Sequence, dynamic_dir, clip_seconds: float
     valence = read_deam_dynamic(dynamic_dir / "valence.csv")
     arousal = read_deam_dynamic(dynamic_dir / "arousal.csv")
     files = index_files(audio_dir, AUDIO_EXTENSIONS, "DEAM audio")
-    no_dynamic = sorted(set(songs.song) - set(valence.index) - set(arousal.index), key=int)
-    if no_dynamic:
-        warnings.warn(f"DEAM: {len(no_dynamic)} songs of the static files have no per-second "
-                      f"annotation (e.g. {no_dynamic[:5]}); they give no clips")
-    rows = []
+    _warn_missing_songs(songs.song, {"valence.csv": valence, "arousal.csv": arousal}, dynamic_dir)
+    rows, one_sided = [], 0
     for song in songs.song:
         if song not in valence.index or song not in arousal.index:
             continue
@@ -384,17 +453,109 @@ def read_deam(audio_dir, static_csvs: Sequence, dynamic_dir, clip_seconds: float
                                                    valence.loc[song].to_numpy(), clip_seconds, align)}
         a = {k: (s, x) for k, s, x in clip_windows(np.asarray(arousal.columns, float),
                                                    arousal.loc[song].to_numpy(), clip_seconds, align)}
+        one_sided += len(set(v) ^ set(a))
         for k in sorted(set(v) & set(a)):
             rows.append((f"{song}-{k}", song, v[k][0], v[k][1], a[k][1]))
+    if one_sided:
+        warnings.warn(f"DEAM: {one_sided} clip windows have valence but no arousal annotation or "
+                      f"the other way round (in {dynamic_dir}); they are left out, {len(rows)} "
+                      "clips are kept. A per-second file cut short does this: compare the two "
+                      "files' last lines.", stacklevel=2)
     if not rows:
         raise CorpusError(f"DEAM: no clip has both valence and arousal annotations in "
                           f"{dynamic_dir}; check that valence.csv and arousal.csv are DEAM's "
                           "per-second files")
     clips = pd.DataFrame(rows, columns=["id", "song", "start_s", "valence", "arousal"])
     paths = _paths_for(list(clips.song), files, audio_dir, "DEAM audio", require_audio, "songs")
+    if check_audio:
+        ends = (clips.start_s + clip_seconds).groupby(clips.song).max()
+        check_audio_files({song: files[song] for song in ends.index if song in files},
+                          ends.to_dict(), n_jobs=n_jobs, progress=progress)
     y = _normalised(clips[["valence", "arousal"]].to_numpy(), None)
     return item_table(clips.id, "music", y[:, 0], y[:, 1], "deam", paths,
                       song=clips.song, start_s=clips.start_s)
+
+
+def _warn_missing_songs(songs: pd.Series, dynamic: dict[str, pd.DataFrame], folder) -> None:
+    """Warn, with counts, about songs of the static files that a per-second file lacks."""
+    for name, table in dynamic.items():
+        missing = sorted(set(songs) - set(table.index), key=int)
+        if missing:
+            warnings.warn(f"DEAM: {len(missing)} of {len(songs)} songs of the static files have no "
+                          f"row in {Path(folder) / name} ({len(table)} songs there; e.g. "
+                          f"{missing[:5]}); they give no clips. If the file was cut short, "
+                          "download it again.", stacklevel=3)
+
+
+# ---------------------------------------------------------------------------------------------
+# Audio files: a cheap check when the corpus is read
+# ---------------------------------------------------------------------------------------------
+
+#: Extensions libsndfile (soundfile) decodes; others (.m4a) are only checked for being non-empty.
+SOUNDFILE_EXTENSIONS = (".mp3", ".wav", ".flac", ".ogg")
+#: Slack between an audio file's length and the end of its last annotated clip (decoder padding).
+AUDIO_END_SLACK_S = 0.25
+
+
+def audio_problem(path, needed_s: float | None = None) -> str:
+    """What is wrong with one audio file, or ``""``: empty, not audio, truncated, too short.
+
+    Reads the header (length, sample rate) and decodes the last half second: a file cut short
+    keeps the header of the whole song, so its tail cannot be decoded. ``needed_s`` is the end of
+    the song's last annotated clip: a file shorter than that is not the annotated recording.
+    """
+    import soundfile as sf
+
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+    except OSError as err:
+        return f"cannot be read ({err.strerror})"
+    if size == 0:
+        return "is empty (0 bytes)"
+    if path.suffix.lower() not in SOUNDFILE_EXTENSIONS:
+        return ""
+    try:
+        with sf.SoundFile(str(path)) as handle:
+            frames, sr = handle.frames, handle.samplerate
+            if frames <= 0 or sr <= 0:
+                return "has no audio frames in its header"
+            tail = min(frames, sr // 2)
+            handle.seek(frames - tail)
+            got = len(handle.read(tail, dtype="float32", always_2d=True))
+    except Exception as err:  # libsndfile raises several kinds for non-audio or damaged files
+        return f"is not a readable audio file ({type(err).__name__}: {str(err).strip()})"
+    duration = frames / sr
+    if got < tail:
+        return (f"is truncated: its header says {duration:.1f} s but the audio ends before "
+                "that (the file was cut short)")
+    if needed_s is not None and duration + AUDIO_END_SLACK_S < needed_s:
+        return (f"is {duration:.1f} s long but its annotations need {needed_s:.1f} s: the file "
+                "is truncated or is not the annotated recording")
+    return ""
+
+
+def check_audio_files(files: dict[str, Path], needed_s: dict[str, float] | None = None,
+                      n_jobs: int = 4, progress: bool = False, what: str = "DEAM audio") -> None:
+    """Check each song's audio file with :func:`audio_problem` (threads; a progress bar when
+    ``progress`` and many files). Every bad file is listed in one CorpusError."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tqdm.auto import tqdm
+
+    needed_s = needed_s or {}
+    songs = list(files)
+    with ThreadPoolExecutor(max_workers=max(1, int(n_jobs))) as pool:
+        results = pool.map(lambda s: audio_problem(files[s], needed_s.get(s)), songs)
+        problems = [(s, p) for s, p in zip(songs, tqdm(
+            results, total=len(songs), desc=f"checking {what} files", leave=False,
+            disable=not progress or len(songs) < 200)) if p]
+    if problems:
+        listed = "; ".join(f"{files[s]} {p}" for s, p in problems[:10])
+        more = f" (and {len(problems) - 10} more)" if len(problems) > 10 else ""
+        raise CorpusError(f"{what}: {len(problems)} of {len(songs)} audio files cannot be used: "
+                          f"{listed}{more}. Download those files again, or delete their songs' "
+                          "rows from the annotation files")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -404,33 +565,37 @@ def read_deam(audio_dir, static_csvs: Sequence, dynamic_dir, clip_seconds: float
 def read_pairs(path) -> pd.DataFrame:
     """A pair list in the published IMEMNet format: ``music_clip_id image_id matching_score``.
 
-    Returns ``music_id, image_id`` (text) and ``score`` (float in [0, 1]).
+    Returns ``music_id, image_id`` (text) and ``score`` (float in [0, 1]); an empty file gives an
+    empty table (the audit and the dataset step refuse it with their own message). A line
+    without exactly three fields is an error naming that line (counted from 1); blank lines are
+    skipped.
     """
     path = Path(path)
     what = "pair list"
     if not path.is_file():
         raise CorpusError(f"{what}: file {path} does not exist")
-    if path.stat().st_size == 0 or not path.read_bytes().strip():
-        return pd.DataFrame({"music_id": pd.Series(dtype=str), "image_id": pd.Series(dtype=str),
-                             "score": pd.Series(dtype=np.float64)})
     try:
-        table = pd.read_csv(path, sep=r"\s+", header=None, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, UnicodeDecodeError) as err:
-        raise CorpusError(f"{what}: cannot read {path} ({str(err).strip()}); each line must be "
+        lines = path.read_text().splitlines()
+    except UnicodeDecodeError as err:
+        raise CorpusError(f"{what}: {path} is not UTF-8 text ({err}); each line must be "
                           "'music_clip_id image_id matching_score'") from err
-    short = (table.isna() | (table == "")).any(axis=1).to_numpy()
-    if table.shape[1] != 3 or short.any():
-        bad = int(np.flatnonzero(short)[0]) if short.any() else 0
-        raise CorpusError(f"{what}: {path}, line {bad + 1}: expected 3 fields "
-                          "'music_clip_id image_id matching_score'; fix that line")
+    fields = [line.split() for line in lines]
+    numbered = [(n, f) for n, f in enumerate(fields, start=1) if f]
+    bad = next((n for n, f in numbered if len(f) != 3), None)
+    if bad is not None:
+        raise CorpusError(f"{what}: {path}, line {bad}: expected 3 fields "
+                          f"'music_clip_id image_id matching_score', found {len(fields[bad - 1])} "
+                          f"({lines[bad - 1][:80]!r}); fix that line")
+    table = pd.DataFrame([f for _, f in numbered], columns=[0, 1, 2], dtype=str)
+    line_no = np.array([n for n, _ in numbered], dtype=np.int64)
     score = pd.to_numeric(table[2], errors="coerce").to_numpy(dtype=np.float64)
     bad = np.isnan(score) | (score < 0) | (score > 1)
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
-        raise CorpusError(f"{what}: {path}, line {row + 1}, field matching_score: "
+        raise CorpusError(f"{what}: {path}, line {line_no[row]}, field matching_score: "
                           f"{table[2].iloc[row]!r} is not a number in [0, 1]; fix that line")
-    return pd.DataFrame({"music_id": table[0].to_numpy(), "image_id": table[1].to_numpy(),
-                         "score": score})
+    return pd.DataFrame({"music_id": table[0].to_numpy(dtype=object),
+                         "image_id": table[1].to_numpy(dtype=object), "score": score})
 
 
 def write_pairs(pairs: pd.DataFrame, path) -> Path:
@@ -508,7 +673,7 @@ def _given(params: dict, key: str):
     return value not in ("", None, [])
 
 
-def load_imemnet_items(params: dict) -> pd.DataFrame:
+def load_imemnet_items(params: dict, progress: bool = False) -> pd.DataFrame:
     """The item table of every corpus configured in the ``dataset`` section of params/imemnet.yaml.
 
     A corpus is used when its keys are set (non-empty): ``deam_dir`` + ``deam_static_csvs``
@@ -527,7 +692,8 @@ def load_imemnet_items(params: dict) -> pd.DataFrame:
         csvs = params["deam_static_csvs"]   # one string, paths separated by commas
         csvs = [c.strip() for c in csvs.split(",") if c.strip()] if isinstance(csvs, str) else csvs
         parts.append(read_deam(resolve(params["deam_dir"]), [resolve(c) for c in csvs],
-                               resolve(params["deam_dynamic_dir"])))
+                               resolve(params["deam_dynamic_dir"]),
+                               n_jobs=int(params.get("n_jobs", 4) or 4), progress=progress))
     for name, reader, rating_key, dir_key in (("iaps", read_iaps, "iaps_ratings", "iaps_dir"),
                                               ("naps", read_naps, "naps_ratings", "naps_dir"),
                                               ("emotic", read_emotic, "emotic_annotations",
@@ -549,26 +715,51 @@ def load_imemnet_items(params: dict) -> pd.DataFrame:
     return items
 
 
-def load_audio_clip(path, start_s: float, sr: int = SR, seconds: float = CLIP_SECONDS) -> np.ndarray:
-    """``seconds`` of mono audio from ``start_s``, resampled to ``sr``: float32 ``[sr * seconds]``.
+def load_song_clips(path, starts: Sequence[float], sr: int = SR,
+                    seconds: float = CLIP_SECONDS) -> np.ndarray:
+    """The clips of one song that start at ``starts`` (s): float32 ``[len(starts), sr * seconds]``,
+    mono, resampled to ``sr``. The song is decoded once, up to the end of its last clip, and the
+    clips are cut from it (decoding a compressed file again for each clip costs ten times more).
 
-    A clip that ends early (the song is shorter) is padded with silence; one that starts after
-    the song's end is an error.
+    A clip that ends where the song really ends (the file's header says so) is padded with
+    silence. A file that gives less audio than its header promises is truncated, and one that
+    ends before a clip's start is shorter than its annotations: both are errors that name the
+    file (the read-time check, :func:`check_audio_files`, normally catches them first).
     """
     import librosa  # slow to import: only when audio is read
+    import soundfile as sf
 
     n = int(round(sr * seconds))
+    starts = np.asarray(starts, dtype=np.float64)
     try:
-        y, _ = librosa.load(str(path), sr=sr, mono=True, offset=float(start_s), duration=seconds)
+        y, _ = librosa.load(str(path), sr=sr, mono=True, duration=float(starts.max()) + seconds)
     except Exception as err:  # librosa/soundfile/audioread raise many kinds
-        raise CorpusError(f"audio: cannot read {path} ({err}); check that the file is a complete "
-                          "audio file (mp3/wav) and that ffmpeg or libsndfile can decode it") from err
-    if y.size == 0:
-        raise CorpusError(f"audio: {path} has no audio at start_s={start_s} s; the clip lies "
-                          "after the song's end - check the clip's start_s")
-    out = np.zeros(n, dtype=np.float32)
-    out[:min(n, y.size)] = y[:n]
+        raise CorpusError(f"audio: cannot read {path} ({type(err).__name__}: {err}); check that "
+                          "the file is a complete audio file (mp3/wav) and that ffmpeg or "
+                          "libsndfile can decode it") from err
+    decoded_s = y.size / sr
+    try:
+        header_s = sf.info(str(path)).duration
+    except Exception:  # not a libsndfile format: trust the decoder's length
+        header_s = decoded_s
+    out = np.zeros((len(starts), n), dtype=np.float32)
+    for row, start in enumerate(starts):
+        if decoded_s < min(header_s, start + seconds) - 0.05:
+            raise CorpusError(f"audio: {path} is truncated: its header says {header_s:.1f} s but "
+                              f"the audio ends at {decoded_s:.1f} s; download the file again")
+        if decoded_s <= start:
+            raise CorpusError(f"audio: {path} is {header_s:.1f} s long, shorter than its "
+                              f"annotations (a clip starts at {start:.1f} s): the file is "
+                              "truncated or is not the annotated recording")
+        clip = y[int(round(start * sr)): int(round(start * sr)) + n]
+        out[row, :clip.size] = clip
     return out
+
+
+def load_audio_clip(path, start_s: float, sr: int = SR, seconds: float = CLIP_SECONDS) -> np.ndarray:
+    """``seconds`` of mono audio from ``start_s``, resampled to ``sr``: float32 ``[sr * seconds]``
+    (:func:`load_song_clips` for one clip: the same checks and padding)."""
+    return load_song_clips(path, [start_s], sr, seconds)[0]
 
 
 def load_image(path, size: int) -> np.ndarray:

@@ -41,7 +41,8 @@ import pandas as pd
 from cdcml_lib import matching
 from cdcml_lib.audio import CLIP_SAMPLES, CLIP_SECONDS, SR, to_int16
 from cdcml_lib.workflow.paths import atomic_path, atomic_write_text, repo_root, resolve
-from cdcml_lib.data import corpora, features, synthetic
+from cdcml_lib.data import corpora, features, published, standin, synthetic
+from cdcml_lib.data.published import PUBLISHED_DEFAULTS
 from cdcml_lib.data.corpora import read_pairs, write_pairs
 from cdcml_lib.workflow.params import section
 
@@ -62,6 +63,9 @@ IMEMNET_KEYS = (
     "deam_dir", "deam_static_csvs", "deam_dynamic_dir", "iaps_ratings", "iaps_dir",
     "naps_ratings", "naps_dir", "emotic_annotations", "emotic_dir",
 )
+
+#: Optional keys: the published pair lists as the source of splits and pairs (data/published.py).
+PUBLISHED_KEYS = tuple(PUBLISHED_DEFAULTS)
 
 HINT = "build it with `make data CONFIG=<config>` (or `python -m cdcml_lib.data.dataset --config <config>`)"
 
@@ -208,7 +212,7 @@ def _progress_bar(enabled: bool, total: int, desc: str):
 
 def check_dataset_params(params: dict) -> dict:
     """Check the ``dataset:`` section: every required key present, no unknown key, sane values."""
-    allowed = set(DATASET_KEYS) | set(IMEMNET_KEYS)
+    allowed = set(DATASET_KEYS) | set(IMEMNET_KEYS) | set(PUBLISHED_KEYS)
     unknown = sorted(set(params) - allowed)
     if unknown:
         raise DatasetError(f"build_dataset: unknown parameter(s) {unknown}; the dataset section "
@@ -217,9 +221,16 @@ def check_dataset_params(params: dict) -> dict:
     if missing:
         raise DatasetError(f"build_dataset: missing parameter(s) {missing}; add them to the "
                            "dataset section of params/<config>.yaml (see params/default.yaml)")
-    p = {**{k: "" for k in IMEMNET_KEYS}, **params}
-    if p["corpus"] not in ("embedded", "imemnet"):
-        raise DatasetError(f"dataset.corpus is {p['corpus']!r}; use 'embedded' or 'imemnet'")
+    p = {**{k: "" for k in IMEMNET_KEYS}, **PUBLISHED_DEFAULTS, **params}
+    if p["corpus"] not in ("embedded", "imemnet", "standin"):
+        raise DatasetError(f"dataset.corpus is {p['corpus']!r}; use 'embedded', 'imemnet' or "
+                           "'standin' (the real layouts filled by cdcml_lib.data.standin)")
+    if p["pairs_source"] not in ("recipe", "published"):
+        raise DatasetError(f"dataset.pairs_source is {p['pairs_source']!r}; use 'recipe' (our "
+                           "IMEMNet recipe) or 'published' (train/val/test_pairs lists)")
+    if p["pairs_source"] == "published" and p["corpus"] == "embedded":
+        raise DatasetError("dataset.pairs_source 'published' needs corpus 'imemnet' or "
+                           "'standin': the lists name DEAM clips and IAPS/NAPS/EMOTIC images")
     if p["feature_backend"] not in ("fast", "librosa"):
         raise DatasetError(f"dataset.feature_backend is {p['feature_backend']!r}; use 'fast' or 'librosa'")
 
@@ -287,11 +298,11 @@ def embedded_source(p: dict) -> Source:
                   clips=lambda rows: corpus.render_clips(rows), made_by=made_by, corpus=corpus)
 
 
-def imemnet_source(p: dict) -> Source:
+def imemnet_source(p: dict, progress: bool = False) -> Source:
     """The real corpora (DEAM + IAPS/NAPS/EMOTIC) through cdcml_lib.data.corpora, already normalised
     per corpus to [0, 1] by their readers (docs/METHOD.md, section "Corpora and VA normalisation")."""
 
-    items = corpora.load_imemnet_items(p)
+    items = corpora.load_imemnet_items(p, progress=progress)
     images = items[items.modality == "image"]
     clips = items[items.modality == "music"]
     if len(images) == 0 or len(clips) == 0:
@@ -305,11 +316,16 @@ def imemnet_source(p: dict) -> Source:
     def load_images(rows, size):
         return np.stack([corpora.load_image(resolve(img_paths[r]), size) for r in rows])
 
-    def load_clips(rows):
-        return np.stack([corpora.load_audio_clip(resolve(clip_paths[r]), clip_starts[r])
-                         for r in rows])
+    def load_clips(rows):   # each song decoded once per chunk, its clips cut from it
+        rows = np.asarray(rows)
+        out = np.empty((len(rows), CLIP_SAMPLES), np.float32)
+        for path in pd.unique(clip_paths[rows]):
+            mine = np.flatnonzero(clip_paths[rows] == path)
+            out[mine] = corpora.load_song_clips(resolve(path), clip_starts[rows[mine]])
+        return out
 
-    made_by = {"corpus": "imemnet", "reader": "cdcml_lib.data.corpora.load_imemnet_items",
+    made_by = {"corpus": p["corpus"], "reader": "cdcml_lib.data.corpora.load_imemnet_items",
+               "audio": "load_song_clips",   # songs decoded whole, clips cut
                **{k: p[k] for k in IMEMNET_KEYS}}
     return Source(items=items, images=load_images, clips=load_clips, made_by=made_by)
 
@@ -364,15 +380,14 @@ class DatasetBuild:
     sigma: float | None = None
     candidates: pd.DataFrame | None = None
     pairs: pd.DataFrame | None = None
+    pairs_by_split: dict | None = None
+    lists: object = None     # published.PublishedPairs when pairs_source is "published"
     arrays: dict = field(default_factory=dict)
     started: float = field(default_factory=time.perf_counter)
 
     @property
     def cache_dir(self) -> Path:
         return self.out_dir / "cache"
-
-    def pairs_of(self, split: str) -> pd.DataFrame:
-        return self.pairs[self.pairs.split == split][["music_id", "image_id", "score"]]
 
     def _need(self, *names: str) -> None:
         missing = [n for n in names if getattr(self, n) is None]
@@ -395,23 +410,31 @@ def start_build(**params) -> DatasetBuild:
     return DatasetBuild(params=p, out_dir=out_dir)
 
 
-def load_items(build: DatasetBuild) -> pd.DataFrame:
+def load_items(build: DatasetBuild, progress: bool = False) -> pd.DataFrame:
     """Step 1: every image and clip of the corpus with its VA label on [0, 1]."""
     t = time.perf_counter()
     p = build.params
-    build.source = embedded_source(p) if p["corpus"] == "embedded" else imemnet_source(p)
+    # the stand-in corpus is written first, then read like the real corpora; the
+    # published lists, when they are the source, choose the items and give splits and pairs
+    if p["corpus"] == "standin":
+        standin.write_standin(p)
+    build.source = embedded_source(p) if p["corpus"] == "embedded" else imemnet_source(p, progress)
+    if p["pairs_source"] == "published":
+        build.source, build.lists = published.restrict_source(p, build.source)
     build.items = build.source.items.copy()
     build.timings["items_s"] = time.perf_counter() - t
     return build.items
 
 
 def split_items(build: DatasetBuild) -> pd.DataFrame:
-    """Step 2: train / val / test by song (clips) and by image, and each item's cache row."""
+    """Step 2: train / val / test by song (clips) and by image (or as the published lists give
+    them), and each item's cache row."""
     build._need("items")
     t = time.perf_counter()
     p, items = build.params, build.items
     fractions = (p["split_train"], p["split_val"], p["split_test"])
-    items["split"] = assign_splits(items, fractions, int(p["seed"]))
+    if build.lists is None:   # else the published lists gave each item its split
+        items["split"] = assign_splits(items, fractions, int(p["seed"]))
     is_img = (items.modality == "image").to_numpy()
     items["row"] = 0
     items.loc[is_img, "row"] = np.arange(is_img.sum())
@@ -433,11 +456,17 @@ def score_pairs(build: DatasetBuild) -> pd.DataFrame:
     images, clips = items[items.modality == "image"], items[items.modality == "music"]
     va = ["valence", "arousal"]
     build.sigma = matching.mean_label_distance(images[va].to_numpy(), clips[va].to_numpy())
-    build.candidates = matching.candidate_pairs(clips, images, build.sigma, n_random=int(p["n_random"]),
-                                                n_top=int(p["n_top"]), n_bottom=int(p["n_bottom"]),
-                                                seed=_sub_seed(p["seed"], 3))
-    build.pairs = matching.sample_pairs(build.candidates, float(p["keep_fraction"]),
-                                        seed=_sub_seed(p["seed"], 4))
+    if build.lists is None:
+        build.candidates = matching.candidate_pairs(clips, images, build.sigma, n_random=int(p["n_random"]),
+                                                    n_top=int(p["n_top"]), n_bottom=int(p["n_bottom"]),
+                                                    seed=_sub_seed(p["seed"], 3))
+        build.pairs = matching.sample_pairs(build.candidates, float(p["keep_fraction"]),
+                                            seed=_sub_seed(p["seed"], 4))
+        build.pairs_by_split = {s: build.pairs[build.pairs.split == s][["music_id", "image_id", "score"]]
+                                for s in SPLITS}
+    else:   # the published scores, as listed
+        build.pairs = build.candidates = published.pairs_table(build.lists)
+        build.pairs_by_split = build.lists.pairs
     build.timings["pairs_s"] = time.perf_counter() - t
     return build.pairs
 
@@ -506,7 +535,7 @@ def write_folder(build: DatasetBuild) -> "DatasetFolder":
         raise DatasetError(f"dataset build: cached arrays {sorted(build.arrays)} of {list(ARRAYS)}; "
                            f"run cache_inputs before write_folder")
     p, items, out_dir = build.params, build.items, build.out_dir
-    pairs_by_split = {s: build.pairs_of(s) for s in SPLITS}
+    pairs_by_split = build.pairs_by_split
     atomic_write_text(out_dir / "items.csv", items.to_csv(index=False))
     for s in SPLITS:
         write_pairs(pairs_by_split[s], out_dir / f"pairs_{s}.txt")
@@ -515,7 +544,8 @@ def write_folder(build: DatasetBuild) -> "DatasetFolder":
     pairs = build.pairs
     stats = {
         "schema": 1,
-        "splits": table1(items, pairs_by_split),
+        "splits": (table1(items, pairs_by_split) if build.lists is None   # the lists' own counts
+                   else published.table1_from_lists(pairs_by_split, items)),
         "sigma": build.sigma,
         "seed": int(p["seed"]),
         "candidates_per_clip": int(p["n_top"]) + int(p["n_bottom"]) + int(p["n_random"]),
@@ -524,7 +554,8 @@ def write_folder(build: DatasetBuild) -> "DatasetFolder":
         "normalisation": ("none: the embedded labels are generated on [0, 1]"
                           if p["corpus"] == "embedded" else
                           "per corpus min-max to [0, 1] (cdcml_lib.data.corpora readers)"),
-        "parameters": {k: p[k] for k in DATASET_KEYS + IMEMNET_KEYS},
+        "parameters": {k: p[k] for k in DATASET_KEYS + IMEMNET_KEYS + PUBLISHED_KEYS},
+        **published.stats_block(build.lists),   # pairs_source, split_overlap, published
         "arrays": build.arrays,
         "timings_s": {k: round(v, 3) for k, v in build.timings.items()},
         "made_by": {"module": "cdcml_lib.data.dataset.build_dataset", "version": version,
@@ -544,7 +575,7 @@ def build_dataset(progress: bool = False, chunk_size: int = 256, **params) -> "D
     :class:`DatasetBuild`). Valid caches are reused.
     """
     build = start_build(**params)
-    load_items(build)
+    load_items(build, progress=progress)
     split_items(build)
     score_pairs(build)
     cache_inputs(build, progress=progress, chunk_size=chunk_size)
