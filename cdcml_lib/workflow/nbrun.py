@@ -102,6 +102,7 @@ def math_svg(tex: str, display: bool) -> str | None:
     import html as html_lib
     import io
 
+    import matplotlib
     from matplotlib import mathtext
     from matplotlib.font_manager import FontProperties
 
@@ -111,8 +112,10 @@ def math_svg(tex: str, display: bool) -> str | None:
         expr = pattern.sub(repl, expr)
     buf = io.BytesIO()
     try:
-        depth = mathtext.math_to_image(f"${expr}$", buf, prop=FontProperties(size=15 if display else 13),
-                                       dpi=72, format="svg")
+        # Computer Modern, as LaTeX and MathJax draw maths
+        with matplotlib.rc_context({"mathtext.fontset": "cm", "svg.fonttype": "path"}):
+            depth = mathtext.math_to_image(f"${expr}$", buf, prop=FontProperties(size=15 if display else 13),
+                                           dpi=72, format="svg")
     except Exception:  # noqa: BLE001 - pyparsing/ValueError: a command mathtext does not know
         return None
     uri = "data:image/svg+xml;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
