@@ -43,3 +43,23 @@ def test_no_caveat_when_there_is_none(tmp_path):
     stats["splits"]["val"]["songs"] = 12
     (d["data"] / "stats.json").write_text(json.dumps(stats))
     assert R._section_caveats(STUDY, d["runs"], d["data"])[-1].startswith("None flagged")
+
+
+def test_epochs_kept_per_variant_flag_the_first_and_the_last(tmp_path):
+    d = fabricate(tmp_path)                       # best_epoch 1 everywhere
+    write_tables_and_claims(d)
+    info = json.loads((d["runs"] / "cdcml-s0" / "run.json").read_text())
+    (d["runs"] / "cdcml-s0" / "run.json").write_text(json.dumps({**info, "epochs_done": 1}))
+    (d["runs"] / "sim-s0" / "run.json").write_text(json.dumps({**info, "epochs_done": 6}))
+    lines = R._section_epochs_kept(STUDY, d["runs"])
+    assert "| cdcml | 1 | 1 | **1** | **1** |" in lines   # kept epoch 1 of 1: first and last
+    assert "| sim | 1 | 6 | **1** | 0 |" in lines         # kept epoch 1 of 6: first only
+
+
+def test_the_reference_comparison_is_in_the_report(tmp_path):
+    d = fabricate(tmp_path)
+    write_tables_and_claims(d)
+    assert "Not compared yet" in "\n".join(R._section_reference(d["reports"]))
+    (d["reports"] / "reference_comparison.md").write_text("# Comparison\n\n**WARNING: this reproduction DIFFERS**\n")
+    text = R.render_report("smoke", d["reports"], d["runs"], d["data"], study=STUDY)
+    assert "## Against the committed reference\n\n**WARNING: this reproduction DIFFERS**" in text

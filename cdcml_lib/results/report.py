@@ -247,6 +247,36 @@ def _best_epochs(study: dict, runs_dir: str | Path) -> list[tuple[str, int, int]
     return out
 
 
+def _section_epochs_kept(study: dict, runs_dir: str | Path) -> list[str]:
+    """Per variant, the epoch each seed kept (lowest validation sim_mse), flagging the first epoch
+    (the model barely trained) and the last (it may still have been improving)."""
+    lines = ["## Epochs kept", "",
+             "The epoch each run kept as its model (lowest validation similarity MSE), of the epochs it "
+             "trained. **first**: kept after one epoch; **last**: validation was still improving when "
+             "training stopped.", "", "| variant | epochs kept (per seed) | of | first | last |",
+             "|---|---|---:|---:|---:|"]
+    by_variant: dict[str, list[tuple[int, int]]] = {}
+    for run, best, done in _best_epochs(study, runs_dir):
+        by_variant.setdefault(run.rsplit("-s", 1)[0], []).append((best, done))
+    for variant, kept in by_variant.items():
+        firsts = sum(best == 1 for best, _ in kept)
+        lasts = sum(best == done for best, done in kept)
+        epochs = sorted({done for _, done in kept})
+        lines.append(f"| {variant} | {', '.join(str(b) for b, _ in kept)} | {', '.join(map(str, epochs))} "
+                     f"| {'**' + str(firsts) + '**' if firsts else 0} | {'**' + str(lasts) + '**' if lasts else 0} |")
+    return lines
+
+
+def _section_reference(reports: Path) -> list[str]:
+    """The comparison with the committed reference (results.reference), as written by that step."""
+    path = reports / "reference_comparison.md"
+    if not path.is_file():
+        return ["## Against the committed reference", "",
+                "Not compared yet: `make reproduce` ends with this comparison."]
+    body = path.read_text().split("\n", 1)[1].strip()   # below its own title
+    return ["## Against the committed reference", "", body]
+
+
 #: fewer validation songs than this and the best-epoch choice rests on too few songs to trust
 MIN_VAL_SONGS = 10
 
@@ -290,7 +320,8 @@ def render_report(config: str, reports_dir: str | Path, runs_dir: str | Path, da
             f"\"Emotion-Based End-to-End Matching Between Image and Music in Valence-Arousal Space\", "
             f"ACM MM 2020."]
     parts = [head, _section_runs(study, runs_dir), _section_data(data_dir), _section_hardware(),
-             _section_timings(reports), _section_caveats(study, runs_dir, data_dir),
+             _section_timings(reports), _section_reference(reports),
+             _section_caveats(study, runs_dir, data_dir), _section_epochs_kept(study, runs_dir),
              _section_tables(reports, config), _section_claims(reports, config),
              _section_figures(reports, config)]
     return "\n\n".join("\n".join(p) for p in parts) + "\n"
@@ -332,6 +363,10 @@ def render_readme_results(config: str, reports_dir: str | Path) -> str:
              f"[{rel}/claims.md]({rel}/claims.md)):", "", "| # | claim | verdict |", "|---|---|---|"]
     for c in claims["claims"]:
         lines.append(f"| {c.get('id', c['number'])} | {c['claim']} | {c['verdict']} |")
+    comparison = reports / "reference_comparison.json"
+    if comparison.is_file() and _read_json(comparison).get("headline"):
+        lines += ["", f"**Against the committed reference** ([{rel}/reference_comparison.md]"
+                      f"({rel}/reference_comparison.md)): {_read_json(comparison)['headline']}"]
     figure = reports / "figures" / "comparison.png"
     if figure.is_file():
         lines += ["", f"![Table 3 as bars, ours with seed error bars beside the paper's]({rel}/figures/comparison.png)"]
