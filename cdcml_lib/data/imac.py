@@ -159,9 +159,7 @@ def build_imac(data_dir, **params) -> dict:
     counts = {}
     for split in SPLITS:
         pairs, skipped = draw_pairs(classes, split, p["pairs_per_clip"], rng)
-        with open(folder / f"imac_pairs_{split}.csv.tmp", "w") as fh:
-            pairs.to_csv(fh, index=False)
-        (folder / f"imac_pairs_{split}.csv.tmp").replace(folder / f"imac_pairs_{split}.csv")
+        atomic_write_text(folder / f"imac_pairs_{split}.csv", pairs.to_csv(index=False))
         sel = classes[classes["split"] == split]
         counts[split] = {
             "pairs": int(len(pairs)), "true": int(pairs["label"].sum()),

@@ -48,11 +48,35 @@ from cdcml_lib.runs.train import load_trained, set_determinism, train_epoch
 from cdcml_lib.workflow.paths import atomic_write_text, resolve
 
 RETRIEVAL_KS = (1, 5, 10)
+#: The raw-pixel probe reads images resized to this side (16 x 16 x 3 = 768 numbers): at 48 px the
+#: 6,912 pixels made the logistic regression the slowest step of the study on two cores.
+RAW_IMAGE_SIZE = 16
 #: Keys of a study parameter set that change what a (model, seed) result holds.
 RESULT_KEYS = ("epochs", "batch_size", "lr", "lr_step", "lr_gamma", "momentum", "weight_decay",
                "image_backbone", "music_backbone", "image_size", "embed_dim", "acp_head", "l3_head",
                "pretrained", "probe_C", "probe_max_iter")
 IMAC_PREFIX = "imac_"
+#: Every key of a study parameter set: the ``acp_net`` section of params/<config>.yaml plus the
+#: paths notebooks/05_acp_net gets from the configuration.
+STUDY_KEYS = ("config", "data_dir", "runs_dir", "reports_dir", "seeds", "models", *RESULT_KEYS,
+              "n_jobs", "num_threads", "imac_rule", "imac_valence_low", "imac_valence_high",
+              "imac_arousal_split", "imac_music_label", "imac_pairs_per_clip", "imac_seed",
+              "compare_variants", "compare_seeds")
+
+
+def check_study_params(p: dict) -> dict:
+    """Every key of STUDY_KEYS present, no other, models known and at least one seed."""
+    missing = [k for k in STUDY_KEYS if k not in p]
+    unknown = sorted(set(p) - set(STUDY_KEYS))
+    if missing or unknown:
+        raise KeyError(f"acp_net parameters: missing {missing}, unknown {unknown}; copy the acp_net "
+                       f"section of params/default.yaml")
+    bad = [m for m in p["models"] if m not in CORRESPONDENCE_MODELS]
+    if bad or not p["seeds"]:
+        raise ValueError(f"acp_net: models {bad} unknown (choose from {CORRESPONDENCE_MODELS}) or "
+                         f"no seeds ({p['seeds']})")
+    imac.check_imac_params(**imac_params(p))
+    return dict(p)
 
 
 def imac_params(p: dict) -> dict:
@@ -150,6 +174,10 @@ def class_retrieval(scores: np.ndarray, y_img: np.ndarray, y_mus: np.ndarray, pr
     relevant = y_img[:, None] == y_mus[None, :]
     out = {}
     for tag, s, rel in (("i2m", scores, relevant), ("m2i", scores.T, relevant.T)):
+        if not rel.any():  # e.g. a tiny test split whose clips all carry a class no image has
+            out.update({f"{prefix}{tag}_recall_at_{k}": float("nan") for k in RETRIEVAL_KS})
+            out[f"{prefix}{tag}_mrr"] = float("nan")
+            continue
         for k in RETRIEVAL_KS:
             out[f"{prefix}{tag}_recall_at_{k}"] = recall_at_k(s, rel, k)
         out[f"{prefix}{tag}_mrr"] = mean_reciprocal_rank(s, rel)
@@ -165,6 +193,16 @@ def _pair_index(pairs: pd.DataFrame, ids: dict) -> tuple[np.ndarray, np.ndarray]
 
 def train_correspondence(model_name: str, seed: int, p: dict) -> dict:
     """Train one correspondence model with one seed (module docstring); return its result record."""
+    threads = int(p.get("num_threads", 0) or 0)
+    if threads > 0:  # NumPy's BLAS (the probe) too, not only torch: two processes share two cores
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(threads):
+            return _train_correspondence(model_name, seed, p)
+    return _train_correspondence(model_name, seed, p)
+
+
+def _train_correspondence(model_name: str, seed: int, p: dict) -> dict:
     t0 = time.time()
     set_determinism(int(seed), int(p.get("num_threads", 0) or 0))
     folder = open_folder(p["data_dir"])
@@ -247,9 +285,7 @@ def _one(model: str, seed: int, p: dict, made_by: dict) -> dict:
 def run_study(p: dict, progress: bool = True) -> pd.DataFrame:
     """Every (model, seed) of ``p['models']`` x ``p['seeds']``: reuse a saved record whose
     parameters match, train the others ``p['n_jobs']`` at a time; one row per run."""
-    unknown = [m for m in p["models"] if m not in CORRESPONDENCE_MODELS]
-    if unknown:
-        raise ValueError(f"acp_net models {unknown}: choose from {CORRESPONDENCE_MODELS}")
+    p = check_study_params(p)
     record = imac.ensure_imac(p["data_dir"], **imac_params(p))
     made_by = json.loads(json.dumps(_made_by(p, open_folder(p["data_dir"]).stats)))
     records, todo = [], []
@@ -278,13 +314,13 @@ def run_study(p: dict, progress: bool = True) -> pd.DataFrame:
 
 
 def raw_input_probes(p: dict) -> dict:
-    """The probe on the raw inputs (no network): image pixels (at the study's image size, flattened)
+    """The probe on the raw inputs (no network): image pixels (resized to RAW_IMAGE_SIZE, flattened)
     and each music input summarised over time (mean and std of each row), plus chance per modality."""
     folder = open_folder(p["data_dir"])
     classes = imac.read_imac_classes(p["data_dir"])
     C, max_iter = float(p["probe_C"]), int(p["probe_max_iter"])
     out = {}
-    items = ItemDataset(folder, "image", None, None, "music_features", int(p["image_size"]))
+    items = ItemDataset(folder, "image", None, None, "music_features", RAW_IMAGE_SIZE)
     x = np.concatenate([b["x"].reshape(len(b["x"]), -1).numpy() for b in items.batches(512)])
     split, y = _split_labels(classes, "image", items.ids)
     out["image_pixels"] = probe_accuracy(x[split == "train"], y[split == "train"], x[split == "test"],
