@@ -407,15 +407,17 @@ _PART_STREAM = {"image_acp": 1, "image_l3": 2, "music_acp": 3, "music_spectrogra
 
 
 class CorrespondenceHead(nn.Module):
-    """FC layers (ReLU between) on the concatenated embeddings [f_img, f_mus] to ONE logit of
-    "this pair corresponds". A sigmoid of one logit with binary cross-entropy is the paper's
-    two-way softmax with cross-entropy, less one redundant output (section 11)."""
+    """FC layers on the concatenated embeddings [f_img, f_mus] to ONE logit of "this pair
+    corresponds"; each hidden FC layer is followed by BatchNorm and ReLU, as in the kit's
+    :class:`Predictor` (without it the three-layer ACP head stayed at the constant answer in our
+    default runs; docs/acp_net_reading.md). A sigmoid of one logit with binary cross-entropy is the
+    paper's two-way softmax with cross-entropy, less one redundant output (section 11)."""
 
     def __init__(self, in_dim: int, widths):
         super().__init__()
         layers, width = [], in_dim
         for hidden in widths:
-            layers += [nn.Linear(width, int(hidden)), nn.ReLU(inplace=True)]
+            layers += [nn.Linear(width, int(hidden)), nn.BatchNorm1d(int(hidden)), nn.ReLU(inplace=True)]
             width = int(hidden)
         layers.append(nn.Linear(width, 1))
         self.net = nn.Sequential(*layers)

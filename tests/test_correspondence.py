@@ -59,7 +59,8 @@ def test_probe_learns_a_linear_code_and_not_noise():
     assert C.probe_accuracy(x[:200], y[:200], x[200:], y[200:]) > 0.95
     noise = rng.normal(size=(300, 5))
     assert C.probe_accuracy(noise[:200], y[:200], noise[200:], y[200:]) < 0.55
-    assert C.chance_accuracy(np.array([0, 1, 1, 2]), np.array([1, 1, 0, 2])) == 0.5
+    assert C.chance_accuracy(np.array([1, 1, 0, 2])) == 0.5
+    assert C.train_majority_accuracy(np.array([0, 0, 2]), np.array([1, 1, 0, 2])) == 0.25
     with pytest.raises(ValueError, match="single emotion class"):
         C.probe_accuracy(x[:10], np.zeros(10, int), x[10:20], y[10:20])
 

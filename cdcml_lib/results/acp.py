@@ -84,7 +84,8 @@ def probe_table(per_seed: pd.DataFrame, raw: dict, models) -> pd.DataFrame:
                          "probe_mean": 100 * m, "probe_low": 100 * lo, "probe_high": 100 * hi,
                          "init_mean": 100 * mi, "init_low": 100 * loi, "init_high": 100 * hii,
                          "raw_input": raw_key, "raw": 100 * raw[raw_key],
-                         "chance": 100 * raw[f"{modality}_chance"]})
+                         "chance": 100 * raw[f"{modality}_chance"],
+                         "train_majority": 100 * raw.get(f"{modality}_train_majority", float("nan"))})
     return pd.DataFrame(rows)
 
 
@@ -163,8 +164,9 @@ CLAIMS = {
            "acp_net beats l3_net and l3_net beats spectrogram_acp on test accuracy, paired by seed."),
     "A2": ("Without emotion labels, the single-modality representations recognise emotion: the probe "
            "beats chance in both modalities.",
-           "the probe on ACP-Net's trained image and music embeddings beats chance (always the "
-           "training split's most frequent class) on the test items, per seed."),
+           "the probe on ACP-Net's trained image and music embeddings beats chance (the best "
+           "constant answer: the share of the test split's most frequent class) on the test items, "
+           "per seed."),
     "A3": ("(ours, not the paper's) Training adds the emotion information: the probe on the trained "
            "branches beats the probe on the same branches at initialisation.",
            "probe of the trained ACP-Net branches minus probe at initialisation (same seed), "
@@ -222,7 +224,8 @@ def probe_markdown(table: pd.DataFrame) -> str:
         "probe, at init % [95% CI]": [_fmt_ci(m, lo, hi, 1.0) for m, lo, hi in
                                       zip(table["init_mean"], table["init_low"], table["init_high"])],
         "raw input %": [f"{v:.2f} ({k})" for v, k in zip(table["raw"], table["raw_input"])],
-        "chance %": [f"{v:.2f}" for v in table["chance"]]})
+        "chance % (test majority)": [f"{v:.2f}" for v in table["chance"]],
+        "train majority %": [f"{v:.2f}" for v in table["train_majority"]]})
     return _md(view)
 
 

@@ -44,7 +44,7 @@ from cdcml_lib.metrics import best_threshold, mean_reciprocal_rank, recall_at_k
 from cdcml_lib.nets import CORRESPONDENCE_MODELS, build_correspondence_model, correspondence_music_input
 from cdcml_lib.runs.loader import (ItemDataset, LazyMemmaps, fit_music_standardiser, image_to_tensor,
                                    open_folder)
-from cdcml_lib.runs.train import load_trained, set_determinism, train_epoch
+from cdcml_lib.runs.train import load_trained, pick_device, set_determinism, train_epoch
 from cdcml_lib.workflow.paths import atomic_write_text, resolve
 
 RETRIEVAL_KS = (1, 5, 10)
@@ -113,20 +113,22 @@ class ImacPairDataset(LazyMemmaps, torch.utils.data.Dataset):
 
 
 @torch.no_grad()
-def embed_all(model, folder, modality: str, standardiser, music_input: str, image_size: int) -> tuple[list, np.ndarray]:
+def embed_all(model, folder, modality: str, standardiser, music_input: str, image_size: int,
+              device=torch.device("cpu")) -> tuple[list, np.ndarray]:
     """Ids and branch embeddings [N, D] of every item of one modality (all splits)."""
     model.eval()
     ds = ItemDataset(folder, modality, None, standardiser, music_input, image_size)
     embed = model.embed_image if modality == "image" else model.embed_music
-    feats = [embed(b["x"]).float() for b in ds.batches(256)]
+    feats = [embed(b["x"].to(device)).float().cpu() for b in ds.batches(256)]
     return ds.ids, torch.cat(feats).numpy()
 
 
 @torch.no_grad()
-def pair_logits(model, f_img: np.ndarray, f_mus: np.ndarray) -> np.ndarray:
+def pair_logits(model, f_img: np.ndarray, f_mus: np.ndarray, device=torch.device("cpu")) -> np.ndarray:
     """The correspondence logit of each row pair (f_img[k], f_mus[k])."""
     model.eval()
-    out = [model.correspondence(torch.from_numpy(f_img[i:i + 4096]), torch.from_numpy(f_mus[i:i + 4096]))
+    out = [model.correspondence(torch.from_numpy(f_img[i:i + 4096]).to(device),
+                                torch.from_numpy(f_mus[i:i + 4096]).to(device)).float().cpu()
            for i in range(0, len(f_img), 4096)]
     return torch.cat(out).numpy() if out else np.zeros(0, np.float32)
 
@@ -147,8 +149,16 @@ def probe_accuracy(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray,
     return float(np.mean(clf.predict(np.asarray(x_test, np.float64)) == y_test))
 
 
-def chance_accuracy(y_train: np.ndarray, y_test: np.ndarray) -> float:
-    """Chance for the probe: always answer the training split's most frequent class."""
+def chance_accuracy(y_test: np.ndarray) -> float:
+    """Chance for the probe: the best constant answer on the test items, i.e. the share of the test
+    split's most frequent class (stricter than answering the training split's majority class,
+    which our splits by song can make far lower)."""
+    _, counts = np.unique(y_test, return_counts=True)
+    return float(counts.max() / counts.sum())
+
+
+def train_majority_accuracy(y_train: np.ndarray, y_test: np.ndarray) -> float:
+    """Accuracy on test of always answering the training split's most frequent class."""
     values, counts = np.unique(y_train, return_counts=True)
     return float(np.mean(y_test == values[np.argmax(counts)]))
 
@@ -212,13 +222,16 @@ def _train_correspondence(model_name: str, seed: int, p: dict) -> dict:
         model_name, int(seed), p["image_backbone"], p["music_backbone"], int(p["embed_dim"]),
         list(p["acp_head"]), list(p["l3_head"]), n_music_rows=int(folder.array("music_features").shape[1]),
         pretrained=bool(p["pretrained"]))
+    device = pick_device("auto")  # CUDA when torch sees a GPU (the paper configuration), else the CPU
+    cuda = device.type == "cuda"
+    model = model.to(device)
     standardiser = fit_music_standardiser(folder, m_input)
     size = int(p["image_size"])
     C, max_iter = float(p["probe_C"]), int(p["probe_max_iter"])
 
     ids, feats = {}, {}
     for modality in ("image", "music"):
-        ids[modality], feats[modality] = embed_all(model, folder, modality, standardiser, m_input, size)
+        ids[modality], feats[modality] = embed_all(model, folder, modality, standardiser, m_input, size, device)
     result = probe_both(classes, ids, feats, C, max_iter, suffix="_init")
 
     train_set = ImacPairDataset(folder, imac.read_imac_pairs(p["data_dir"], "train"), standardiser, m_input, size)
@@ -232,22 +245,23 @@ def _train_correspondence(model_name: str, seed: int, p: dict) -> dict:
     optimiser = torch.optim.SGD(trainable, lr=float(p["lr"]), momentum=float(p["momentum"]),
                                 weight_decay=float(p["weight_decay"]))
     scheduler = torch.optim.lr_scheduler.StepLR(optimiser, int(p["lr_step"]), float(p["lr_gamma"]))
-    scaler = torch.amp.GradScaler("cuda", enabled=False)
-    no_autocast = lambda: torch.autocast("cpu", enabled=False)  # noqa: E731 - the loop's interface
+    scaler = torch.amp.GradScaler("cuda", enabled=cuda)
+    autocast = (lambda: torch.autocast("cuda", dtype=torch.float16)) if cuda else \
+        (lambda: torch.autocast("cpu", enabled=False))
     losses = []
     for _ in range(int(p["epochs"])):
-        terms = train_epoch(model, loader, CorrespondenceLoss(), optimiser, scaler, p, torch.device("cpu"),
-                            no_autocast, torch.Generator().manual_seed(int(seed) + 1), channels_last=False)
+        terms = train_epoch(model, loader, CorrespondenceLoss(), optimiser, scaler, p, device,
+                            autocast, torch.Generator().manual_seed(int(seed) + 1), channels_last=False)
         scheduler.step()
         losses.append(terms["total"])
 
     for modality in ("image", "music"):
-        ids[modality], feats[modality] = embed_all(model, folder, modality, standardiser, m_input, size)
+        ids[modality], feats[modality] = embed_all(model, folder, modality, standardiser, m_input, size, device)
     for split in ("val", "test"):
         pairs = imac.read_imac_pairs(p["data_dir"], split)
         if len(pairs):
             ki, km = _pair_index(pairs, ids)
-            logit = pair_logits(model, feats["image"][ki], feats["music"][km])
+            logit = pair_logits(model, feats["image"][ki], feats["music"][km], device)
             result[f"acc_{split}"] = float(np.mean((logit > 0) == (pairs["label"].to_numpy() == 1)))
         else:
             result[f"acc_{split}"] = float("nan")
@@ -257,11 +271,11 @@ def _train_correspondence(model_name: str, seed: int, p: dict) -> dict:
     s_mus, y_mus = _split_labels(classes, "music", ids["music"])
     fi, fm = feats["image"][s_img == "test"], feats["music"][s_mus == "test"]
     ii, mm = np.meshgrid(np.arange(len(fi)), np.arange(len(fm)), indexing="ij")
-    scores = pair_logits(model, fi[ii.ravel()], fm[mm.ravel()]).reshape(len(fi), len(fm))
+    scores = pair_logits(model, fi[ii.ravel()], fm[mm.ravel()], device).reshape(len(fi), len(fm))
     result.update(class_retrieval(scores, y_img[s_img == "test"], y_mus[s_mus == "test"]))
     return {"model": model_name, "seed": int(seed), **result, "loss_first": losses[0] if losses else None,
             "loss_last": losses[-1] if losses else None, "wall_s": round(time.time() - t0, 2),
-            "threads": torch.get_num_threads()}
+            "threads": torch.get_num_threads(), "device": str(device)}
 
 
 def _result_path(p: dict, model: str, seed: int) -> Path:
@@ -315,7 +329,18 @@ def run_study(p: dict, progress: bool = True) -> pd.DataFrame:
 
 def raw_input_probes(p: dict) -> dict:
     """The probe on the raw inputs (no network): image pixels (resized to RAW_IMAGE_SIZE, flattened)
-    and each music input summarised over time (mean and std of each row), plus chance per modality."""
+    and each music input summarised over time (mean and std of each row), plus chance per modality
+    (:func:`chance_accuracy`, and the training majority's accuracy)."""
+    threads = int(p.get("num_threads", 0) or 0)
+    if threads > 0:
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(threads):
+            return _raw_input_probes(p)
+    return _raw_input_probes(p)
+
+
+def _raw_input_probes(p: dict) -> dict:
     folder = open_folder(p["data_dir"])
     classes = imac.read_imac_classes(p["data_dir"])
     C, max_iter = float(p["probe_C"]), int(p["probe_max_iter"])
@@ -325,7 +350,8 @@ def raw_input_probes(p: dict) -> dict:
     split, y = _split_labels(classes, "image", items.ids)
     out["image_pixels"] = probe_accuracy(x[split == "train"], y[split == "train"], x[split == "test"],
                                          y[split == "test"], C, max_iter)
-    out["image_chance"] = chance_accuracy(y[split == "train"], y[split == "test"])
+    out["image_chance"] = chance_accuracy(y[split == "test"])
+    out["image_train_majority"] = train_majority_accuracy(y[split == "train"], y[split == "test"])
     music = folder.items[folder.items["modality"] == "music"].sort_values("row")
     split, y = _split_labels(classes, "music", music["id"].astype(str).tolist())
     rows = music["row"].to_numpy(np.int64)
@@ -334,7 +360,8 @@ def raw_input_probes(p: dict) -> dict:
         x = np.concatenate([arr.mean(axis=2), arr.std(axis=2)], axis=1)
         out[f"music_{name}"] = probe_accuracy(x[split == "train"], y[split == "train"], x[split == "test"],
                                               y[split == "test"], C, max_iter)
-    out["music_chance"] = chance_accuracy(y[split == "train"], y[split == "test"])
+    out["music_chance"] = chance_accuracy(y[split == "test"])
+    out["music_train_majority"] = train_majority_accuracy(y[split == "train"], y[split == "test"])
     return out
 
 
