@@ -295,6 +295,9 @@ def report_lines(texts: dict) -> list[str]:
             "### Beyond the paper: the kit's runs on ACP-Net's task (thresholds fitted on validation)", "",
             texts["kit_runs.md"], "",
             "### Beyond the paper: retrieval with the emotion class as relevance (test items)", "",
+            "Every test image ranks every test clip (and the reverse); relevant = same emotion class, "
+            "so a query has many relevant items and recall@1 is the share of queries whose top item "
+            "is of their class (`metrics.recall_at_k`, `metrics.mean_reciprocal_rank`).", "",
             texts["retrieval.md"]]
 
 
@@ -303,5 +306,5 @@ def report_section(reports_dir) -> list[str]:
     path = resolve(reports_dir) / SUBDIR / "summary.md"
     if not path.is_file():
         return ["## ACP-Net's own study", "",
-                f"Not run: `{path}` is missing (`make $(NBOUT)/05_acp_net.ipynb`, notebooks/05_acp_net)."]
+                f"Not run: `{path}` is missing (run notebooks/05_acp_net: `make acp CONFIG=<config>`)."]
     return path.read_text().rstrip("\n").split("\n")
