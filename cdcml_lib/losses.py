@@ -534,6 +534,22 @@ class InfoNCELoss(nn.Module):
         return total, terms
 
 
+def correspondence_bce_loss(logit: Tensor, label: Tensor) -> Tensor:
+    """Binary cross-entropy of the correspondence logit against the pair's label (1 = same emotion
+    class): ACP-Net's training loss (Verma et al. 2019; docs/METHOD.md section 11)."""
+    return F.binary_cross_entropy_with_logits(logit, label.to(logit.dtype))
+
+
+class CorrespondenceLoss(nn.Module):
+    """:func:`correspondence_bce_loss` behind the training loop's loss interface:
+    ``forward(out, batch) -> (total, {"bce": ...})`` with ``out["logit"]`` and the label in
+    ``batch["score"]`` (0 or 1), so that ``runs.train.train_epoch`` trains the correspondence models."""
+
+    def forward(self, out: Mapping, batch: Mapping, generator=None):
+        total = correspondence_bce_loss(out["logit"], batch["score"])
+        return total, {"bce": total.detach()}
+
+
 def build_loss(train_params: Mapping, sigma: float | None) -> nn.Module:
     """The loss of one run from its merged ``train`` parameters: :class:`InfoNCELoss` for
     ``model: contrastive``, else :class:`CDCMLLoss`. ``sigma`` is the dataset's (stats.json).

@@ -9,6 +9,11 @@ paper numbers none of them).
 - :func:`spearman_per_query` - rank agreement of predicted and true scores, per clip and global.
 - :func:`correspondence_accuracy` - ACP-Net's binary affective-correspondence accuracy (Verma et al. 2019).
 - :func:`all_metrics` - every key of ``metrics.json`` (docs/ARCHITECTURE.md).
+- :func:`first_relevant_ranks`, :func:`recall_at_k`, :func:`mean_reciprocal_rank` - cross-modal
+  retrieval over a score matrix (image->music, music->image), and :func:`pair_retrieval_metrics`,
+  the same over a list of scored pairs (what a run's evaluation has).
+- :func:`best_threshold` - the decision threshold of a score that maximises accuracy (fitted on
+  validation, used on test; ACP-Net's task read from another model's score or distance).
 
 All inputs are numpy arrays (or anything ``np.asarray`` takes); all outputs are Python floats.
 """
@@ -174,3 +179,108 @@ def all_metrics(*, music_ids, score, pred, y_img, va_img_pred, y_mus, va_mus_pre
     out["spearman"] = spearman_per_query(music_ids, score, pred)["per_query"]
     out["corr_acc"] = correspondence_accuracy(score, pred)
     return {k: out[k] for k in METRIC_KEYS}
+
+
+# --- retrieval: recall@K and MRR (beyond both papers; docs/METHOD.md section 11) -----------------
+
+def first_relevant_ranks(scores, relevant, candidates=None) -> np.ndarray:
+    """The rank (1 = top) of the first relevant candidate of each query, candidates sorted by score
+    from high to low with ties broken AGAINST the relevant ones (a pessimistic, order-free rule):
+    rank_q = 1 + #{non-relevant candidates c of q : score[q, c] >= max relevant score of q}.
+
+    ``scores``, ``relevant`` (bool) and ``candidates`` (bool, default all) are [Q, G] (queries by
+    gallery items). Queries with no relevant candidate get rank 0 (callers skip them).
+    """
+    s = np.asarray(scores, dtype=np.float64)
+    rel = np.asarray(relevant, dtype=bool)
+    cand = np.ones_like(rel) if candidates is None else np.asarray(candidates, dtype=bool)
+    if s.ndim != 2 or rel.shape != s.shape or cand.shape != s.shape:
+        raise ValueError(f"scores, relevant and candidates must be [queries, gallery] arrays of one "
+                         f"shape, got {s.shape}, {rel.shape}, {cand.shape}")
+    if not np.isfinite(s[cand]).all():
+        raise ValueError("scores has non-finite values among the candidates")
+    rel = rel & cand
+    best = np.where(rel, s, -np.inf).max(axis=1, initial=-np.inf)
+    ahead = (cand & ~rel & (s >= best[:, None])).sum(axis=1)
+    return np.where(rel.any(axis=1), ahead + 1, 0).astype(np.int64)
+
+
+def recall_at_k(scores, relevant, k: int, candidates=None) -> float:
+    """Recall@K: the fraction of queries (with at least one relevant candidate) whose first
+    relevant candidate is within the top ``k`` (:func:`first_relevant_ranks`)."""
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    ranks = first_relevant_ranks(scores, relevant, candidates)
+    ranks = ranks[ranks > 0]
+    if not len(ranks):
+        raise ValueError("recall_at_k: no query has a relevant candidate")
+    return float(np.mean(ranks <= k))
+
+
+def mean_reciprocal_rank(scores, relevant, candidates=None) -> float:
+    """MRR: the mean over queries (with a relevant candidate) of 1 / rank of the first relevant
+    candidate (:func:`first_relevant_ranks`)."""
+    ranks = first_relevant_ranks(scores, relevant, candidates)
+    ranks = ranks[ranks > 0]
+    if not len(ranks):
+        raise ValueError("mean_reciprocal_rank: no query has a relevant candidate")
+    return float(np.mean(1.0 / ranks))
+
+
+def _pair_ranks(query_ids, true: np.ndarray, pred: np.ndarray, min_candidates: int) -> np.ndarray:
+    """First-relevant ranks per query over a list of scored pairs: a query's candidates are the
+    items it is paired with, its relevant ones those with its highest true score. Queries with
+    fewer than ``min_candidates`` candidates, or whose candidates all tie on the true score (all
+    relevant: nothing to rank), are left out."""
+    _, inv = np.unique(np.asarray(query_ids).astype(str), return_inverse=True)
+    n = inv.max() + 1
+    count = np.bincount(inv, minlength=n)
+    top = np.full(n, -np.inf)
+    np.maximum.at(top, inv, true)
+    rel = true >= top[inv]
+    best = np.full(n, -np.inf)
+    np.maximum.at(best, inv[rel], pred[rel])
+    ahead = np.bincount(inv, weights=(~rel) & (pred >= best[inv]), minlength=n)
+    n_rel = np.bincount(inv, weights=rel, minlength=n)
+    keep = (count >= min_candidates) & (n_rel < count)
+    return (ahead[keep] + 1).astype(np.int64)
+
+
+def pair_retrieval_metrics(music_ids, image_ids, true, pred, ks=(1, 5, 10),
+                           min_candidates: int = 2) -> dict:
+    """Recall@K and MRR in both directions over a list of scored pairs (one run's test pairs).
+
+    Image->music (``i2m``): each image is a query, its candidates are the clips it is paired with,
+    ranked by ``pred``; the relevant ones are those with its highest true ``score``. Music->image
+    (``m2i``) the other way round. Ranks follow :func:`first_relevant_ranks` (ties against the
+    relevant). Keys: ``i2m_recall_at_<k>``, ``i2m_mrr``, ``m2i_recall_at_<k>``, ``m2i_mrr``,
+    ``i2m_queries``, ``m2i_queries`` (the queries kept; see :func:`_pair_ranks`).
+    """
+    true, pred = _vector(true, "true"), _vector(pred, "pred")
+    music_ids, image_ids = np.asarray(music_ids), np.asarray(image_ids)
+    _same_length(music_ids=music_ids, image_ids=image_ids, true=true, pred=pred)
+    out = {}
+    for tag, queries in (("i2m", image_ids), ("m2i", music_ids)):
+        ranks = _pair_ranks(queries, true, pred, min_candidates)
+        for k in ks:
+            out[f"{tag}_recall_at_{k}"] = float(np.mean(ranks <= k)) if len(ranks) else float("nan")
+        out[f"{tag}_mrr"] = float(np.mean(1.0 / ranks)) if len(ranks) else float("nan")
+        out[f"{tag}_queries"] = int(len(ranks))
+    return out
+
+
+def best_threshold(values, labels) -> tuple[float, float]:
+    """The threshold t maximising the accuracy of "label 1 when value >= t" on (values, labels),
+    and that accuracy. Candidates are the midpoints between sorted distinct values and one below
+    the smallest; the lowest best t wins ties. Use -distance for a distance."""
+    v, y = _vector(values, "values"), np.asarray(labels).astype(bool)
+    _same_length(values=v, labels=y)
+    distinct = np.unique(v)
+    cands = np.concatenate([[distinct[0] - 1.0], (distinct[:-1] + distinct[1:]) / 2])
+    # accuracy(t) = (#positives with v >= t + #negatives with v < t) / n, for every candidate at once
+    order = np.sort(v[y]); neg = np.sort(v[~y])
+    tp = len(order) - np.searchsorted(order, cands, side="left")
+    tn = np.searchsorted(neg, cands, side="left")
+    acc = (tp + tn) / len(v)
+    i = int(np.argmax(acc))
+    return float(cands[i]), float(acc[i])

@@ -21,7 +21,7 @@ import yaml
 
 from cdcml_lib.workflow.paths import repo_root
 
-SECTIONS = ("dataset", "train", "study", "embeddings")
+SECTIONS = ("dataset", "train", "study", "embeddings", "acp_net")
 
 
 class ParamError(ValueError):
