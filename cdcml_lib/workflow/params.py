@@ -202,7 +202,8 @@ MODELS = ("cdcml", "sp_net", "l3_net", "acp_net", "contrastive")     # nets.MODE
 LABEL_DISTANCES = ("neg_log_s", "one_minus_s")                     # losses.LABEL_DISTANCES
 TRIPLETS = ("dense", "pairs")
 DEVICE_HELP = "cpu, cuda, cuda:N (N a GPU index) or auto"
-NOTEBOOK_OF = {"dataset": "01_dataset", "train": "02_train", "embeddings": "04_embeddings"}
+NOTEBOOK_OF = {"dataset": "01_dataset", "train": "02_train", "embeddings": "04_embeddings",
+               "acp_net": "05_acp_net"}
 
 
 def _is_device(value: str) -> bool:
