@@ -10,6 +10,7 @@ import warnings
 import numpy as np
 import pytest
 
+from cdcml_lib.audio import INT16_SCALE, from_int16, to_int16
 from cdcml_lib.data import features as F
 
 SR = F.SR
@@ -94,11 +95,20 @@ def test_blocks_respond_to_their_content(both_extractors):
     assert set(np.argsort(chroma)[-3:]) == {0, 4, 7}
 
 
-def test_parallel_and_chunking_give_the_same_numbers(varied_clips):
+def test_worker_processes_give_the_same_numbers(varied_clips):
     clips = list(varied_clips.values())[:5]
-    one = F.fast_features(clips, chunk_size=5)
-    many = F.fast_features(clips, n_jobs=2, chunk_size=2)
-    np.testing.assert_array_equal(one, many)
+    for chunk in (2, 5):
+        np.testing.assert_array_equal(F.fast_features(clips, chunk_size=chunk),
+                                      F.fast_features(clips, n_jobs=2, chunk_size=chunk))
+
+
+def test_chunk_size_changes_only_round_off(varied_clips):
+    """BLAS picks its kernel by matrix size, so on some CPUs (seen on an AMD EPYC) another chunk
+    size moves float32 round-off in the last bits (measured: 1.5e-5 on MFCC values near 20). The
+    dataset step always extracts in the same chunks, so its caches do not depend on this."""
+    clips = list(varied_clips.values())[:5]
+    np.testing.assert_allclose(F.fast_features(clips, chunk_size=5), F.fast_features(clips, chunk_size=2),
+                               rtol=1e-5, atol=1e-4)
 
 
 def test_worker_pool_is_kept_between_calls_and_restarts_after_a_crash(varied_clips):
@@ -131,12 +141,12 @@ def test_extract_features_backends(varied_clips):
         assert np.abs(fast[:, rows] - ref[:, rows]).max() <= F.TOLERANCE[block], block
 
 
-def test_int16_audio_is_scaled(varied_clips):
+def test_int16_audio_is_read_with_the_scale_it_is_written_with(varied_clips):
     clip = varied_clips["chord"]
-    as_int16 = np.round(clip * 32767).astype(np.int16)[None]
-    a = F.fast_features(as_int16)
-    b = F.fast_features(as_int16.astype(np.float32) / 32768.0)
-    np.testing.assert_array_equal(a, b)
+    as_int16 = to_int16(clip)[None]
+    # one scale both ways (audio.INT16_SCALE): a stored clip comes back within half a step
+    assert np.abs(from_int16(as_int16)[0] - np.clip(clip, -1, 1)).max() <= 0.5 / INT16_SCALE + 1e-7
+    np.testing.assert_array_equal(F.fast_features(as_int16), F.fast_features(from_int16(as_int16)))
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
@@ -177,9 +187,8 @@ def test_bad_input_errors():
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
 def test_reference_scales_int16_like_the_fast_path():
-    clip = np.round(_tone([330.0]) * 32767).astype(np.int16)
-    np.testing.assert_array_equal(F.librosa_features(clip),
-                                  F.librosa_features(clip.astype(np.float32) / 32768.0))
+    clip = to_int16(_tone([330.0]))
+    np.testing.assert_array_equal(F.librosa_features(clip), F.librosa_features(from_int16(clip)))
 
 
 def test_empty_batch():
