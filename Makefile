@@ -40,7 +40,7 @@ EMB_SRC   := $(wildcard cdcml_lib/explore/*.py)
 run_seed    = $(lastword $(subst -s, ,$(1)))
 run_variant = $(patsubst %-s$(call run_seed,$(1)),%,$(1))
 
-.PHONY: help env lock reference reproduce test lab data train train-ddp tables embeddings report clean clean-all bench
+.PHONY: help env lock reference acp reproduce test lab data train train-ddp tables embeddings report clean clean-all bench
 
 help: ## List the targets
 	@echo "CDCML research kit (CONFIG=$(CONFIG): params/$(CONFIG).yaml)"
@@ -160,6 +160,14 @@ embeddings: $(EMB_NB) ## UMAP of the shared space, the matching gallery and the 
 $(EMB_NB): notebooks/04_embeddings.ipynb $(EMB_SRC) $(STAMP)-embeddings.json $(NBOUT)/02_train-cdcml.ipynb $(NBOUT)/02_train-sim.ipynb | $(ENV_OK)
 	$(NBRUN) notebooks/04_embeddings.ipynb --config $(CONFIG) --out $@
 
+ACP_NB := $(NBOUT)/05_acp_net.ipynb
+acp: $(ACP_NB) ## ACP-Net's own study: three-class correspondence, its baselines, the emotion probe
+
+# It reads the dataset folder and the CDCML and contrastive runs (compared on ACP-Net's task).
+$(ACP_NB): notebooks/05_acp_net.ipynb $(TRAIN_SRC) $(TABLE_SRC) $(STAMP)-acp_net.json \
+    $(NBOUT)/02_train-cdcml.ipynb $(NBOUT)/02_train-contrastive.ipynb | $(DATASET_NB) $(ENV_OK)
+	$(TRAIN_ENV) $(NBRUN) notebooks/05_acp_net.ipynb --config $(CONFIG) --out $@
+
 # The last word: the fresh tables and verdicts against the committed reference (reports/reference.json).
 REF_CMP := $(REPORTS)/reference_comparison.md
 $(REF_CMP): $(TABLES_NB) cdcml_lib/results/reference.py $(wildcard $(REPORTS)/reference.json) | $(ENV_OK)
@@ -171,7 +179,7 @@ reference: | $(ENV_OK) ## Make CONFIG's current results the reference later repr
 REPORT := $(REPORTS)/REPORT.md
 report: $(REPORT) ## Write REPORT.md (reports/, or reports/<CONFIG>/) from the finished steps
 
-$(REPORT): $(TRAIN_NBS) $(TABLES_NB) $(EMB_NB) $(REF_CMP) $(TABLE_SRC) | $(ENV_OK)
+$(REPORT): $(TRAIN_NBS) $(TABLES_NB) $(EMB_NB) $(ACP_NB) $(REF_CMP) $(TABLE_SRC) | $(ENV_OK)
 	$(PY) -m cdcml_lib.results.report --config $(CONFIG) $(if $(filter default,$(CONFIG)),--readme)
 
 # One study per CONFIG at a time: a second `make reproduce` (a test, another shell) waits for the first.

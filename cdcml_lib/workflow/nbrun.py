@@ -50,6 +50,10 @@ def parameters_for(notebook: Path, config: str, variant: str | None, seeds: list
                 "runs_dir": f"runs/{config}"}
     if stem.startswith("03_tables"):
         return {"config": config, "runs_dir": f"runs/{config}", "reports_dir": str(reports_dir(config))}
+    if stem.startswith("05_acp_net"):
+        return {**P.section(config, "acp_net"), "config": config,
+                "data_dir": P.section(config, "dataset")["out_dir"], "runs_dir": f"runs/{config}",
+                "reports_dir": str(reports_dir(config))}
     if stem.startswith("04_embeddings"):
         emb = P.section(config, "embeddings")
         return {**emb, "runs_dir": f"runs/{config}", "data_dir": P.section(config, "dataset")["out_dir"],

@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from cdcml_lib.workflow.paths import repo_root
+from cdcml_lib.workflow.paths import atomic_write_text, repo_root
 
 SECTIONS = ("dataset", "train", "study", "embeddings", "acp_net")
 
@@ -496,9 +496,7 @@ def write_section_stamps(config: str, folder: Path) -> list[str]:
         out = folder / f"{config}-{name}.json"
         text = json.dumps(data.get(name, {}), indent=1, sort_keys=True) + "\n"
         if not out.is_file() or out.read_text() != text:
-            tmp = out.with_name(out.name + ".tmp")
-            tmp.write_text(text)
-            tmp.replace(out)
+            atomic_write_text(out, text)   # a unique temporary name: two makes may stamp at once
             changed.append(name)
     return changed
 
