@@ -71,3 +71,21 @@ def test_nbrun_checks_the_whole_config_before_running(monkeypatch, tmp_path):
     assert nbrun.main(["notebooks/03_tables.ipynb", "--config", "smoke", "--out",
                        str(tmp_path / "x.ipynb")]) == 2
     assert not ran
+
+
+def test_a_kernel_of_another_environment_is_refused_with_the_fix(monkeypatch):
+    """A kernelspec left by another checkout (or a deleted environment) fails at once, naming the
+    command that registers this environment's kernel, instead of inside every notebook."""
+    import sys
+    from types import SimpleNamespace
+
+    import jupyter_client.kernelspec as ks
+    from cdcml_lib.workflow import nbrun
+
+    monkeypatch.setattr(ks.KernelSpecManager, "get_kernel_spec",
+                        lambda self, name: SimpleNamespace(argv=["/nonexistent/venv/bin/python", "-m", "x"]))
+    with pytest.raises(RuntimeError, match=r"runs /nonexistent/venv/bin/python, not this environment.*ipykernel install"):
+        nbrun.check_kernel()
+    monkeypatch.setattr(ks.KernelSpecManager, "get_kernel_spec",
+                        lambda self, name: SimpleNamespace(argv=[sys.executable, "-m", "x"]))
+    nbrun.check_kernel()   # this environment's own interpreter: accepted

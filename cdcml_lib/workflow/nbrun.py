@@ -216,6 +216,28 @@ def kernel_environment():
             os.environ["PYTHONWARNINGS"] = before
 
 
+def kernel_python(argv0: str) -> str | None:
+    """The environment a kernel's interpreter belongs to (its folder above bin/), or None when the
+    interpreter is not there."""
+    exe = Path(argv0)
+    return os.path.realpath(exe.parent.parent) if exe.is_file() else None
+
+
+def check_kernel(kernel: str = KERNEL) -> None:
+    """The ``cdcml`` kernel must run this environment's Python: a kernelspec left by another
+    checkout or a deleted environment would otherwise fail inside every notebook, or run other code."""
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    fix = f"register it again: {sys.executable} -m ipykernel install --sys-prefix --name {kernel} (make env does)"
+    try:
+        spec = KernelSpecManager().get_kernel_spec(kernel)
+    except NoSuchKernel:
+        raise RuntimeError(f"no Jupyter kernel named {kernel!r}; {fix}") from None
+    if kernel_python(spec.argv[0]) != os.path.realpath(sys.prefix):
+        raise RuntimeError(f"the Jupyter kernel {kernel!r} runs {spec.argv[0]}, not this environment "
+                           f"({sys.prefix}); {fix}")
+
+
 def run_notebook(notebook: Path, config: str, out: Path, variant: str | None = None,
                  seeds: list[int] | None = None, overrides: dict | None = None, html: bool = True) -> dict:
     """Check the parameters, execute ``notebook`` into ``out`` atomically; return the parameters."""
@@ -223,6 +245,7 @@ def run_notebook(notebook: Path, config: str, out: Path, variant: str | None = N
 
     notebook = resolve(notebook)
     P.require_valid_config(config)   # every parameter of the config and its variants, first
+    check_kernel()
     given = parameters_for(notebook, config, variant, seeds)
     given.update(overrides or {})
     source = f"parameters of {notebook.name} from params/{config}.yaml" + (
