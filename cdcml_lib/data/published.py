@@ -219,8 +219,10 @@ def restrict_source(p: dict, source):
 
 
 def pairs_table(lists: PublishedPairs) -> pd.DataFrame:
-    """All listed pairs as the recipe's pair table: ``music_id, image_id, score, split``."""
-    return pd.concat([lists.pairs[s].assign(split=s) for s in SPLITS], ignore_index=True)
+    """All listed pairs as the recipe's pair table: ``music_id, image_id, score, split`` and
+    ``kind`` (the recipe's top / bottom / random; here ``published``)."""
+    return pd.concat([lists.pairs[s].assign(split=s, kind="published") for s in SPLITS],
+                     ignore_index=True)
 
 
 def stats_block(lists: PublishedPairs | None) -> dict:
