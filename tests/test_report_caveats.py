@@ -63,3 +63,13 @@ def test_the_reference_comparison_is_in_the_report(tmp_path):
     (d["reports"] / "reference_comparison.md").write_text("# Comparison\n\n**WARNING: this reproduction DIFFERS**\n")
     text = R.render_report("smoke", d["reports"], d["runs"], d["data"], study=STUDY)
     assert "## Against the committed reference\n\n**WARNING: this reproduction DIFFERS**" in text
+
+
+def test_shared_items_between_splits_are_said_plainly(tmp_path):
+    d = fabricate(tmp_path)
+    stats = json.loads((d["data"] / "stats.json").read_text())
+    stats["split_overlap"] = [{"a": "val", "b": "test", "shared": {"songs": 90, "clips": 1598, "images": 1175, "pairs": 4110}}]
+    (d["data"] / "stats.json").write_text(json.dumps(stats))
+    text = "\n".join(R._section_caveats(STUDY, d["runs"], d["data"]))
+    assert "**The val and test splits share items**" in text and "4110 pairs" in text
+    assert "Test results include pairs shared with validation" in text

@@ -301,6 +301,14 @@ def _section_caveats(study: dict, runs_dir: str | Path, data_dir: str | Path) ->
         found.append(f"- **Tiny validation set**: {val_songs} songs ({_count(val.get('clips'))} clips, "
                      f"{_count(val.get('images'))} images, {_count(val.get('pairs'))} pairs). The best "
                      "epoch is chosen on it, so that choice is noisy; the test split decides the tables.")
+    overlaps = [o for o in (_read_json(stats_path).get("split_overlap") or []) if any(o.get("shared", {}).values())] \
+        if stats_path.is_file() else []
+    for o in overlaps:
+        shared = o["shared"]
+        found.append(f"- **The {o['a']} and {o['b']} splits share items** (published lists, allowed by "
+                     f"`allow_split_overlap`): {shared.get('songs', 0)} songs, {shared.get('clips', 0)} clips, "
+                     f"{shared.get('images', 0)} images, {shared.get('pairs', 0)} pairs. Test results include "
+                     "pairs shared with validation, so they flatter the models.")
     return lines + (found or ["None flagged (best epochs before the last; "
                               f"at least {MIN_VAL_SONGS} validation songs)."])
 

@@ -297,7 +297,7 @@ def _device() -> Rule:
 
 SCHEMA: dict[str, dict[str, Rule]] = {
     "dataset": {
-        "corpus": Rule("str", choices=("embedded", "imemnet")), "out_dir": Rule("str"),
+        "corpus": Rule("str", choices=("embedded", "imemnet", "standin")), "out_dir": Rule("str"),
         "seed": _int(0), "n_songs": _int(1), "clips_per_song_min": _int(1),
         "clips_per_song_max": _int(1), "n_images": _int(1), "image_size": _int(8),
         "label_noise": _float(ge=0), "split_train": _float(gt=0, lt=1),
