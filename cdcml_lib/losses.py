@@ -536,14 +536,15 @@ class InfoNCELoss(nn.Module):
 
 def correspondence_bce_loss(logit: Tensor, label: Tensor) -> Tensor:
     """Binary cross-entropy of the correspondence logit against the pair's label (1 = same emotion
-    class): ACP-Net's training loss (Verma et al. 2019; docs/METHOD.md section 11)."""
+    class): ACP-Net's training loss (Verma et al. 2019; docs/METHOD.md, section "Correspondence loss")."""
     return F.binary_cross_entropy_with_logits(logit, label.to(logit.dtype))
 
 
 class CorrespondenceLoss(nn.Module):
     """:func:`correspondence_bce_loss` behind the training loop's loss interface:
     ``forward(out, batch) -> (total, {"bce": ...})`` with ``out["logit"]`` and the label in
-    ``batch["score"]`` (0 or 1), so that ``runs.train.train_epoch`` trains the correspondence models."""
+    ``batch["score"]`` (0 or 1), so that ``runs.train.train_epoch`` trains the correspondence models
+    (docs/METHOD.md, section "Correspondence loss")."""
 
     def forward(self, out: Mapping, batch: Mapping, generator=None):
         total = correspondence_bce_loss(out["logit"], batch["score"])

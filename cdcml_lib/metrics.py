@@ -181,12 +181,13 @@ def all_metrics(*, music_ids, score, pred, y_img, va_img_pred, y_mus, va_mus_pre
     return {k: out[k] for k in METRIC_KEYS}
 
 
-# --- retrieval: recall@K and MRR (beyond both papers; docs/METHOD.md section 11) -----------------
+# --- retrieval: recall@K and MRR (beyond both papers; docs/METHOD.md, section "13. The kit's ACP-Net study") -----------------
 
 def first_relevant_ranks(scores, relevant, candidates=None) -> np.ndarray:
     """The rank (1 = top) of the first relevant candidate of each query, candidates sorted by score
     from high to low with ties broken AGAINST the relevant ones (a pessimistic, order-free rule):
-    rank_q = 1 + #{non-relevant candidates c of q : score[q, c] >= max relevant score of q}.
+    rank_q = 1 + #{non-relevant candidates c of q : score[q, c] >= max relevant score of q}
+    (docs/METHOD.md, section "Recall@K and MRR").
 
     ``scores``, ``relevant`` (bool) and ``candidates`` (bool, default all) are [Q, G] (queries by
     gallery items). Queries with no relevant candidate get rank 0 (callers skip them).
@@ -207,7 +208,8 @@ def first_relevant_ranks(scores, relevant, candidates=None) -> np.ndarray:
 
 def recall_at_k(scores, relevant, k: int, candidates=None) -> float:
     """Recall@K: the fraction of queries (with at least one relevant candidate) whose first
-    relevant candidate is within the top ``k`` (:func:`first_relevant_ranks`)."""
+    relevant candidate is within the top ``k`` (:func:`first_relevant_ranks`; docs/METHOD.md,
+    section "Recall@K and MRR")."""
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
     ranks = first_relevant_ranks(scores, relevant, candidates)
@@ -219,7 +221,7 @@ def recall_at_k(scores, relevant, k: int, candidates=None) -> float:
 
 def mean_reciprocal_rank(scores, relevant, candidates=None) -> float:
     """MRR: the mean over queries (with a relevant candidate) of 1 / rank of the first relevant
-    candidate (:func:`first_relevant_ranks`)."""
+    candidate (:func:`first_relevant_ranks`; docs/METHOD.md, section "Recall@K and MRR")."""
     ranks = first_relevant_ranks(scores, relevant, candidates)
     ranks = ranks[ranks > 0]
     if not len(ranks):
@@ -248,7 +250,8 @@ def _pair_ranks(query_ids, true: np.ndarray, pred: np.ndarray, min_candidates: i
 
 def pair_retrieval_metrics(music_ids, image_ids, true, pred, ks=(1, 5, 10),
                            min_candidates: int = 2) -> dict:
-    """Recall@K and MRR in both directions over a list of scored pairs (one run's test pairs).
+    """Recall@K and MRR in both directions over a list of scored pairs (one run's test pairs;
+    docs/METHOD.md, section "Recall@K and MRR").
 
     Image->music (``i2m``): each image is a query, its candidates are the clips it is paired with,
     ranked by ``pred``; the relevant ones are those with its highest true ``score``. Music->image
@@ -272,7 +275,8 @@ def pair_retrieval_metrics(music_ids, image_ids, true, pred, ks=(1, 5, 10),
 def best_threshold(values, labels) -> tuple[float, float]:
     """The threshold t maximising the accuracy of "label 1 when value >= t" on (values, labels),
     and that accuracy. Candidates are the midpoints between sorted distinct values and one below
-    the smallest; the lowest best t wins ties. Use -distance for a distance."""
+    the smallest; the lowest best t wins ties. Use -distance for a distance (docs/METHOD.md,
+    section "The regression models on ACP-Net's task")."""
     v, y = _vector(values, "values"), np.asarray(labels).astype(bool)
     _same_length(values=v, labels=y)
     distinct = np.unique(v)

@@ -409,7 +409,7 @@ class ContrastiveNet(TwoBranchModel):
 
 
 # --------------------------------------------------------------------------------------------
-# ACP-Net's own study: affective correspondence (Verma et al. 2019; docs/METHOD.md section 11)
+# ACP-Net's own study: affective correspondence (Verma et al. 2019; docs/METHOD.md, section "13. The kit's ACP-Net study")
 # --------------------------------------------------------------------------------------------
 CORRESPONDENCE_MODELS = ("acp_net", "l3_net", "spectrogram_acp")
 
@@ -424,7 +424,7 @@ class CorrespondenceHead(nn.Module):
     """FC layers on the concatenated embeddings [f_img, f_mus] to ONE logit of "this pair
     corresponds"; each hidden FC layer is followed by BatchNorm and ReLU, as in the kit's
     :class:`Predictor` (without it the three-layer ACP head stayed at the constant answer in our
-    default runs; docs/acp_net_reading.md). A sigmoid of one logit with binary cross-entropy is the
+    default runs; docs/METHOD.md, section "IMAC-style classes and pairs, and the models: our readings"). A sigmoid of one logit with binary cross-entropy is the
     paper's two-way softmax with cross-entropy, less one redundant output (section 11)."""
 
     def __init__(self, in_dim: int, widths):
@@ -500,7 +500,7 @@ def _seeded_part(seed: int, part: str, make):
 def build_correspondence_model(name: str, seed: int, image_backbone: str, music_backbone: str,
                                embed_dim: int, acp_head: list, l3_head: list,
                                n_music_rows: int = 193, pretrained: bool = False) -> CorrespondenceNet:
-    """ACP-Net, L3-Net or Spectrogram-ACP for the correspondence task (docs/METHOD.md section 11).
+    """ACP-Net, L3-Net or Spectrogram-ACP for the correspondence task (docs/METHOD.md, section "13. The kit's ACP-Net study").
 
     - ``acp_net``: :class:`ACPImageBranch` (frozen features + FC) and :class:`ACPMusicBranch`
       (acoustic features summarised over time + FC), head of widths ``acp_head`` (paper: 2048, 512, 32);

@@ -1,4 +1,4 @@
-"""An IMAC-style dataset (Verma et al. 2019; docs/METHOD.md section 11) from any dataset folder.
+"""An IMAC-style dataset (Verma et al. 2019; docs/METHOD.md, section "13. The kit's ACP-Net study") from any dataset folder.
 
 IMAC labels every image and every song with one of three emotion classes (negative, neutral,
 positive); a pair *corresponds* (label 1) when both carry the same class. Our corpora carry

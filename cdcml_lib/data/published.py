@@ -3,7 +3,7 @@
 IMEMNet's authors published ``train_matching.txt``, ``val_matching.txt`` and ``test_matching.txt``
 (``music_clip_id image_id matching_score`` a line; github.com/linkAmy/IMEMNet). With
 ``pairs_source: published`` in the ``dataset`` section, the dataset step takes its splits and pairs
-from those lists instead of running the recipe (METHOD.md section 2), and its media and VA labels
+from those lists instead of running the recipe (docs/METHOD.md, section "3. The dataset recipe (IMEMNet)"), and its media and VA labels
 from the user's corpora (``cdcml_lib.data.corpora``):
 
 - ids are resolved to the corpora's items: DEAM clips ``<song>-<clip>`` (as ``read_deam`` names

@@ -1,5 +1,5 @@
 """ACP-Net's own study: its table beside the paper's numbers, its claims judged, and REPORT.md's
-section (Verma et al. 2019; docs/METHOD.md section 11).
+section (Verma et al. 2019; docs/METHOD.md, section "13. The kit's ACP-Net study").
 
 Inputs are the tables :mod:`cdcml_lib.runs.correspondence` returns: one row per (model, seed)
 (``run_study``), the raw-input probes and chance (``raw_input_probes``) and the kit's runs read on

@@ -1,4 +1,4 @@
-"""ACP-Net's own study (Verma et al. 2019; docs/METHOD.md section 11): affective correspondence.
+"""ACP-Net's own study (Verma et al. 2019; docs/METHOD.md, section "13. The kit's ACP-Net study"): affective correspondence.
 
 One call of :func:`train_correspondence` trains one model (``acp_net``, ``l3_net`` or
 ``spectrogram_acp``, built by :func:`cdcml_lib.nets.build_correspondence_model`) with one seed on
