@@ -122,7 +122,7 @@ def test_t_interval_and_paired_verdicts():
     assert [k.outcome for k in a1["checks"]] == ["supports", "contradicts"]  # paired: seed noise cancels
     assert a1["verdict"] == "does not hold"
     assert [k.outcome for k in claims["A2"]["checks"]] == ["supports", "contradicts"]
-    assert claims["A3"]["verdict"] == "not decided at this seed spread"  # no difference at all
+    assert claims["A3"]["verdict"] == "not decided"  # no difference at all (an interval of width 0 at 0)
 
 
 @pytest.mark.parametrize("config", ["default", "smoke", "paper", "imemnet"])

@@ -24,8 +24,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from cdcml_lib.results.claims import (CONTRADICTS, NO_DECISION, SUPPORTS, Check, Rule, _decide,
-                                      _json_safe, verdict_of)
+from cdcml_lib.results.claims import CONTRADICTS, NO_DECISION, SUPPORTS, Check, _json_safe, verdict_of
 from cdcml_lib.workflow.paths import atomic_write_text, resolve
 
 #: Correspondence accuracy (%) on IMAC, Verma et al. 2019 (abstract and results).
@@ -123,18 +122,22 @@ def kit_runs_table(compare: pd.DataFrame) -> pd.DataFrame:
 # --- claims ---------------------------------------------------------------------------------
 
 def _paired(estimates: np.ndarray, what: str, metric: str, paper: float, numbers: dict) -> Check:
-    """A check from per-seed estimates (positive favours the claim), judged with k = t(0.975, n-1)."""
+    """A check from per-seed estimates (positive favours the claim), judged as the CDCML claims'
+    direction checks (results.claims): it supports when the ``LEVEL`` t interval of the mean lies
+    above 0, contradicts when it lies below 0, and is undecided otherwise."""
     d = np.asarray(estimates, dtype=float)
-    d = d[np.isfinite(d)]
-    n = len(d)
-    se = float(d.std(ddof=1) / math.sqrt(n)) if n > 1 else float("nan")
-    k = float(stats.t.ppf(0.5 + LEVEL / 2, n - 1)) if n > 1 else float("inf")
-    outcome = _decide(float(d.mean()) if n else float("nan"), se, n, Rule(k_sigma=k, min_seeds=2))
-    half = k * se if n > 1 else float("nan")
-    return Check(metric=metric, what=what, estimate=float(d.mean()) if n else float("nan"), se=se,
-                 paper_estimate=paper, outcome=outcome,
-                 numbers={**numbers, "n": n, "low": float(d.mean()) - half if n > 1 else float("nan"),
-                          "high": float(d.mean()) + half if n > 1 else float("nan")})
+    mean, low, high, n = t_interval(d)
+    se = float(d[np.isfinite(d)].std(ddof=1) / math.sqrt(n)) if n > 1 else float("nan")
+    if n < 2:
+        outcome = NO_DECISION
+    elif low > 0:
+        outcome = SUPPORTS
+    elif high < 0:
+        outcome = CONTRADICTS
+    else:
+        outcome = NO_DECISION
+    return Check(metric=metric, what=what, estimate=mean, se=se, paper_estimate=paper, outcome=outcome,
+                 numbers={**numbers, "n": n, "low": low, "high": high}, low=low, high=high)
 
 
 def _by_seed(per_seed: pd.DataFrame, model: str, column: str) -> pd.Series:
