@@ -19,6 +19,7 @@ from pathlib import Path
 
 from cdcml_lib.workflow.paths import atomic_write_text, repo_root, reports_dir, resolve  # reports_dir(config): the one place the rule lives
 from cdcml_lib.matching import IMEMNET_TABLE1
+from cdcml_lib.results import acp
 from cdcml_lib.results.tables import load_study
 from cdcml_lib.runs.folder import is_finished, read_run_info, run_folder
 from cdcml_lib.workflow.params import section
@@ -331,7 +332,7 @@ def render_report(config: str, reports_dir: str | Path, runs_dir: str | Path, da
              _section_timings(reports), _section_reference(reports),
              _section_caveats(study, runs_dir, data_dir), _section_epochs_kept(study, runs_dir),
              _section_tables(reports, config), _section_claims(reports, config),
-             _section_figures(reports, config)]
+             acp.report_section(reports), _section_figures(reports, config)]
     return "\n\n".join("\n".join(p) for p in parts) + "\n"
 
 
