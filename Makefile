@@ -164,7 +164,7 @@ ACP_NB := $(NBOUT)/05_acp_net.ipynb
 acp: $(ACP_NB) ## ACP-Net's own study: three-class correspondence, its baselines, the emotion probe
 
 # It reads the dataset folder and the CDCML and contrastive runs (compared on ACP-Net's task).
-$(ACP_NB): notebooks/05_acp_net.ipynb $(TRAIN_SRC) $(TABLE_SRC) $(STAMP)-acp_net.json \
+$(ACP_NB): notebooks/05_acp_net.ipynb $(TRAIN_SRC) $(TABLE_SRC) $(STAMP)-acp_net.json $(STAMP)-dataset.json \
     $(NBOUT)/02_train-cdcml.ipynb $(NBOUT)/02_train-contrastive.ipynb | $(DATASET_NB) $(ENV_OK)
 	$(TRAIN_ENV) $(NBRUN) notebooks/05_acp_net.ipynb --config $(CONFIG) --out $@
 

@@ -115,3 +115,15 @@ def test_every_variant_trains_and_reports(variant, smoke_data, tmp_path):
     run = json.loads((tmp_path / variant / "run.json").read_text())
     if variant == "acp_net":
         assert "random-init" in run["acp_image_features"]
+
+
+def test_every_run_reports_recall_at_k_and_mrr_in_both_directions(finished_run):
+    import json
+    run_dir, _ = finished_run
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    for split in ("val", "test"):
+        for tag in ("i2m", "m2i"):
+            for key in ("recall_at_1", "recall_at_5", "recall_at_10", "mrr"):
+                value = metrics[split][f"{tag}_{key}"]
+                assert 0.0 <= value <= 1.0, (split, tag, key, value)
+            assert metrics[split][f"{tag}_recall_at_1"] <= metrics[split][f"{tag}_recall_at_5"]

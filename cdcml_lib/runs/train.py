@@ -45,7 +45,7 @@ from tqdm.auto import tqdm
 from cdcml_lib.runs import distributed
 from cdcml_lib.runs.loader import ItemDataset, PairDataset, RowStandardiser, fit_music_standardiser, image_to_tensor, open_folder
 from cdcml_lib.losses import build_loss
-from cdcml_lib.metrics import all_metrics
+from cdcml_lib.metrics import all_metrics, pair_retrieval_metrics
 from cdcml_lib.nets import build_model, music_input
 from cdcml_lib.runs import folder as run_folder
 from cdcml_lib.runs.folder import RunFolderError  # noqa: F401 - raised here, part of this API
@@ -209,6 +209,10 @@ def evaluate(model, folder, split: str, standardiser: RowStandardiser, params: d
                           score=predictions["score"].to_numpy(), pred=predictions["pred"].to_numpy(),
                           y_img=items["image"]["y"], va_img_pred=items["image"]["va"],
                           y_mus=items["music"]["y"], va_mus_pred=items["music"]["va"])
+    # recall@K and MRR in both directions (relevant: a query's best-scored partner; after the
+    # paper's metrics, so metrics.json keeps the paper's keys first)
+    metrics.update(pair_retrieval_metrics(predictions["music_id"].to_numpy(), predictions["image_id"].to_numpy(),
+                                          predictions["score"].to_numpy(), predictions["pred"].to_numpy()))
     return Evaluation({k: float(v) for k, v in metrics.items()}, predictions, items)
 
 
