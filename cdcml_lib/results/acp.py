@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from cdcml_lib.results.claims import CONTRADICTS, NO_DECISION, SUPPORTS, Check, _json_safe, verdict_of
+from cdcml_lib.results.claims import NO_DECISION, Check, _json_safe, interval_outcome, verdict_of
 from cdcml_lib.workflow.paths import atomic_write_text, resolve
 
 #: Correspondence accuracy (%) on IMAC, Verma et al. 2019 (abstract and results).
@@ -128,14 +128,7 @@ def _paired(estimates: np.ndarray, what: str, metric: str, paper: float, numbers
     d = np.asarray(estimates, dtype=float)
     mean, low, high, n = t_interval(d)
     se = float(d[np.isfinite(d)].std(ddof=1) / math.sqrt(n)) if n > 1 else float("nan")
-    if n < 2:
-        outcome = NO_DECISION
-    elif low > 0:
-        outcome = SUPPORTS
-    elif high < 0:
-        outcome = CONTRADICTS
-    else:
-        outcome = NO_DECISION
+    outcome = interval_outcome(low, high) if n >= 2 else NO_DECISION
     return Check(metric=metric, what=what, estimate=mean, se=se, paper_estimate=paper, outcome=outcome,
                  numbers={**numbers, "n": n, "low": low, "high": high}, low=low, high=high)
 

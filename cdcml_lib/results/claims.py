@@ -165,6 +165,21 @@ def _paper_value(variant: str, metric: str) -> float:
     return float("nan")
 
 
+def interval_outcome(low: float, high: float, margin: float | None = None) -> str:
+    """A direction check's outcome from the interval of its estimate (positive favours the claim):
+    no difference when it lies inside +-``margin`` (checked first: a difference that small does not
+    matter, however sure it is), supports above 0, contradicts below 0, else undecided."""
+    if math.isnan(low) or math.isnan(high):
+        return NO_DECISION
+    if margin is not None and -margin <= low and high <= margin:
+        return EQUIVALENT
+    if low > 0:
+        return SUPPORTS
+    if high < 0:
+        return CONTRADICTS
+    return NO_DECISION
+
+
 def improvement_check(per_seed: pd.DataFrame | Samples, better: str, worse: str, metric: str,
                       rule: Rule) -> Check:
     """Direction check "``better`` beats ``worse`` on ``metric``", paired by seed."""
@@ -174,16 +189,7 @@ def improvement_check(per_seed: pd.DataFrame | Samples, better: str, worse: str,
     margin = rule.equivalence * abs(float(w.mean())) if len(w) else float("nan")
     paper = sign * (_paper_value(better, metric) - _paper_value(worse, metric))
     low, high = estimate - half, estimate + half
-    if len(b) < rule.min_seeds or math.isnan(half):
-        outcome = NO_DECISION
-    elif -margin <= low and high <= margin:   # first: a difference too small to matter, however sure
-        outcome = EQUIVALENT
-    elif low > 0:
-        outcome = SUPPORTS
-    elif high < 0:
-        outcome = CONTRADICTS
-    else:
-        outcome = NO_DECISION
+    outcome = NO_DECISION if len(b) < rule.min_seeds else interval_outcome(low, high, margin)
     boundary = outcome in (SUPPORTS, CONTRADICTS) and _on_boundary(estimate, half, rule)
     return Check(metric=metric, what=f"{better} better than {worse}", estimate=estimate, se=se,
                  paper_estimate=paper, outcome=outcome,

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from cdcml_lib.results.report import cpu_name
 from cdcml_lib.results.tables import METRICS
 from cdcml_lib.workflow.paths import atomic_write_text, reports_dir
 
@@ -35,17 +36,6 @@ Z_TOLERANCE = 3.0
 TABLES = ("comparison", "ablation")
 REFERENCE = "reference.json"
 COMPARISON = "reference_comparison"
-
-
-def cpu_model() -> str:
-    """The processor's model name (Linux), else what platform reports."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def environment() -> dict:
@@ -60,7 +50,7 @@ def environment() -> dict:
         librosa_version = librosa.__version__
     except ImportError:  # the study never imports it when the feature caches exist
         librosa_version = "absent"
-    return {"cpu": cpu_model(), "machine": platform.machine(), "python": platform.python_version(),
+    return {"cpu": cpu_name(), "machine": platform.machine(), "python": platform.python_version(),
             "torch": torch.__version__, "numpy": numpy.__version__, "scipy": scipy.__version__,
             "scikit-learn": sklearn.__version__, "librosa": librosa_version}
 

@@ -49,7 +49,8 @@ def _count(value) -> str:
     return f"{value:,}" if isinstance(value, int) else "?"
 
 
-def _cpu_name() -> str:
+def cpu_name() -> str:
+    """The processor's model name (Linux), else what platform reports."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
@@ -66,7 +67,7 @@ def hardware() -> dict:
     import torch
 
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
-    return {"cpu": _cpu_name(), "cpu_count": os.cpu_count(), "gpu": gpu, "torch": torch.__version__,
+    return {"cpu": cpu_name(), "cpu_count": os.cpu_count(), "gpu": gpu, "torch": torch.__version__,
             "python": platform.python_version(), "platform": platform.platform()}
 
 
