@@ -127,3 +127,28 @@ def test_every_run_reports_recall_at_k_and_mrr_in_both_directions(finished_run):
                 value = metrics[split][f"{tag}_{key}"]
                 assert 0.0 <= value <= 1.0, (split, tag, key, value)
             assert metrics[split][f"{tag}_recall_at_1"] <= metrics[split][f"{tag}_recall_at_5"]
+
+
+def test_a_crashed_run_says_failed_and_a_fixed_rerun_proceeds(smoke_data, tmp_path, monkeypatch):
+    """A run that stops on an error records it in run.json ("failed", never "running"); run again
+    after the fix, it starts anew without the user deleting anything, the failed folder kept aside."""
+    from cdcml_lib.runs import train as T
+
+    run_dir = tmp_path / "cdcml-s0"
+    real_epoch = T.train_epoch
+
+    def crash(*args, **kwargs):
+        raise FloatingPointError("the loss became NaN")
+
+    monkeypatch.setattr(T, "train_epoch", crash)
+    with pytest.raises(FloatingPointError):
+        train_run(run_params(smoke_data, run_dir, epochs=1, lr=10.0), progress=False)
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["status"] == "failed" and "the loss became NaN" in info["error"]
+
+    monkeypatch.setattr(T, "train_epoch", real_epoch)
+    metrics = train_run(run_params(smoke_data, run_dir, epochs=1), progress=False)   # lr fixed
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "finished"
+    assert metrics["best_epoch"] == 1
+    kept = list((tmp_path / ".superseded").iterdir())
+    assert len(kept) == 1 and json.loads((kept[0] / "run.json").read_text())["status"] == "failed"
