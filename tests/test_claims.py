@@ -110,6 +110,10 @@ def test_a_check_on_its_boundary_is_labelled():
     assert C._on_boundary(1.0, 1.05, rule) and not C._on_boundary(1.0, 0.5, rule)
     check = C.Check("sim_mse", "a better than b", 1.0, 0.5, 1.0, C.SUPPORTS, boundary=True)
     assert C._with_boundary(C.HOLDS, [check]) == C.HOLDS + C.ON_BOUNDARY
+    near = C.Check("sim_mse", "a better than b", 1.0, 0.5, 1.0, C.NO_DECISION, boundary=True)
+    assert C._with_boundary(C.UNDECIDED, [near]) == C.UNDECIDED + C.ON_BOUNDARY
+    far = C.Check("sim_mse", "a better than b", 0.1, 0.5, 1.0, C.NO_DECISION, boundary=False)
+    assert C._with_boundary(C.UNDECIDED, [far]) == C.UNDECIDED
 
 
 def test_claim_8_direction_and_magnitude_are_separate_readings():

@@ -22,9 +22,9 @@ The decision rule (one rule for every claim):
 - A claim *holds* when every check supports it, *does not hold* when at least one contradicts it,
   shows *no difference* when every check that does not support it shows no difference, and is
   *not decided* otherwise. A claim whose variants are not in the study is *not checked*.
-- A decided check whose interval edge lies within ``boundary`` (10%) of its half-width from 0 is
-  *on the boundary*; a claim decided by such a check says so ("holds, on the boundary"), so a
-  reader knows that another machine's round-off may tip it.
+- A check whose interval edge lies within ``boundary`` (10%) of its half-width from 0 is *on the
+  boundary*; a claim whose verdict rests on such a check says so ("holds, on the boundary", "not
+  decided, on the boundary"), so a reader knows that another machine's round-off may tip it.
 
 Each check also carries the paper's own estimate (from its Tables 3 and 4), so a reader sees at
 once whether our reading of a claim agrees with the paper's numbers.
@@ -190,7 +190,7 @@ def improvement_check(per_seed: pd.DataFrame | Samples, better: str, worse: str,
     paper = sign * (_paper_value(better, metric) - _paper_value(worse, metric))
     low, high = estimate - half, estimate + half
     outcome = NO_DECISION if len(b) < rule.min_seeds else interval_outcome(low, high, margin)
-    boundary = outcome in (SUPPORTS, CONTRADICTS) and _on_boundary(estimate, half, rule)
+    boundary = outcome in (SUPPORTS, CONTRADICTS, NO_DECISION) and _on_boundary(estimate, half, rule)
     return Check(metric=metric, what=f"{better} better than {worse}", estimate=estimate, se=se,
                  paper_estimate=paper, outcome=outcome,
                  numbers={better: float(b.mean()) if len(b) else float("nan"),
@@ -207,11 +207,14 @@ def relative_gain_check(per_seed: pd.DataFrame | Samples, new: str, old: str, me
     """
     n_, o_ = paired(samples_of(per_seed), new, old, metric)
     gain, se, half = t_interval(1.0 - n_ / o_, rule.confidence)
+    boundary = False
     if len(n_) < rule.min_seeds or math.isnan(half):
         outcome, low, high = NO_DECISION, float("nan"), float("nan")
     else:
         half += PAPER_GAIN_ROUNDING
         low, high = gain - half, gain + half
+        # the edge that decides against 0, as for a direction check
+        boundary = _on_boundary(gain, half, rule)
         paper_inside = low <= paper_gain <= high
         zero_inside = low <= 0.0 <= high
         outcome = CONTRADICTS if not paper_inside else (NO_DECISION if zero_inside else SUPPORTS)
@@ -219,7 +222,7 @@ def relative_gain_check(per_seed: pd.DataFrame | Samples, new: str, old: str, me
                  estimate=gain, se=se, paper_estimate=paper_gain, outcome=outcome,
                  numbers={new: float(n_.mean()) if len(n_) else float("nan"),
                           old: float(o_.mean()) if len(o_) else float("nan"), "n_paired": len(n_)},
-                 low=low, high=high)
+                 low=low, high=high, boundary=boundary)
 
 
 # --- from checks to a verdict -------------------------------------------------------------
@@ -237,8 +240,10 @@ def verdict_of(outcomes: list[str]) -> str:
 
 
 def _with_boundary(verdict: str, checks: list[Check]) -> str:
-    """``verdict, on the boundary`` when a check that decides it sits on its boundary."""
-    deciding = {HOLDS: SUPPORTS, FAILS: CONTRADICTS}.get(verdict)
+    """``verdict, on the boundary`` when a check that decides it sits on its boundary: a supporting
+    check of a claim that holds, a contradicting one of a claim that does not, an undecided one of
+    a claim not decided (its interval's edge almost reaches past 0)."""
+    deciding = {HOLDS: SUPPORTS, FAILS: CONTRADICTS, UNDECIDED: NO_DECISION}.get(verdict)
     if deciding and any(c.boundary and c.outcome == deciding for c in checks):
         return verdict + ON_BOUNDARY
     return verdict
