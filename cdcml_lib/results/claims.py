@@ -112,7 +112,7 @@ class Rule:
         return (f"variants paired by seed; a difference counts when its {self.confidence:.0%} "
                 f"t-interval excludes 0, and is 'no difference' when the interval lies within "
                 f"+-{self.equivalence:.0%} of the compared variant's mean; at least {self.min_seeds} "
-                f"paired seeds; a decided check within {self.boundary:.0%} of its interval's "
+                f"paired seeds; a check whose interval edge is within {self.boundary:.0%} of its "
                 f"half-width from 0 is 'on the boundary'")
 
 
