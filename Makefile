@@ -122,7 +122,8 @@ $(DATASET_NB): $(STAMP)-dataset.json notebooks/01_dataset.ipynb $(DATA_SRC) $(if
 # any of its inputs (the dataset and train parameters, the library, the variant file) is moved
 # aside to $(RUNS)/.superseded/ (runs are never overwritten); an unfinished one resumes. The
 # dataset notebook is order-only: re-running it for its figures alone retrains nothing.
-# LAUNCH prefixes each training step, e.g. LAUNCH="srun --gres=gpu:1 --ntasks=1" with make -j.
+# LAUNCH prefixes each training step, e.g. LAUNCH="srun --gres=gpu:1 --ntasks=1" with JOBS=9
+# (reproduce runs make -j$(JOBS), which overrides an outer -j).
 LAUNCH ?=
 # Each run sets its own threads (num_threads of the train section: the determinism policy); the
 # environment only keeps the libraries that run does not set from starting a pool per core.
