@@ -15,7 +15,7 @@ def root(tmp_path):
     """A copy of the repository's params/ and notebooks' parameter cells to break."""
     shutil.copytree(repo_root() / "params", tmp_path / "params")
     (tmp_path / "notebooks").mkdir()
-    for nb in ("01_dataset", "02_train", "04_embeddings"):
+    for nb in ("01_dataset", "02_train", "04_embeddings", "05_acp_net"):
         shutil.copy(repo_root() / "notebooks" / f"{nb}.ipynb", tmp_path / "notebooks")
     return tmp_path
 
