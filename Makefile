@@ -213,4 +213,4 @@ clean: ## Remove CONFIG's generated data, runs and (non-default) reports
 	rm -rf $(DATA) $(RUNS) $(STUDY_MK) $(STAMP)-*.json $(if $(filter default,$(CONFIG)),reports/notebooks reports/timings,$(REPORTS))
 
 clean-all: ## Remove every generated folder and the environment
-	rm -rf data runs .make $(VENV) reports/notebooks reports/timings reports/smoke reports/paper reports/imemnet
+	rm -rf data runs .make $(VENV) reports/notebooks reports/timings reports/smoke reports/paper reports/imemnet reports/standin
