@@ -28,6 +28,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 from cdcml_lib.explore import match
+from cdcml_lib.runs.folder import EMBEDDINGS
 from cdcml_lib.workflow.paths import atomic_path, atomic_write_text
 
 MODALITIES = ("image", "music")
@@ -56,7 +57,7 @@ class RunEmbeddings:
 
 def load_run_embeddings(run_dir: str | os.PathLike) -> RunEmbeddings:
     """Read ``<run_dir>/embeddings_test.npz`` and check every field against the contract."""
-    path = Path(run_dir) / "embeddings_test.npz"
+    path = Path(run_dir) / EMBEDDINGS
     if not path.is_file():
         raise FileNotFoundError(
             f"{path}: no such file. Fix: train the run first (make reproduce, or "

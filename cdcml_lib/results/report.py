@@ -21,7 +21,7 @@ from cdcml_lib.workflow.paths import atomic_write_text, repo_root, reports_dir, 
 from cdcml_lib.matching import IMEMNET_TABLE1
 from cdcml_lib.results import acp
 from cdcml_lib.results.tables import load_study
-from cdcml_lib.runs.folder import is_finished, read_run_info, run_folder
+from cdcml_lib.runs.folder import is_finished, read_metrics, read_run_info, run_folder
 from cdcml_lib.workflow.params import section
 
 __all__ = ["reports_dir", "write_report", "render_report"]
@@ -241,9 +241,9 @@ def _best_epochs(study: dict, runs_dir: str | Path) -> list[tuple[str, int, int]
     for v in dict.fromkeys(study["comparison"] + study["ablation"]):
         for seed in study["seeds"]:
             folder = run_folder(runs_dir, v, seed)
-            metrics, info = folder / "metrics.json", read_run_info(folder)
-            if metrics.is_file() and info.get("epochs_done"):
-                best = _read_json(metrics).get("best_epoch")
+            info = read_run_info(folder)
+            if is_finished(folder) and info.get("epochs_done"):
+                best = read_metrics(folder).get("best_epoch")
                 if isinstance(best, int):
                     out.append((folder.name, best, int(info["epochs_done"])))
     return out

@@ -44,6 +44,7 @@ from cdcml_lib.metrics import best_threshold, mean_reciprocal_rank, recall_at_k
 from cdcml_lib.nets import CORRESPONDENCE_MODELS, build_correspondence_model, correspondence_music_input
 from cdcml_lib.runs.loader import (ItemDataset, LazyMemmaps, fit_music_standardiser, image_to_tensor,
                                    open_folder)
+from cdcml_lib.runs import folder as run_folder
 from cdcml_lib.runs.train import load_trained, pick_device, set_determinism, train_epoch
 from cdcml_lib.workflow.paths import atomic_write_text, resolve
 
@@ -376,7 +377,7 @@ def embedding_correspondence(run_dir, data_dir) -> dict:
     (``acc_score``: true when s_hat >= t). Also class retrieval by -distance over test items.
     """
     run_dir, folder = resolve(run_dir), open_folder(data_dir)
-    npz = np.load(run_dir / "embeddings_test.npz")
+    npz = np.load(run_dir / run_folder.EMBEDDINGS)
     trained = load_trained(run_dir)
     classes = imac.read_imac_classes(data_dir)
     mod = npz["modality"].astype(str)
@@ -418,9 +419,9 @@ def compare_kit_runs(p: dict) -> pd.DataFrame:
     for variant in p["compare_variants"]:
         for seed in p["compare_seeds"]:
             run_dir = resolve(p["runs_dir"]) / f"{variant}-s{seed}"
-            if not (run_dir / "metrics.json").is_file():
+            if not run_folder.is_finished(run_dir):
                 rows.append({"variant": variant, "seed": int(seed), "status": "missing",
-                             "how": f"make {p['runs_dir']}/{variant}-s{seed}/metrics.json CONFIG={p['config']}"})
+                             "how": run_folder.how_to_make(run_dir, variant, seed)})
                 continue
             rows.append({"variant": variant, "seed": int(seed), "status": "ok",
                          **embedding_correspondence(run_dir, p["data_dir"])})

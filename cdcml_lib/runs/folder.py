@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from cdcml_lib.workflow.params import run_name
-from cdcml_lib.workflow.paths import atomic_path, atomic_write_text, repo_root, resolve
+from cdcml_lib.workflow.paths import atomic_path, atomic_write_text, resolve
 
 PARAMS = "params.json"
 RUN_INFO = "run.json"
@@ -207,10 +207,3 @@ def read_test_metrics(run_dir: str | Path, keys, variant: str = "?", seed: int =
         out[m] = float(value)
     return out
 
-
-def relative(run_dir: Path) -> str:
-    """The run folder relative to the repository, for messages."""
-    try:
-        return str(run_dir.resolve().relative_to(repo_root()))
-    except ValueError:
-        return str(run_dir)
