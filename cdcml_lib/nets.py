@@ -13,7 +13,7 @@ Every model built by :func:`build_model` follows the model interface of docs/ARC
 Backbones are named as in torchvision (``resnet50``, ``resnet18``, ``mobilenet_v3_small``...), plus
 ``tiny_cnn``: our own four-layer CNN (:class:`TinyCNN`) that makes the default study run on a
 2-core CPU. The music branch tiles the 193x87 feature matrix to 3 channels (paper section 3) so
-that any image CNN can read it.
+that any image CNN can read it (the kit's TinyCNN reads it as one channel).
 """
 from __future__ import annotations
 
@@ -37,24 +37,36 @@ class TinyCNN(nn.Module):
     """A small, fast CNN for CPU runs (not in the paper; our stand-in for ResNet on a CPU;
     docs/METHOD.md, section "Backbones").
 
-    A 4x4 stride-4 "patchify" stem (16 channels), two 3x3 stride-2 convolutions (32 and 64
-    channels), each with BatchNorm and ReLU, then global average pooling: a 64-d feature for any
-    input of at least 16x16. Measured on one CPU core, a training step (forward + backward) on a
-    batch of 128 takes about 20 ms for 48x48 images and about 80 ms for 193x87 music matrices,
-    which is what lets the default study (27 runs) fit in about 13 minutes on 2 cores.
+    A 4x4 stride-4 "patchify" stem (``width`` channels), two 3x3 stride-2 convolutions (2x and 4x
+    ``width`` channels), each with BatchNorm and ReLU, then global average pooling: a
+    ``4 * width``-d feature for any input of at least 16x16. ``tiny_cnn`` is width 16 (64
+    features), ``tiny_cnn8`` width 8 (32 features).
+
+    It reads a [B, H, W] matrix as one channel: tiling it to three identical channels (what a
+    pretrained ImageNet CNN needs, :func:`tile_to_rgb`) would only triple the stem's work of a
+    network that starts from random weights. Inputs and weights are channels-last, which the
+    CPU's oneDNN convolutions run about 1.5x faster than the default layout for these shapes
+    (benchmarks/train.py; docs/METHOD.md, section "Backbones").
     """
 
-    out_features = 64
-
-    def __init__(self, in_channels: int = 3):
+    def __init__(self, in_channels: int = 3, width: int = 16):
         super().__init__()
+        w = (width, 2 * width, 4 * width)
+        self.out_features = w[2]
         self.features = nn.Sequential(
-            nn.Conv2d(in_channels, 16, 4, stride=4, bias=False), nn.BatchNorm2d(16), nn.ReLU(inplace=True),
-            nn.Conv2d(16, 32, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(32), nn.ReLU(inplace=True),
-            nn.Conv2d(32, 64, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(64), nn.ReLU(inplace=True))
+            nn.Conv2d(in_channels, w[0], 4, stride=4, bias=False), nn.BatchNorm2d(w[0]), nn.ReLU(inplace=True),
+            nn.Conv2d(w[0], w[1], 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(w[1]), nn.ReLU(inplace=True),
+            nn.Conv2d(w[1], w[2], 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(w[2]), nn.ReLU(inplace=True))
+        self.to(memory_format=torch.channels_last)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x).mean(dim=(2, 3))
+        if x.dim() == 3:   # a [B, H, W] matrix: one channel
+            x = x.unsqueeze(1)
+        return self.features(x.contiguous(memory_format=torch.channels_last)).mean(dim=(2, 3))
+
+
+#: The kit's own backbones: name -> stem width (:class:`TinyCNN`).
+TINY_CNN_WIDTHS = {"tiny_cnn": 16, "tiny_cnn8": 8}
 
 
 def _weights_file(weights) -> Path:
@@ -102,22 +114,22 @@ def _drop_classifier(model: nn.Module, name: str) -> tuple[nn.Module, int]:
                      f"(looked for fc, classifier, heads, head); use a classification model")
 
 
-def make_backbone(name: str, pretrained: bool = False) -> tuple[nn.Module, int]:
+def make_backbone(name: str, pretrained: bool = False, matrix_input: bool = False) -> tuple[nn.Module, int]:
     """A feature extractor by name and the width of its feature vector.
 
-    ``tiny_cnn`` is :class:`TinyCNN`; any other name is a torchvision classification model with
-    its classification layer dropped (paper section 5). ``pretrained`` loads ImageNet weights
-    from the local torch cache only.
+    ``tiny_cnn`` and ``tiny_cnn8`` are :class:`TinyCNN` (``matrix_input``: it reads a one-channel
+    matrix); any other name is a torchvision classification model with its classification layer
+    dropped (paper section 5). ``pretrained`` loads ImageNet weights from the local torch cache only.
     """
-    if name == "tiny_cnn":
+    if name in TINY_CNN_WIDTHS:
         if pretrained:
-            raise ValueError("tiny_cnn has no pretrained weights: set pretrained: false")
-        net = TinyCNN()
+            raise ValueError(f"{name} has no pretrained weights: set pretrained: false")
+        net = TinyCNN(in_channels=1 if matrix_input else 3, width=TINY_CNN_WIDTHS[name])
         return net, net.out_features
     import torchvision
 
     if name not in torchvision.models.list_models():
-        raise ValueError(f"unknown backbone {name!r}: use 'tiny_cnn' or a torchvision model "
+        raise ValueError(f"unknown backbone {name!r}: use {' or '.join(TINY_CNN_WIDTHS)} or a torchvision model "
                          f"name such as resnet18 or resnet50")
     weights = _pretrained_weights(name) if pretrained else None
     model = torchvision.models.get_model(name, weights=weights)
@@ -136,15 +148,16 @@ class Branch(nn.Module):
     """One modality's branch: a backbone, then one FC layer to the embedding (section 5;
     docs/METHOD.md, section "Branches and the shared space").
 
-    ``tile=True`` reads a [B, H, W] matrix (music features, log-spectrogram) as a 3-channel image.
+    ``tile=True`` reads a [B, H, W] matrix (music features, log-spectrogram): as a 3-channel image
+    for a torchvision backbone (section 3), as one channel for the kit's :class:`TinyCNN`.
     """
 
     def __init__(self, backbone: str, embed_dim: int, pretrained: bool = False,
                  tile: bool = False):
         super().__init__()
-        self.backbone, width = make_backbone(backbone, pretrained)
+        self.backbone, width = make_backbone(backbone, pretrained, matrix_input=tile)
         self.fc = nn.Linear(width, embed_dim)
-        self.tile = tile
+        self.tile = tile and not isinstance(self.backbone, TinyCNN)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.tile:

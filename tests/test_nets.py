@@ -49,8 +49,8 @@ def test_torchvision_backbones_lose_their_classifier():
 
 def test_tiny_cnn_reads_images_and_music_matrices():
     net = TinyCNN()
-    assert net(torch.randn(2, 3, 48, 48)).shape == (2, TinyCNN.out_features)
-    assert net(torch.randn(2, 3, 193, 87)).shape == (2, TinyCNN.out_features)
+    assert net(torch.randn(2, 3, 48, 48)).shape == (2, net.out_features)
+    assert net(torch.randn(2, 3, 193, 87)).shape == (2, net.out_features)
 
 
 def test_cdcml_shares_one_va_predictor_between_modalities():
