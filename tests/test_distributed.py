@@ -120,8 +120,9 @@ def test_raw_images_normalised_later_are_the_same_batch(smoke_data):
 def run_params(data_dir, run_dir, **over) -> dict:
     params = yaml.safe_load((repo_root() / "params" / "smoke.yaml").read_text())["train"]
     params.update(yaml.safe_load((repo_root() / "params" / "variants" / "cdcml.yaml").read_text()))
+    # the step schedule: exactly EPOCHS epochs, so the kill lands mid-run
     params.update({"data_dir": str(data_dir), "run_dir": str(run_dir), "epochs": EPOCHS,
-                   "num_threads": 1, **over})
+                   "num_threads": 1, "schedule": "step", **over})
     return params
 
 
@@ -204,12 +205,16 @@ def test_two_processes_resume_after_a_kill_and_match_one_process(smoke_data, tmp
 
 
 def test_two_processes_with_dropout_match_one_process_within_noise(smoke_data, tmp_path):
-    one = train_run(run_params(smoke_data, tmp_path / "one", epochs=2), progress=False)
+    # the plateau rule, decided on rank 0's validation and followed by every rank (min_delta 0.5:
+    # it ends the run at the first epoch that does not halve val sim_mse)
+    plateau = {"epochs": 3, "schedule": "plateau", "patience": 1, "min_delta": 0.5, "lr_drops": 0}
+    one = train_run(run_params(smoke_data, tmp_path / "one", **plateau), progress=False)
     run_dir = tmp_path / "ddp"
-    done = subprocess.run(torchrun(run_params(smoke_data, run_dir, epochs=2), tmp_path, dropout=True),
+    done = subprocess.run(torchrun(run_params(smoke_data, run_dir, **plateau), tmp_path, dropout=True),
                           env=worker_env(), capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
     assert done.returncode == 0, done.stderr[-3000:]
     ddp = json.loads((run_dir / "metrics.json").read_text())
+    assert ddp["ended"] == one["ended"] == "flattened" and ddp["epochs_trained"] == one["epochs_trained"]
     assert_close(ddp["test"], one["test"], ERROR_METRICS, LOOSE)
     assert ddp["test"] != one["test"]   # the ranks' own dropout masks do change the digits
 

@@ -51,9 +51,13 @@ def test_epochs_kept_per_variant_flag_the_first_and_the_last(tmp_path):
     info = json.loads((d["runs"] / "cdcml-s0" / "run.json").read_text())
     (d["runs"] / "cdcml-s0" / "run.json").write_text(json.dumps({**info, "epochs_done": 1}))
     (d["runs"] / "sim-s0" / "run.json").write_text(json.dumps({**info, "epochs_done": 6}))
+    metrics = json.loads((d["runs"] / "sim-s0" / "metrics.json").read_text())
+    (d["runs"] / "sim-s0" / "metrics.json").write_text(json.dumps({**metrics, "ended": "cap"}))
     lines = R._section_epochs_kept(STUDY, d["runs"])
-    assert "| cdcml | 1 | 1 | **1** | **1** |" in lines   # kept epoch 1 of 1: first and last
-    assert "| sim | 1 | 6 | **1** | 0 |" in lines         # kept epoch 1 of 6: first only
+    assert "| cdcml | 1 | 1 | **1** | **1** | 0 |" in lines   # kept epoch 1 of 1: first and last
+    assert "| sim | 1 | 6 | **1** | 0 | **1** |" in lines     # kept 1 of 6, at the epoch cap
+    caveats = "\n".join(R._section_caveats(STUDY, d["runs"], d["data"]))
+    assert "Epoch cap reached** in 1 of" in caveats and "sim-s0" in caveats
 
 
 def test_the_reference_comparison_is_in_the_report(tmp_path):

@@ -17,8 +17,9 @@ EPOCHS = 3
 def run_params(data_dir, run_dir, variant="cdcml", **over) -> dict:
     params = yaml.safe_load((repo_root() / "params" / "smoke.yaml").read_text())["train"]
     params.update(yaml.safe_load((repo_root() / "params" / "variants" / f"{variant}.yaml").read_text()))
+    # the step schedule trains exactly EPOCHS epochs (the plateau rule: tests/test_schedule.py)
     params.update({"data_dir": str(data_dir), "run_dir": str(run_dir), "epochs": EPOCHS,
-                   "num_threads": 1, **over})
+                   "num_threads": 1, "schedule": "step", **over})
     return params
 
 

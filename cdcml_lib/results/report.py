@@ -17,7 +17,7 @@ import platform
 import sys
 from pathlib import Path
 
-from cdcml_lib.workflow.paths import atomic_write_text, repo_root, reports_dir, resolve  # reports_dir(config): the one place the rule lives
+from cdcml_lib.workflow.paths import atomic_write_text, draw_dir, repo_root, reports_dir, resolve  # reports_dir(config): the one place the rule lives
 from cdcml_lib.matching import IMEMNET_TABLE1
 from cdcml_lib.results import acp
 from cdcml_lib.results.tables import load_study
@@ -118,6 +118,21 @@ def _section_data(data_dir: str | Path) -> list[str]:
     for s in counts:
         cells = [f"{_count(counts[s].get(k))} / {IMEMNET_TABLE1[s][k]:,}" for k in keys]
         lines.append(f"| {s} | " + " | ".join(cells) + " |")
+    draws = stats.get("draws") or []
+    if draws:
+        lines += ["", f"The table is the folder's own split (seed {stats.get('seed', '?')}). Each study seed "
+                  f"trains and is tested on its own draw of the split and pairs of the same items "
+                  f"(`{draw_dir(data_dir, '<seed>')}/`, seeds {', '.join(map(str, draws))}); per split, "
+                  "the range over the draws:", "", "| split | " + " | ".join(keys) + " |",
+                  "|---|" + "---:|" * len(keys)]
+        paths = [resolve(draw_dir(data_dir, d)) / "stats.json" for d in draws]
+        per_draw = [_split_counts(_read_json(f)) for f in paths if f.is_file()]
+        for s in SPLITS:
+            cells = []
+            for k in keys:
+                values = [c[s][k] for c in per_draw if c and isinstance(c.get(s, {}).get(k), int)]
+                cells.append(f"{min(values):,}-{max(values):,}" if values else "?")
+            lines.append(f"| {s} | " + " | ".join(cells) + " |")
     return lines
 
 
@@ -235,17 +250,19 @@ def _section_links(reports: Path, config: str) -> list[str]:
     return lines
 
 
-def _best_epochs(study: dict, runs_dir: str | Path) -> list[tuple[str, int, int]]:
-    """(run, best epoch, epochs done) of every finished run of the study."""
+def _best_epochs(study: dict, runs_dir: str | Path) -> list[tuple[str, int, int, str]]:
+    """(run, best epoch, epochs done, how it ended) of every finished run of the study; how it
+    ended is ``runs.schedule.ENDS`` ("epochs", "flattened", "cap"), or "?" for an older run."""
     out = []
     for v in dict.fromkeys(study["comparison"] + study["ablation"]):
         for seed in study["seeds"]:
             folder = run_folder(runs_dir, v, seed)
             info = read_run_info(folder)
             if is_finished(folder) and info.get("epochs_done"):
-                best = read_metrics(folder).get("best_epoch")
+                metrics = read_metrics(folder)
+                best = metrics.get("best_epoch")
                 if isinstance(best, int):
-                    out.append((folder.name, best, int(info["epochs_done"])))
+                    out.append((folder.name, best, int(info["epochs_done"]), str(metrics.get("ended", "?"))))
     return out
 
 
@@ -253,19 +270,23 @@ def _section_epochs_kept(study: dict, runs_dir: str | Path) -> list[str]:
     """Per variant, the epoch each seed kept (lowest validation sim_mse), flagging the first epoch
     (the model barely trained) and the last (it may still have been improving)."""
     lines = ["## Epochs kept", "",
-             "The epoch each run kept as its model (lowest validation similarity MSE), of the epochs it "
-             "trained. **first**: kept after one epoch; **last**: validation was still improving when "
-             "training stopped.", "", "| variant | epochs kept (per seed) | of | first | last |",
-             "|---|---|---:|---:|---:|"]
-    by_variant: dict[str, list[tuple[int, int]]] = {}
-    for run, best, done in _best_epochs(study, runs_dir):
-        by_variant.setdefault(run.rsplit("-s", 1)[0], []).append((best, done))
+             "The epoch each run kept as its model (lowest validation similarity MSE) and the epochs it "
+             "trained, seed by seed. **first**: kept after one epoch (the model barely trained); "
+             "**last**: validation was still improving when training stopped; **cap**: the run reached "
+             "the `epochs` cap before its validation curve flattened (the plateau rule, "
+             "`cdcml_lib.runs.schedule`). Bold counts are runs to look at.", "",
+             "| variant | epochs kept (per seed) | epochs trained (per seed) | first | last | cap |",
+             "|---|---|---|---:|---:|---:|"]
+    by_variant: dict[str, list[tuple[int, int, str]]] = {}
+    for run, best, done, ended in _best_epochs(study, runs_dir):
+        by_variant.setdefault(run.rsplit("-s", 1)[0], []).append((best, done, ended))
+    bold = lambda n: f"**{n}**" if n else "0"  # noqa: E731
     for variant, kept in by_variant.items():
-        firsts = sum(best == 1 for best, _ in kept)
-        lasts = sum(best == done for best, done in kept)
-        epochs = sorted({done for _, done in kept})
-        lines.append(f"| {variant} | {', '.join(str(b) for b, _ in kept)} | {', '.join(map(str, epochs))} "
-                     f"| {'**' + str(firsts) + '**' if firsts else 0} | {'**' + str(lasts) + '**' if lasts else 0} |")
+        firsts = sum(best == 1 for best, _, _ in kept)
+        lasts = sum(best == done for best, done, _ in kept)
+        caps = sum(ended == "cap" for _, _, ended in kept)
+        lines.append(f"| {variant} | {', '.join(str(b) for b, _, _ in kept)} "
+                     f"| {', '.join(str(d) for _, d, _ in kept)} | {bold(firsts)} | {bold(lasts)} | {bold(caps)} |")
     return lines
 
 
@@ -289,12 +310,17 @@ def _section_caveats(study: dict, runs_dir: str | Path, data_dir: str | Path) ->
     lines = ["## Read the results with these caveats", ""]
     found = []
     epochs = _best_epochs(study, runs_dir)
-    at_last = [r for r, best, done in epochs if best == done]
+    at_last = [r for r, best, done, _ in epochs if best == done]
     if at_last:
         found.append(f"- **Best epoch = last epoch** in {len(at_last)} of {len(epochs)} runs "
                      f"({', '.join(at_last[:6])}{', ...' if len(at_last) > 6 else ''}): validation "
                      "was still improving when training stopped, so these models may be "
                      "under-trained; more epochs could change the tables.")
+    at_cap = [r for r, _, _, ended in epochs if ended == "cap"]
+    if at_cap:
+        found.append(f"- **Epoch cap reached** in {len(at_cap)} of {len(epochs)} runs "
+                     f"({', '.join(at_cap[:6])}{', ...' if len(at_cap) > 6 else ''}): their validation "
+                     "curve had not flattened by the train section's `epochs`.")
     stats_path = resolve(data_dir) / "stats.json"
     counts = _split_counts(_read_json(stats_path)) if stats_path.is_file() else None
     val_songs = (counts or {}).get("val", {}).get("songs")

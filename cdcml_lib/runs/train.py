@@ -3,8 +3,10 @@
 One call of :func:`train_run` trains one model variant with one seed into one run folder
 ``runs/<config>/<variant>-s<seed>/``:
 
-- SGD with momentum, learning rate multiplied by ``lr_gamma`` every ``lr_step`` epochs
-  (paper section 6.1.3: batch 128, lr 1e-3 x0.1 every 10 epochs);
+- SGD with momentum; the learning rate and the number of epochs follow the run's ``schedule``
+  (:mod:`cdcml_lib.runs.schedule`): the paper's step decay over a fixed number of epochs (section
+  6.1.3: batch 128, lr 1e-3 x0.1 every 10 epochs), or the kit's plateau rule, which trains until
+  the validation curve has flattened;
 - model selection on the validation split: the epoch with the lowest validation ``sim_mse``
   is kept as ``best.pt``; the test metrics come from that model (our reading: docs/METHOD.md,
   section "Training settings and model selection");
@@ -48,6 +50,7 @@ from cdcml_lib.losses import build_loss
 from cdcml_lib.metrics import all_metrics, pair_retrieval_metrics
 from cdcml_lib.nets import build_model, music_input
 from cdcml_lib.runs import folder as run_folder
+from cdcml_lib.runs.schedule import build_schedule, check_schedule_params
 from cdcml_lib.runs.folder import RunFolderError  # noqa: F401 - raised here, part of this API
 from cdcml_lib.workflow.paths import atomic_path, repo_root, resolve
 from cdcml_lib.workflow.params import train_params
@@ -58,7 +61,8 @@ REQUIRED_KEYS = ("data_dir", "run_dir", "model", "seed", "epochs", "batch_size",
                  "image_size", "embed_dim", "pretrained", "device", "num_workers")
 OPTIONAL_KEYS = ("num_threads", "w_sim_mse", "w_cfr", "w_cfm", "w_va_mse", "w_sfr", "label_distance",
                  "triplets", "distance_power", "epsilon", "margin", "nce_temperature",
-                 "nce_target_temperature", "nproc")
+                 "nce_target_temperature", "nproc", "splits", "schedule", "patience", "min_delta",
+                 "lr_drops")
 # Keys that change how fast a run goes, not what it computes: they may differ when a run
 # resumes. (nproc, the processes a notebook launches, changes only dropout draws and rounding.)
 OPERATIONAL_KEYS = ("num_workers", "num_threads", "nproc")
@@ -78,6 +82,7 @@ def check_train_params(params: dict) -> dict:
     if unknown:
         raise KeyError(f"unknown train parameter(s) {unknown}; allowed: "
                        f"{sorted(REQUIRED_KEYS + OPTIONAL_KEYS)}")
+    check_schedule_params(params)
     return dict(params)
 
 
@@ -351,13 +356,11 @@ def build_train_loader(train_set, batch_size: int, workers: int, seed: int, ctx,
 
 
 def build_optimiser(model, params: dict):
-    """SGD with momentum and a step decay of the learning rate (paper section 6.1.3)."""
+    """SGD with momentum (paper section 6.1.3) and the run's schedule (:mod:`cdcml_lib.runs.schedule`)."""
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimiser = torch.optim.SGD(trainable, lr=float(params["lr"]), momentum=float(params["momentum"]),
                                 weight_decay=float(params["weight_decay"]))
-    scheduler = torch.optim.lr_scheduler.StepLR(optimiser, step_size=int(params["lr_step"]),
-                                                gamma=float(params["lr_gamma"]))
-    return optimiser, scheduler
+    return optimiser, build_schedule(optimiser, params)
 
 
 def new_run_info(model, device: torch.device, ctx) -> dict:
@@ -436,19 +439,24 @@ def _train_run(params: dict, ctx, device_name: str, stop_after_epochs, progress)
         trained = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if cuda else None)
 
-    epochs = int(params["epochs"])
+    epochs = int(params["epochs"])   # the schedule's length, or the plateau rule's cap
     show = main and (progress_enabled() if progress is None else progress)
     bar = tqdm(total=epochs, initial=start_epoch, desc=run_dir.name, disable=not show, unit="epoch")
     for epoch in range(start_epoch, epochs):
+        if scheduler.stopped:   # resumed after the rule ended the run, before its test
+            break
         lr = optimiser.param_groups[0]["lr"]
         losses = train_epoch(trained, loader, loss_fn, optimiser, scaler, params, device, autocast,
                              loss_gen, channels_last=cuda, ctx=ctx)
-        scheduler.step()
         rank_rng = distributed.gather_objects(rank_rng_state(), ctx) if ctx.enabled else None
+        val = evaluate(model, folder, "val", standardiser, params, device, autocast).metrics if main else None
+        # every rank follows the same rule on rank 0's validation sim_mse
+        val_sim_mse = distributed.broadcast_object(val["sim_mse"] if main else None, ctx) \
+            if ctx.enabled else val["sim_mse"]
+        event = scheduler.after_epoch(val_sim_mse)
         if main:
-            val = evaluate(model, folder, "val", standardiser, params, device, autocast).metrics
             curves.append({"epoch": epoch + 1, "lr": lr, **{f"loss_{k}": v for k, v in losses.items()},
-                           **{f"val_{k}": v for k, v in val.items()}})
+                           **{f"val_{k}": v for k, v in val.items()}, "schedule": event})
             if val["sim_mse"] < best["sim_mse"]:
                 best = {"epoch": epoch + 1, "sim_mse": val["sim_mse"], "val": val}
                 atomic_save({"model": model.state_dict(), "standardiser": standardiser.state_dict(),
@@ -471,8 +479,10 @@ def _train_run(params: dict, ctx, device_name: str, stop_after_epochs, progress)
             distributed.barrier(ctx)
             return None
     bar.close()
+    ended = scheduler.end()
     return on_main(ctx, lambda: finish_run(run_dir, model, folder, standardiser, params, device,
-                                           autocast, best, run_info, wall_before, t_start))
+                                           autocast, best, run_info, wall_before, t_start,
+                                           epochs_trained=len(curves), ended=ended))
 
 
 def rank_rng_state() -> dict:
@@ -498,7 +508,7 @@ def restore_rank_rng_state(states: dict, ctx, seed: int, epoch: int) -> None:
 
 
 def finish_run(run_dir, model, folder, standardiser, params, device, autocast, best, run_info,
-               wall_before, t_start) -> dict:
+               wall_before, t_start, epochs_trained: int, ended: str) -> dict:
     """Test the best model; write predictions, embeddings, run.json and metrics.json LAST."""
     best_path = run_dir / run_folder.BEST
     if not best_path.is_file():
@@ -520,7 +530,9 @@ def finish_run(run_dir, model, folder, standardiser, params, device, autocast, b
     run_info.update(status="finished", end=time.strftime("%Y-%m-%dT%H:%M:%S"),
                     wall_s=wall_before + time.time() - t_start)
     run_folder.write_run_info(run_dir, run_info)
-    metrics = {"schema": 1, "best_epoch": int(best["epoch"]), "val": best["val"], "test": test.metrics}
+    # ended: "epochs" (step schedule), "flattened" or "cap" (plateau rule; runs.schedule.ENDS)
+    metrics = {"schema": 1, "best_epoch": int(best["epoch"]), "epochs_trained": int(epochs_trained),
+               "ended": ended, "val": best["val"], "test": test.metrics}
     run_folder.write_metrics(run_dir, metrics)
     return metrics
 
