@@ -114,7 +114,7 @@ data: $(DATASET_NB) ## Build data/<CONFIG>/ (items, pairs, features) with notebo
 $(STAMP)-%.json: | $(ENV_OK)
 	@$(PY) -m cdcml_lib.workflow.params stamp $(CONFIG) .make
 
-$(DATASET_NB): $(STAMP)-dataset.json notebooks/01_dataset.ipynb $(DATA_SRC) $(if $(call missing,$(DATA)/stats.json),FORCE) | $(ENV_OK)
+$(DATASET_NB): $(STAMP)-dataset.json $(STAMP)-study.json notebooks/01_dataset.ipynb $(DATA_SRC) $(if $(call missing,$(DATA)/stats.json),FORCE) | $(ENV_OK)
 	$(NBRUN) notebooks/01_dataset.ipynb --config $(CONFIG) --out $@
 
 # Training: one execution of notebooks/02_train per variant trains all its seeds in one kernel

@@ -1,4 +1,4 @@
-"""Training speed and peak memory of the trainer itself (issue 8).
+"""Training speed and peak memory of the trainer itself (issue 8), and whole runs per minute.
 
 Runs ``cdcml_lib.runs.train.train_epoch`` - the trainer's own step: DataLoader over the memory-mapped
 caches, forward, the CDCML loss (Eq. 8), backward, SGD; AMP (fp16) and channels-last on CUDA,
@@ -11,6 +11,14 @@ exactly as train.py uses them - for a few steps of one configuration, and prints
 
     python benchmarks/train.py --config default|paper [--steps N] [--batch-size B] [--threads T]
 
+With ``--runs``, it instead trains whole runs as the study does, each in its own process
+(``python -m cdcml_lib.runs.train --config C --variant V --seed S``, OMP_NUM_THREADS=1 as the
+Makefile's training steps), ``--jobs`` at a time, into a temporary folder, and prints **runs per
+minute** (wall) and **CPU seconds per run** (user + system of the finished processes), with the
+epochs each run trained. It needs the configuration's dataset folder (``make data``)::
+
+    python benchmarks/train.py --runs --variants cdcml,l3_net --seeds 0,1 --jobs 2
+
 The paper configuration (ResNet-50 / ResNet-18 at 224 px, batch 128) is meant for a GPU; on a
 CPU the script runs it at batch 16 for a few steps only, and says so. Data: as
 benchmarks/loader.py (the built dataset folder, else synthetic memory maps at its shapes).
@@ -20,8 +28,10 @@ For several GPUs, time a real run instead: ``make train-ddp NPROC=<n> CONFIG=pap
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -59,6 +69,38 @@ def peak_rss_mb() -> tuple[float, float]:
             resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * scale)
 
 
+def whole_runs(config: str, variants: list[str], seeds: list[int], jobs: int) -> int:
+    """Train every (variant, seed) as its own process, ``jobs`` at a time; print the rates."""
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CI": "1"}   # CI: no progress bars
+    todo = [(v, s) for v in variants for s in seeds]
+    with tempfile.TemporaryDirectory(prefix="cdcml-runs-bench-") as tmp:
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        start, running, done = time.perf_counter(), [], []
+        while todo or running:
+            while todo and len(running) < jobs:
+                v, s = todo.pop(0)
+                run_dir = Path(tmp) / f"{v}-s{s}"
+                cmd = [sys.executable, "-m", "cdcml_lib.runs.train", "--config", config, "--variant", v,
+                       "--seed", str(s), "--run-dir", str(run_dir)]
+                running.append((run_dir, subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.DEVNULL,
+                                                          stderr=subprocess.PIPE, text=True)))
+            run_dir, proc = running.pop(0)
+            _, err = proc.communicate()
+            if proc.returncode:
+                raise SystemExit(f"{run_dir.name} failed (exit {proc.returncode}):\n{err[-2000:]}")
+            done.append(json.loads((run_dir / "run.json").read_text())["epochs_done"])
+        wall = time.perf_counter() - start
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    n = len(done)
+    print(f"config {config}: {n} runs ({', '.join(variants)} x seeds {', '.join(map(str, seeds))}), "
+          f"{jobs} at a time, one thread each; {machine_line(torch.device('cpu'))}")
+    print(f"whole runs: {60 * n / wall:.2f} runs/min, {cpu / n:.1f} CPU s/run "
+          f"({wall:.1f} s wall, {cpu:.1f} CPU s; epochs per run {', '.join(map(str, done))})")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--config", default="default", help="params/<config>.yaml (train section)")
@@ -66,8 +108,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=0, help="0: the config's (16 for a "
                         "torchvision backbone on the CPU)")
     parser.add_argument("--workers", type=int, default=-1, help="-1: the config's num_workers")
+    parser.add_argument("--runs", action="store_true", help="train whole runs (see the module docstring)")
+    parser.add_argument("--variants", default="cdcml,l3_net", help="--runs: comma-separated variants")
+    parser.add_argument("--seeds", default="0,1", help="--runs: comma-separated seeds")
+    parser.add_argument("--jobs", type=int, default=2, help="--runs: runs trained at once")
     add_thread_option(parser)
     args = parser.parse_args(argv)
+    if args.runs:
+        return whole_runs(args.config, args.variants.split(","), [int(s) for s in args.seeds.split(",")],
+                          args.jobs)
     params, device = setup(args)
     cuda = device.type == "cuda"
     batch_size, note = int(params["batch_size"]), ""

@@ -3,13 +3,15 @@ import pytest
 import yaml
 
 from cdcml_lib.data.dataset import build_dataset
+from cdcml_lib.workflow.params import draw_seeds
 from cdcml_lib.workflow.paths import repo_root
 
 
 @pytest.fixture(scope="session")
 def smoke_data(tmp_path_factory) -> str:
-    """The smoke dataset (params/smoke.yaml), built once per test session; tests only read it."""
+    """The smoke dataset (params/smoke.yaml) with its study seeds' split draws, built once per
+    test session; tests only read it."""
     params = yaml.safe_load((repo_root() / "params" / "smoke.yaml").read_text())["dataset"]
     params["out_dir"] = str(tmp_path_factory.mktemp("data") / "smoke")
-    build_dataset(**params)
+    build_dataset(draw_seeds=draw_seeds("smoke"), **params)
     return params["out_dir"]

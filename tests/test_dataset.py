@@ -252,3 +252,39 @@ def test_resume_with_another_chunk_size_never_leaves_rows_of_zeros(tmp_path):
     final, _ = cached_array(tmp_path, "x", {"what": "rows"}, (8, 1), np.int64, produce, chunk=4)
     assert np.load(final)[:, 0].tolist() == [1, 2, 3, 4, 5, 6, 7, 8]
     assert not list(tmp_path.glob(".parts_x_*"))
+
+
+def test_each_seed_draws_its_own_split_and_pairs_of_the_same_items(smoke_build):
+    folder, params = smoke_build
+    seeds = folder.stats["draws"]
+    assert seeds == [0, 1]
+    draws = {s: D.open_dataset(folder.path / "draws" / f"s{s}") for s in seeds}
+    for s, draw in draws.items():
+        assert draw.stats["seed"] == s and draw.stats["sigma"] == folder.stats["sigma"]
+        assert not (draw.path / "cache").exists() and draw.cache_dir == (folder.path / "cache").resolve()
+        # the same items and cache rows; only the split differs
+        assert draw.items.drop(columns="split").equals(folder.items.drop(columns="split"))
+        assert np.array_equal(draw.array("images"), folder.array("images"))
+        songs = draw.items[draw.items.modality == "music"].groupby("song")["split"].nunique()
+        assert (songs == 1).all()                               # a song stays in one split
+        for split in SPLITS:
+            ids = set(draw.items[draw.items.split == split].id)
+            pairs = draw.pairs(split)
+            assert set(pairs.music_id) | set(pairs.image_id) <= ids
+    # the dataset seed's draw is the folder's own split; another seed's is another split
+    assert draws[params["seed"]].items["split"].equals(folder.items["split"])
+    assert draws[0].pairs("train").equals(folder.pairs("train"))
+    assert not draws[1].items["split"].equals(draws[0].items["split"])
+
+
+def test_a_seed_without_a_draw_is_an_error_that_names_the_fix(smoke_build):
+    folder, _ = smoke_build
+    with pytest.raises(D.DatasetError, match=r"no split draw for seed 7.*study.seeds"):
+        D.open_dataset(folder.path / "draws" / "s7")
+
+
+def test_published_lists_cannot_be_redrawn(smoke_build):
+    build = D.DatasetBuild(params={}, out_dir=smoke_build[0].path)
+    build.items, build.sigma, build.lists = smoke_build[0].items, 0.5, object()
+    with pytest.raises(D.DatasetError, match="published lists fix the split.*splits: fixed"):
+        D.draw_splits(build, [0, 1])

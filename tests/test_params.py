@@ -82,3 +82,12 @@ def test_notebook_defaults_rejects_non_literals(tmp_path):
     path.write_text(json.dumps(nb))
     with pytest.raises(P.ParamError, match="'y' is not a literal"):
         P.notebook_defaults(path)
+
+
+def test_per_seed_splits_send_each_seed_to_its_own_draw():
+    from cdcml_lib.workflow.params import draw_seeds, seed_params, train_params
+    assert train_params("default", "cdcml", 3)["data_dir"] == "data/default/draws/s3"
+    assert train_params("standin", "cdcml", 3)["data_dir"] == P.section("standin", "train")["data_dir"]
+    fixed = seed_params({"data_dir": "data/x", "splits": "fixed"}, 2, "runs/x/cdcml-s2")
+    assert fixed == {"data_dir": "data/x", "splits": "fixed", "seed": 2, "run_dir": "runs/x/cdcml-s2"}
+    assert draw_seeds("default") == list(range(10)) and draw_seeds("standin") == []

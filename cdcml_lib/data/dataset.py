@@ -8,6 +8,13 @@ section "The dataset recipe (IMEMNet)") on a corpus and writes::
     stats.json                Table-1 counts per split, sigma, seed, parameters, what made it
     cache/manifest.json       one entry per cached array
     cache/<name>_<key>.npy    images, audio, music_features, log_spectrogram
+    draws/s<seed>/            one seed's own draw of the split and the pair lists from the same
+                              items (items.csv, pairs_*.txt, stats.json with ``draw_of``); its
+                              arrays are the corpus's cache, computed once
+
+A draw folder opens like a dataset folder (:func:`open_dataset`). Seed s's draw is what the
+recipe's random steps (split, candidates, sampling) give with seed s, so the draw of the dataset
+seed holds the folder's own split.
 
 Every cached array is keyed by a hash of what made it (item ids, sizes, the producing code and,
 for the features, the versions of the libraries whose arithmetic they hold), so a re-run with the
@@ -40,11 +47,11 @@ import pandas as pd
 
 from cdcml_lib import matching
 from cdcml_lib.audio import CLIP_SAMPLES, CLIP_SECONDS, SR, to_int16
-from cdcml_lib.workflow.paths import atomic_path, atomic_write_text, repo_root, resolve
+from cdcml_lib.workflow.paths import DRAWS_FOLDER, atomic_path, atomic_write_text, draw_dir, repo_root, resolve
 from cdcml_lib.data import corpora, features, published, standin, synthetic
 from cdcml_lib.data.published import PUBLISHED_DEFAULTS
 from cdcml_lib.data.corpora import read_pairs, write_pairs
-from cdcml_lib.workflow.params import section
+from cdcml_lib.workflow.params import draw_seeds, section
 
 SPLITS = matching.SPLITS
 ITEM_COLUMNS = ["id", "modality", "song", "split", "valence", "arousal", "source", "path",
@@ -362,14 +369,20 @@ def table1(items: pd.DataFrame, pairs: dict) -> dict:
 # Build
 # ---------------------------------------------------------------------------------------------
 
+def split_counts(splits: dict) -> dict:
+    """stats.json's Table-1 counts as one flat row: ``"<split> <what>": n`` (totals left out)."""
+    return {f"{split} {what}": n for split, counts in splits.items() if split != "total"
+            for what, n in counts.items()}
+
+
 @dataclass
 class DatasetBuild:
     """A dataset folder being built: what each step of the recipe has produced so far.
 
     :func:`build_dataset` runs the steps in order; ``notebooks/01_dataset`` calls them one cell at a
     time and shows what each produced: :func:`start_build`, :func:`load_items` (step 1),
-    :func:`split_items` (2), :func:`score_pairs` (3-5), :func:`cache_inputs` (6),
-    :func:`write_folder` (7).
+    :func:`split_items` (2), :func:`score_pairs` (3-5), :func:`draw_splits` (steps 2-5 again,
+    once per study seed), :func:`cache_inputs` (6), :func:`write_folder` (7).
     """
 
     params: dict
@@ -381,6 +394,7 @@ class DatasetBuild:
     candidates: pd.DataFrame | None = None
     pairs: pd.DataFrame | None = None
     pairs_by_split: dict | None = None
+    draws: dict = field(default_factory=dict)   # seed -> Draw (:func:`draw_splits`)
     lists: object = None     # published.PublishedPairs when pairs_source is "published"
     arrays: dict = field(default_factory=dict)
     started: float = field(default_factory=time.perf_counter)
@@ -407,6 +421,7 @@ def start_build(**params) -> DatasetBuild:
     out_dir = resolve(p["out_dir"])
     (out_dir / "cache").mkdir(parents=True, exist_ok=True)
     (out_dir / "stats.json").unlink(missing_ok=True)
+    shutil.rmtree(out_dir / DRAWS_FOLDER, ignore_errors=True)   # cheap to redraw; none may outlive its items
     return DatasetBuild(params=p, out_dir=out_dir)
 
 
@@ -457,18 +472,56 @@ def score_pairs(build: DatasetBuild) -> pd.DataFrame:
     va = ["valence", "arousal"]
     build.sigma = matching.mean_label_distance(images[va].to_numpy(), clips[va].to_numpy())
     if build.lists is None:
-        build.candidates = matching.candidate_pairs(clips, images, build.sigma, n_random=int(p["n_random"]),
-                                                    n_top=int(p["n_top"]), n_bottom=int(p["n_bottom"]),
-                                                    seed=_sub_seed(p["seed"], 3))
-        build.pairs = matching.sample_pairs(build.candidates, float(p["keep_fraction"]),
-                                            seed=_sub_seed(p["seed"], 4))
-        build.pairs_by_split = {s: build.pairs[build.pairs.split == s][["music_id", "image_id", "score"]]
-                                for s in SPLITS}
+        build.candidates, build.pairs, build.pairs_by_split = recipe_pairs(items, build.sigma, p, int(p["seed"]))
     else:   # the published scores, as listed
         build.pairs = build.candidates = published.pairs_table(build.lists)
         build.pairs_by_split = build.lists.pairs
     build.timings["pairs_s"] = time.perf_counter() - t
     return build.pairs
+
+
+def recipe_pairs(items: pd.DataFrame, sigma: float, p: dict, seed: int):
+    """Steps 4-5 on split items: each clip's candidate images in its split, then the random
+    fraction kept; returns (candidates, pairs, pairs by split)."""
+    images, clips = items[items.modality == "image"], items[items.modality == "music"]
+    candidates = matching.candidate_pairs(clips, images, sigma, n_random=int(p["n_random"]),
+                                          n_top=int(p["n_top"]), n_bottom=int(p["n_bottom"]),
+                                          seed=_sub_seed(seed, 3))
+    pairs = matching.sample_pairs(candidates, float(p["keep_fraction"]), seed=_sub_seed(seed, 4))
+    by_split = {s: pairs[pairs.split == s][["music_id", "image_id", "score"]] for s in SPLITS}
+    return candidates, pairs, by_split
+
+
+@dataclass
+class Draw:
+    """One seed's own split and pair lists of the corpus's items (:func:`draw_splits`)."""
+
+    seed: int
+    items: pd.DataFrame
+    candidates: pd.DataFrame
+    pairs: pd.DataFrame
+    pairs_by_split: dict
+
+
+def draw_splits(build: DatasetBuild, seeds) -> dict:
+    """Steps 2-5 again for each of ``seeds``: the seed's own train/val/test split of the same
+    items and its own candidate and sampled pairs (sigma is over all items, so it is shared).
+    The study trains seed s on draw s, so the spread over seeds holds the split's variance;
+    variants compared at one seed share its split and pair lists."""
+    build._need("items", "sigma")
+    if build.lists is not None:
+        raise DatasetError("dataset.pairs_source is 'published': the published lists fix the split, "
+                           "so seeds cannot draw their own; set train.splits: fixed in the config")
+    t = time.perf_counter()
+    p = build.params
+    fractions = (p["split_train"], p["split_val"], p["split_test"])
+    build.draws = {}
+    for seed in dict.fromkeys(int(s) for s in seeds):
+        items = build.items.copy()
+        items["split"] = assign_splits(items, fractions, seed)
+        build.draws[seed] = Draw(seed, items, *recipe_pairs(items, build.sigma, p, seed))
+    build.timings["draws_s"] = time.perf_counter() - t
+    return build.draws
 
 
 def cache_inputs(build: DatasetBuild, progress: bool = False, chunk_size: int = 256) -> dict:
@@ -528,56 +581,85 @@ def cache_inputs(build: DatasetBuild, progress: bool = False, chunk_size: int = 
 
 
 def write_folder(build: DatasetBuild) -> "DatasetFolder":
-    """Step 7: ``items.csv``, the three pair lists, then ``stats.json`` LAST (its presence means
-    the folder is complete); return the folder opened."""
+    """Step 7: every draw folder, then ``items.csv``, the three pair lists and ``stats.json``
+    LAST (its presence means the folder is complete); return the folder opened."""
     build._need("items", "pairs", "sigma")
     if set(build.arrays) != set(ARRAYS):
         raise DatasetError(f"dataset build: cached arrays {sorted(build.arrays)} of {list(ARRAYS)}; "
                            f"run cache_inputs before write_folder")
     p, items, out_dir = build.params, build.items, build.out_dir
     pairs_by_split = build.pairs_by_split
-    atomic_write_text(out_dir / "items.csv", items.to_csv(index=False))
-    for s in SPLITS:
-        write_pairs(pairs_by_split[s], out_dir / f"pairs_{s}.txt")
+    for draw in build.draws.values():   # before the folder's own stats.json, which says "finished"
+        _write_draw(build, draw)
+    _write_lists(out_dir, items, pairs_by_split)
     build.timings["total_s"] = time.perf_counter() - build.started
-    version = _library_version()
-    pairs = build.pairs
     stats = {
         "schema": 1,
         "splits": (table1(items, pairs_by_split) if build.lists is None   # the lists' own counts
                    else published.table1_from_lists(pairs_by_split, items)),
-        "sigma": build.sigma,
-        "seed": int(p["seed"]),
-        "candidates_per_clip": int(p["n_top"]) + int(p["n_bottom"]) + int(p["n_random"]),
-        "candidates": int(len(build.candidates)),
-        "score_range": [float(pairs.score.min()), float(pairs.score.max())] if len(pairs) else None,
-        "normalisation": ("none: the embedded labels are generated on [0, 1]"
-                          if p["corpus"] == "embedded" else
-                          "per corpus min-max to [0, 1] (cdcml_lib.data.corpora readers)"),
-        "parameters": {k: p[k] for k in DATASET_KEYS + IMEMNET_KEYS + PUBLISHED_KEYS},
+        **_pair_stats(build, int(p["seed"]), build.candidates, build.pairs),
+        "draws": sorted(build.draws),
         **published.stats_block(build.lists),   # pairs_source, split_overlap, published
         "arrays": build.arrays,
         "timings_s": {k: round(v, 3) for k, v in build.timings.items()},
-        "made_by": {"module": "cdcml_lib.data.dataset.build_dataset", "version": version,
-                    "commit": _git_commit(), "python": sys.version.split()[0],
-                    "numpy": np.__version__,
-                    "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")},
+        "made_by": _made_by(),
     }
     atomic_write_text(out_dir / "stats.json", json.dumps(stats, indent=2) + "\n")
     return open_dataset(out_dir)
 
 
-def build_dataset(progress: bool = False, chunk_size: int = 256, **params) -> "DatasetFolder":
+def _write_lists(folder: Path, items: pd.DataFrame, pairs_by_split: dict) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(folder / "items.csv", items.to_csv(index=False))
+    for s in SPLITS:
+        write_pairs(pairs_by_split[s], folder / f"pairs_{s}.txt")
+
+
+def _pair_stats(build: DatasetBuild, seed: int, candidates: pd.DataFrame, pairs: pd.DataFrame) -> dict:
+    """The stats.json entries of one split and its pairs (the folder's own, or a draw's)."""
+    p = build.params
+    return {
+        "sigma": build.sigma,
+        "seed": seed,
+        "candidates_per_clip": int(p["n_top"]) + int(p["n_bottom"]) + int(p["n_random"]),
+        "candidates": int(len(candidates)),
+        "score_range": [float(pairs.score.min()), float(pairs.score.max())] if len(pairs) else None,
+        "normalisation": ("none: the embedded labels are generated on [0, 1]"
+                          if p["corpus"] == "embedded" else
+                          "per corpus min-max to [0, 1] (cdcml_lib.data.corpora readers)"),
+        "parameters": {k: p[k] for k in DATASET_KEYS + IMEMNET_KEYS + PUBLISHED_KEYS},
+    }
+
+
+def _made_by() -> dict:
+    return {"module": "cdcml_lib.data.dataset.build_dataset", "version": _library_version(),
+            "commit": _git_commit(), "python": sys.version.split()[0], "numpy": np.__version__,
+            "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+
+
+def _write_draw(build: DatasetBuild, draw: Draw) -> None:
+    """``draws/s<seed>/``: the draw's items.csv and pair lists, then its stats.json LAST."""
+    folder = resolve(draw_dir(build.out_dir, draw.seed))
+    _write_lists(folder, draw.items, draw.pairs_by_split)
+    stats = {"schema": 1, "draw_of": "../..", "splits": table1(draw.items, draw.pairs_by_split),
+             **_pair_stats(build, draw.seed, draw.candidates, draw.pairs), "made_by": _made_by()}
+    atomic_write_text(folder / "stats.json", json.dumps(stats, indent=2) + "\n")
+
+
+def build_dataset(progress: bool = False, chunk_size: int = 256, draw_seeds=(), **params) -> "DatasetFolder":
     """Build ``out_dir`` from the ``dataset:`` section of params/<config>.yaml; return it opened.
 
     ``params`` are exactly that section's keys (see :data:`DATASET_KEYS`, plus the optional
     :data:`IMEMNET_KEYS` paths for ``corpus: imemnet``): the recipe's steps in order (see
-    :class:`DatasetBuild`). Valid caches are reused.
+    :class:`DatasetBuild`), with one draw folder per seed of ``draw_seeds``
+    (``workflow.params.draw_seeds(config)``). Valid caches are reused.
     """
     build = start_build(**params)
     load_items(build, progress=progress)
     split_items(build)
     score_pairs(build)
+    if draw_seeds:
+        draw_splits(build, draw_seeds)
     cache_inputs(build, progress=progress, chunk_size=chunk_size)
     return write_folder(build)
 
@@ -594,6 +676,11 @@ class DatasetFolder:
     items: pd.DataFrame
     stats: dict
     manifest: dict
+    cache_dir: Path | None = None   # <path>/cache, or for a seed's draw its corpus folder's cache
+
+    def __post_init__(self):
+        if self.cache_dir is None:
+            self.cache_dir = self.path / "cache"
 
     def pairs(self, split: str) -> pd.DataFrame:
         """The pairs of ``split``: columns ``music_id, image_id, score``."""
@@ -607,13 +694,17 @@ class DatasetFolder:
             raise DatasetError(f"{self.path / 'cache' / 'manifest.json'} has no array {name!r} "
                                f"(it has {sorted(self.manifest)}); {HINT}")
         entry = self.manifest[name]
-        return np.load(self.path / "cache" / entry["file"], mmap_mode="r" if mmap else None)
+        return np.load(self.cache_dir / entry["file"], mmap_mode="r" if mmap else None)
 
 
 def open_dataset(path) -> DatasetFolder:
     """Open a finished dataset folder; a missing or incomplete one is an error naming the file."""
     path = resolve(path)
     if not path.is_dir():
+        if path.parent.name == DRAWS_FOLDER:
+            raise DatasetError(f"{path} does not exist: the dataset has no split draw for seed "
+                               f"{path.name[1:]}. Fix: add the seed to study.seeds in "
+                               f"params/<config>.yaml, then rebuild the dataset ({HINT.split('with ')[-1]})")
         raise DatasetError(f"dataset folder {path} does not exist; {HINT}")
     stats_path = path / "stats.json"
     if not stats_path.is_file():
@@ -623,12 +714,14 @@ def open_dataset(path) -> DatasetFolder:
         if not f.is_file():
             raise DatasetError(f"{f} is missing from the dataset folder; {HINT}")
     stats = json.loads(stats_path.read_text())
-    manifest = _read_manifest(path / "cache")
+    # a seed's draw keeps no arrays: they are its corpus folder's, computed once
+    cache_dir = (path / stats["draw_of"] / "cache").resolve() if "draw_of" in stats else path / "cache"
+    manifest = _read_manifest(cache_dir)
     for name in ARRAYS:
         entry = manifest.get(name)
         if entry is None:
-            raise DatasetError(f"{path / 'cache' / 'manifest.json'} has no entry for {name!r}; {HINT}")
-        f = path / "cache" / entry["file"]
+            raise DatasetError(f"{cache_dir / 'manifest.json'} has no entry for {name!r}; {HINT}")
+        f = cache_dir / entry["file"]
         if not _valid_array(f, tuple(entry["shape"]), entry["dtype"]):
             raise DatasetError(f"{f} is missing or not the {entry['dtype']} array of shape "
                                f"{entry['shape']} that cache/manifest.json lists; {HINT}")
@@ -637,7 +730,7 @@ def open_dataset(path) -> DatasetFolder:
     missing = set(ITEM_COLUMNS) - set(items.columns)
     if missing:
         raise DatasetError(f"{path / 'items.csv'} lacks columns {sorted(missing)}; {HINT}")
-    return DatasetFolder(path=path, items=items, stats=stats, manifest=manifest)
+    return DatasetFolder(path=path, items=items, stats=stats, manifest=manifest, cache_dir=cache_dir)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -654,7 +747,7 @@ def main(argv: list[str] | None = None) -> int:
     params = dict(section(args.config, "dataset"))
     if args.out_dir:
         params["out_dir"] = args.out_dir
-    folder = build_dataset(progress=not args.quiet, **params)
+    folder = build_dataset(progress=not args.quiet, draw_seeds=draw_seeds(args.config), **params)
     counts = folder.stats["splits"]
     print(f"{folder.path}: sigma {folder.stats['sigma']:.4f}, "
           + ", ".join(f"{s} {counts[s]['clips']} clips / {counts[s]['images']} images / "

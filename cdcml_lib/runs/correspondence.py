@@ -413,7 +413,8 @@ def embedding_correspondence(run_dir, data_dir) -> dict:
 
 def compare_kit_runs(p: dict) -> pd.DataFrame:
     """:func:`embedding_correspondence` for each finished ``<runs_dir>/<variant>-s<seed>`` of
-    ``p['compare_variants']`` x ``p['compare_seeds']``; a run that is missing is listed with
+    ``p['compare_variants']`` x ``p['compare_seeds']``, each on the IMAC pairs of its own dataset
+    folder (its seed's split draw when trained with ``splits: per_seed``); a run that is missing is listed with
     ``status = missing`` (and the command that makes it) instead of failing the study."""
     rows = []
     for variant in p["compare_variants"]:
@@ -423,6 +424,10 @@ def compare_kit_runs(p: dict) -> pd.DataFrame:
                 rows.append({"variant": variant, "seed": int(seed), "status": "missing",
                              "how": run_folder.how_to_make(run_dir, variant, seed)})
                 continue
-            rows.append({"variant": variant, "seed": int(seed), "status": "ok",
-                         **embedding_correspondence(run_dir, p["data_dir"])})
+            # the run's own dataset folder: with splits per_seed, its seed's draw, whose test
+            # split is the one it never trained on; its IMAC files are drawn there
+            data_dir = run_folder.read_params(run_dir)["data_dir"]
+            imac.ensure_imac(data_dir, **imac_params(p))
+            rows.append({"variant": variant, "seed": int(seed), "status": "ok", "data_dir": str(data_dir),
+                         **embedding_correspondence(run_dir, data_dir)})
     return pd.DataFrame(rows)

@@ -13,6 +13,7 @@ import tempfile
 
 from cdcml_lib.runs import distributed
 from cdcml_lib.runs.folder import run_name
+from cdcml_lib.workflow.params import seed_params
 from cdcml_lib.runs.train import OPTIONAL_KEYS, REQUIRED_KEYS, train_run
 from cdcml_lib.runs import folder as run_folder
 from cdcml_lib.workflow.paths import resolve
@@ -71,6 +72,5 @@ def train_variant(params: dict, variant: str, seeds, runs_dir: str) -> dict[int,
     (imports, the dataset's memory maps) is paid once per variant. Each run keeps its own folder,
     checkpoints and resume: a finished seed is read back, an interrupted one resumes.
     """
-    return {int(seed): launch({**params, "seed": int(seed),
-                               "run_dir": f"{str(runs_dir).rstrip('/')}/{run_name(variant, seed)}"})
+    return {int(seed): launch(seed_params(params, seed, f"{str(runs_dir).rstrip('/')}/{run_name(variant, seed)}"))
             for seed in seeds}

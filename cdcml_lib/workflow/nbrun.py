@@ -42,7 +42,7 @@ def parameters_for(notebook: Path, config: str, variant: str | None, seeds: list
     """
     stem = notebook.stem
     if stem.startswith("01_dataset"):
-        return P.section(config, "dataset")
+        return {**P.section(config, "dataset"), "draw_seeds": P.draw_seeds(config)}
     if stem.startswith("02_train"):
         variant = variant or "cdcml"
         return {**P.variant_params(config, variant), "variant": variant,

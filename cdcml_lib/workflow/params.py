@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from cdcml_lib.workflow.paths import atomic_write_text, repo_root
+from cdcml_lib.workflow.paths import atomic_write_text, draw_dir, repo_root
 
 SECTIONS = ("dataset", "train", "study", "embeddings", "acp_net")
 
@@ -107,11 +107,27 @@ def variant_params(config: str, variant: str) -> dict:
     return {k: v for k, v in {**base, **over}.items() if k not in ("seed", "run_dir")}
 
 
+#: ``train.splits``: ``per_seed`` - seed s trains and is tested on its own draw of the split and
+#: pair lists (``<data_dir>/draws/s<s>``, made by 01_dataset for every study seed), so the spread
+#: over seeds holds the split's variance; ``fixed`` - every seed uses the dataset folder's one
+#: split (the published IMEMNet lists fix it).
+SPLIT_MODES = ("per_seed", "fixed")
+
+
+def seed_params(variant_set: dict, seed: int, run_dir: str) -> dict:
+    """One run's parameters from its variant's: the seed, the run folder and, with
+    ``splits: per_seed``, the seed's own split draw as ``data_dir`` (recorded in params.json, so
+    everything that opens the run reads the draw it was trained on)."""
+    params = {**variant_set, "seed": int(seed), "run_dir": run_dir}
+    if params.get("splits", "fixed") == "per_seed":
+        params["data_dir"] = draw_dir(variant_set["data_dir"], int(seed))
+    return params
+
+
 def train_params(config: str, variant: str, seed: int, run_dir: str | None = None) -> dict:
     """The parameters of one training run: :func:`variant_params` with its seed and run folder."""
-    merged = {**variant_params(config, variant), "seed": int(seed)}
-    merged["run_dir"] = run_dir or f"runs/{config}/{run_name(variant, seed)}"
-    return merged
+    return seed_params(variant_params(config, variant), seed,
+                       run_dir or f"runs/{config}/{run_name(variant, seed)}")
 
 
 def study_variants(config: str) -> list[str]:
@@ -123,6 +139,15 @@ def study_variants(config: str) -> list[str]:
 def study_seeds(config: str) -> list[int]:
     """The seeds every variant of ``config``'s study is trained with."""
     return [int(s) for s in section(config, "study").get("seeds", [0])]
+
+
+def draw_seeds(config: str) -> list[int]:
+    """The seeds whose own split draw the dataset build makes (``dataset.draw_splits``): with
+    ``train.splits: per_seed``, every study seed and every kit run the ACP-Net study reads."""
+    if section(config, "train").get("splits", "fixed") != "per_seed":
+        return []
+    acp = load_config(config).get("acp_net") or {}
+    return sorted({*study_seeds(config), *(int(s) for s in acp.get("compare_seeds", []))})
 
 
 def study_runs(config: str) -> list[tuple[str, int]]:
@@ -320,6 +345,8 @@ SCHEMA: dict[str, dict[str, Rule]] = {
         "label_distance": Rule("str", choices=LABEL_DISTANCES), "triplets": Rule("str", choices=TRIPLETS),
         "distance_power": _float(gt=0), "epsilon": _float(gt=0), "margin": _float(ge=0),
         "nce_temperature": _float(gt=0), "nce_target_temperature": _float(gt=0),
+        "splits": Rule("str", choices=SPLIT_MODES), "schedule": Rule("str", choices=("step", "plateau")),
+        "patience": _int(1), "min_delta": _float(ge=0, lt=1), "lr_drops": _int(0),
     },
     "study": {"seeds": Rule("int_list", lambda v: all(s >= 0 for s in v), "seeds >= 0"),
               "comparison": Rule("str_list"), "ablation": Rule("str_list")},

@@ -57,3 +57,12 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Write ``text`` (UTF-8, newlines as given) to ``path`` through :func:`atomic_path`."""
     with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as handle:
         handle.write(text)
+
+
+DRAWS_FOLDER = "draws"
+
+
+def draw_dir(data_dir: str | os.PathLike, seed: int | str) -> str:
+    """The folder of seed ``seed``'s own draw of the split and pair lists inside dataset folder
+    ``data_dir`` (docs/ARCHITECTURE.md, "The dataset folder")."""
+    return f"{str(data_dir).rstrip('/')}/{DRAWS_FOLDER}/s{seed}"
