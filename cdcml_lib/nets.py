@@ -239,16 +239,20 @@ class CDCML(TwoBranchModel):
     (docs/METHOD.md, section "Networks")."""
 
     def __init__(self, image_backbone="resnet50", music_backbone="resnet18", embed_dim=512,
-                 pretrained=False):
+                 pretrained=False, va_probe=False):
         super().__init__(image_backbone, music_backbone, embed_dim, pretrained)
         self.sim_predictor = Predictor(2 * embed_dim, 1, _hidden(embed_dim))
         self.va_predictor = Predictor(embed_dim, 2, _hidden(embed_dim))
+        # va_probe: the VA predictor reads detached embeddings, so Eq. 7 trains it alone and never
+        # shapes the space (the Table 4 rows without L_VA;
+        # docs/METHOD.md, section "VA errors of the rows without the VA loss")
+        self.va_probe = va_probe
 
     def similarity(self, f_img, f_mus):
         return self.sim_predictor(torch.cat([f_img, f_mus], dim=1)).squeeze(1)
 
     def predict_va(self, f, modality=None):
-        return self.va_predictor(f)
+        return self.va_predictor(f.detach() if self.va_probe else f)
 
 
 # --------------------------------------------------------------------------------------------
@@ -557,7 +561,7 @@ def build_model(params: dict, sigma: float | None = None) -> nn.Module:
     image_bb, music_bb = params["image_backbone"], params["music_backbone"]
     dim, pretrained = int(params["embed_dim"]), bool(params["pretrained"])
     if name == "cdcml":
-        return CDCML(image_bb, music_bb, dim, pretrained)
+        return CDCML(image_bb, music_bb, dim, pretrained, va_probe=bool(params.get("va_probe", False)))
     if name == "sp_net":
         return SPNet(image_bb, music_bb, dim, pretrained,
                      sigma if sigma is not None else math.nan)

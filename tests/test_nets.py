@@ -115,3 +115,14 @@ def test_unknown_names_and_missing_weights_are_clear_errors(tmp_path, monkeypatc
         build_model(tiny("cdcml", image_backbone="resnet18", pretrained=True))
     message = str(err.value)
     assert "weights='DEFAULT'" in message and str(tmp_path) in message
+
+
+def test_a_va_probe_reads_detached_embeddings_so_eq7_trains_the_predictor_only():
+    net = build_model({**tiny("cdcml"), "va_probe": True})
+    f = torch.randn(B, D, requires_grad=True)
+    net.predict_va(f, "image").sum().backward()
+    assert f.grad is None and net.va_predictor.net[0].weight.grad is not None
+    plain = build_model(tiny("cdcml"))
+    g = torch.randn(B, D, requires_grad=True)
+    plain.predict_va(g, "image").sum().backward()
+    assert g.grad is not None

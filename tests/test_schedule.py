@@ -74,3 +74,9 @@ def test_a_plateau_run_records_how_it_ended_and_resumes_to_the_same_numbers(smok
     params = run_params(smoke_data, tmp_path / "resumed", **over)
     assert train_run(params, stop_after_epochs=1, progress=False) is None
     assert train_run(params, progress=False) == whole
+
+
+def test_after_the_last_drop_final_patience_flat_epochs_end_the_run():
+    rule = PlateauSchedule(optimiser(), {**PLATEAU, "final_patience": 1})
+    events = [rule.after_epoch(v) for v in (1.0, 1.0, 1.0, 0.5, 0.6)]
+    assert events == ["improved", "waiting", "lr_drop", "improved", "stop"]

@@ -8,9 +8,11 @@ Two schedules, chosen by the train key ``schedule``:
 - ``plateau`` (the kit's convergence rule): train until the validation curve has flattened.
   An epoch *improves* when its validation ``sim_mse`` is below the best so far by more than
   ``min_delta`` of it (relative). After ``patience`` epochs in a row without improving, the
-  learning rate is multiplied by ``lr_gamma``, at most ``lr_drops`` times; the next such plateau
-  ends the run ("flattened"). ``epochs`` is a cap: a run that reaches it before flattening
-  ends there and says so ("cap"), and the report flags it.
+  learning rate is multiplied by ``lr_gamma``, at most ``lr_drops`` times; once it has dropped
+  ``lr_drops`` times, ``final_patience`` epochs without improving end the run ("flattened": at
+  the lowest rate the curve moves smoothly, so one flat epoch says it has settled).
+  ``epochs`` is a cap: a run that reaches it before flattening ends there and says so ("cap"),
+  and the report flags it.
 
 Both keep their whole state in :meth:`state_dict`, so a resumed run continues the same rule.
 """
@@ -61,6 +63,7 @@ class PlateauSchedule:
         self.patience = int(params["patience"])
         self.min_delta = float(params["min_delta"])
         self.lr_drops = int(params["lr_drops"])
+        self.final_patience = int(params.get("final_patience", params["patience"]))
         self.gamma = float(params["lr_gamma"])
         self.best, self.wait, self.drops, self.stopped = math.inf, 0, 0, False
 
@@ -75,7 +78,7 @@ class PlateauSchedule:
             self.best, self.wait = float(val_sim_mse), 0
             return "improved"
         self.wait += 1
-        if self.wait < self.patience:
+        if self.wait < (self.patience if self.drops < self.lr_drops else self.final_patience):
             return "waiting"
         if self.drops < self.lr_drops:
             for group in self.optimiser.param_groups:
@@ -107,8 +110,8 @@ def check_schedule_params(params: dict) -> None:
         missing = [k for k in ("patience", "min_delta", "lr_drops") if k not in params]
         if missing:
             raise KeyError(f"train.schedule: plateau needs {missing}; see params/default.yaml")
-        if int(params["patience"]) < 1 or not 0 <= float(params["min_delta"]) < 1 \
-                or int(params["lr_drops"]) < 0:
+        if int(params["patience"]) < 1 or int(params.get("final_patience", 1)) < 1 \
+                or not 0 <= float(params["min_delta"]) < 1 or int(params["lr_drops"]) < 0:
             raise ValueError(f"train: patience >= 1, 0 <= min_delta < 1 and lr_drops >= 0 are needed; "
                              f"got patience {params['patience']}, min_delta {params['min_delta']}, "
                              f"lr_drops {params['lr_drops']}")

@@ -62,7 +62,7 @@ REQUIRED_KEYS = ("data_dir", "run_dir", "model", "seed", "epochs", "batch_size",
 OPTIONAL_KEYS = ("num_threads", "w_sim_mse", "w_cfr", "w_cfm", "w_va_mse", "w_sfr", "label_distance",
                  "triplets", "distance_power", "epsilon", "margin", "nce_temperature",
                  "nce_target_temperature", "nproc", "splits", "schedule", "patience", "min_delta",
-                 "lr_drops")
+                 "lr_drops", "final_patience", "va_probe")
 # Keys that change how fast a run goes, not what it computes: they may differ when a run
 # resumes. (nproc, the processes a notebook launches, changes only dropout draws and rounding.)
 OPERATIONAL_KEYS = ("num_workers", "num_threads", "nproc")

@@ -347,6 +347,7 @@ SCHEMA: dict[str, dict[str, Rule]] = {
         "nce_temperature": _float(gt=0), "nce_target_temperature": _float(gt=0),
         "splits": Rule("str", choices=SPLIT_MODES), "schedule": Rule("str", choices=("step", "plateau")),
         "patience": _int(1), "min_delta": _float(ge=0, lt=1), "lr_drops": _int(0),
+        "final_patience": _int(1), "va_probe": Rule("bool"),
     },
     "study": {"seeds": Rule("int_list", lambda v: all(s >= 0 for s in v), "seeds >= 0"),
               "comparison": Rule("str_list"), "ablation": Rule("str_list")},
