@@ -148,3 +148,20 @@ def test_claims_files_hold_every_verdict_the_rule_and_the_numbers(tmp_path):
     assert [c["id"] for c in record["claims"]] == ["1", "2", "3", "4", "5", "6", "7", "8a", "8b"]
     md = paths["md"].read_text()
     assert "90% interval" in md and "| 8b |" in md
+
+
+def test_seeds_to_decide_projects_the_measured_spread():
+    from scipy import stats
+    from cdcml_lib.results.claims import MAX_PROJECTED_SEEDS, seeds_to_decide
+
+    def half(m, sd):
+        return stats.t.ppf(0.975, m - 1) * sd / m ** 0.5
+    # mean 1, sd 2 (se 1 on 4 seeds): the first n' whose interval excludes 0
+    m = seeds_to_decide(1.0, 1.0, 4, 0.0, 0.95)
+    assert half(m, 2.0) < 1.0 <= half(m - 1, 2.0)
+    # mean 0 inside a margin of 0.5: the first n' whose interval fits inside it
+    m = seeds_to_decide(0.0, 0.5, 4, 0.5, 0.95)
+    assert half(m, 1.0) <= 0.5 < half(m - 1, 1.0)
+    # a zero difference and no margin: no number of seeds decides it
+    assert seeds_to_decide(0.0, 0.5, 4, 0.0, 0.95) == MAX_PROJECTED_SEEDS + 1
+    assert seeds_to_decide(1.0, float("nan"), 1, 0.0, 0.95) is None

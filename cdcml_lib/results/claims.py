@@ -28,6 +28,12 @@ The decision rule (one rule for every claim):
 
 Each check also carries the paper's own estimate (from its Tables 3 and 4), so a reader sees at
 once whether our reading of a claim agrees with the paper's numbers.
+
+An undecided check also carries a projection, :func:`seeds_to_decide`: how many paired seeds its
+interval would need to exclude 0 (or to fit inside the equivalence margin) if the mean and the
+spread of its per-seed differences stayed as measured. A claim not decided is projected at the
+largest of its checks'. It is arithmetic on the measured spread, not a measurement: it says whether
+more seeds could decide the claim at all, and how many.
 """
 from __future__ import annotations
 
@@ -83,6 +89,7 @@ class Check:
     high: float = float("nan")
     margin: float = 0.0
     boundary: bool = False
+    seeds_to_decide: int | None = None   # undecided checks only: :func:`seeds_to_decide`
 
 
 @dataclass
@@ -97,6 +104,7 @@ class Claim:
     checks: list = field(default_factory=list)
     extra: dict = field(default_factory=dict)
     summary: str = ""  # one line for REPORT.md: how the checks came out
+    seeds_to_decide: int | None = None   # not decided: the largest of its undecided checks'
 
 
 @dataclass
@@ -151,6 +159,24 @@ def t_interval(values: np.ndarray, confidence: float) -> tuple[float, float, flo
     return mean, se, float(stats.t.ppf(0.5 + confidence / 2, n - 1)) * se
 
 
+#: projections beyond this many seeds are reported as "more than" it
+MAX_PROJECTED_SEEDS = 1000
+
+
+def seeds_to_decide(estimate: float, se: float, n: int, margin: float, confidence: float) -> int | None:
+    """The smallest number of paired seeds n' at which the t-interval estimate +- t(n'-1) sd/sqrt(n')
+    would exclude 0 or lie inside +-``margin``, with the mean and sd of the differences as measured
+    on ``n`` seeds; ``MAX_PROJECTED_SEEDS + 1`` when none up to that does, None without a spread."""
+    if n < 2 or not (se > 0) or math.isnan(estimate):
+        return None
+    sd = se * math.sqrt(n)
+    for m in range(max(n, 2), MAX_PROJECTED_SEEDS + 1):
+        half = float(stats.t.ppf(0.5 + confidence / 2, m - 1)) * sd / math.sqrt(m)
+        if half < abs(estimate) or abs(estimate) + half <= (margin or 0.0):
+            return m
+    return MAX_PROJECTED_SEEDS + 1
+
+
 def _on_boundary(estimate: float, half: float, rule: Rule) -> bool:
     """The interval's edge nearest 0 lies within ``rule.boundary`` of its half-width from 0."""
     return half > 0 and abs(abs(estimate) - half) <= rule.boundary * half
@@ -191,11 +217,12 @@ def improvement_check(per_seed: pd.DataFrame | Samples, better: str, worse: str,
     low, high = estimate - half, estimate + half
     outcome = NO_DECISION if len(b) < rule.min_seeds else interval_outcome(low, high, margin)
     boundary = outcome in (SUPPORTS, CONTRADICTS, NO_DECISION) and _on_boundary(estimate, half, rule)
+    needed = seeds_to_decide(estimate, se, len(b), margin, rule.confidence) if outcome == NO_DECISION else None
     return Check(metric=metric, what=f"{better} better than {worse}", estimate=estimate, se=se,
                  paper_estimate=paper, outcome=outcome,
                  numbers={better: float(b.mean()) if len(b) else float("nan"),
                           worse: float(w.mean()) if len(w) else float("nan"), "n_paired": len(b)},
-                 low=low, high=high, margin=margin, boundary=boundary)
+                 low=low, high=high, margin=margin, boundary=boundary, seeds_to_decide=needed)
 
 
 def relative_gain_check(per_seed: pd.DataFrame | Samples, new: str, old: str, metric: str,
@@ -218,11 +245,13 @@ def relative_gain_check(per_seed: pd.DataFrame | Samples, new: str, old: str, me
         paper_inside = low <= paper_gain <= high
         zero_inside = low <= 0.0 <= high
         outcome = CONTRADICTS if not paper_inside else (NO_DECISION if zero_inside else SUPPORTS)
+    # undecided: the interval holds both 0 and the paper's gain; it decides once it excludes 0
+    needed = seeds_to_decide(gain, se, len(n_), 0.0, rule.confidence) if outcome == NO_DECISION else None
     return Check(metric=metric, what=f"relative gain of {new} over {old} (paper {paper_gain:.1%})",
                  estimate=gain, se=se, paper_estimate=paper_gain, outcome=outcome,
                  numbers={new: float(n_.mean()) if len(n_) else float("nan"),
                           old: float(o_.mean()) if len(o_) else float("nan"), "n_paired": len(n_)},
-                 low=low, high=high, boundary=boundary)
+                 low=low, high=high, boundary=boundary, seeds_to_decide=needed)
 
 
 # --- from checks to a verdict -------------------------------------------------------------
@@ -455,8 +484,24 @@ def check_claim(claim_id, per_seed: pd.DataFrame | Samples, rule: Rule | None = 
         reason = _reason(checks, reason_verdict, rule)
     for key, g in extra.items():
         reason += f" Relative {key.removesuffix('_relative_gain')} gain: ours {g['ours']:.1%}, paper {g['paper']:.1%}."
+    needed = None
+    if reason_verdict == UNDECIDED:
+        projected = [c.seeds_to_decide for c in checks if c.outcome == NO_DECISION]
+        needed = None if None in projected or not projected else max(projected)
+        if needed is not None:
+            reason += " " + _projection_words(needed, checks)
     return Claim(number, reading.part, reading.claim, reading.reading, verdict, reason, _per_metric(checks),
-                 checks, extra, _summary(reading, checks, extra))
+                 checks, extra, _summary(reading, checks, extra), needed)
+
+
+def _projection_words(needed: int, checks: list[Check]) -> str:
+    n = max(int(c.numbers.get("n_paired", 0)) for c in checks)
+    if needed > MAX_PROJECTED_SEEDS:
+        return (f"More seeds would not decide it: at the measured spread, at least one of its "
+                f"differences stays inside the noise beyond {MAX_PROJECTED_SEEDS} paired seeds "
+                f"(projection from the {n} seeds, not a measurement).")
+    return (f"At the measured spread it would take about {needed} paired seeds to decide "
+            f"(projection from the {n} seeds, if the mean differences stayed as measured).")
 
 
 def check_claims(per_seed: pd.DataFrame, rule: Rule | None = None) -> list[Claim]:

@@ -20,6 +20,7 @@ from pathlib import Path
 from cdcml_lib.workflow.paths import atomic_write_text, draw_dir, repo_root, reports_dir, resolve  # reports_dir(config): the one place the rule lives
 from cdcml_lib.matching import IMEMNET_TABLE1
 from cdcml_lib.results import acp
+from cdcml_lib.results.claims import MAX_PROJECTED_SEEDS
 from cdcml_lib.results.tables import load_study
 from cdcml_lib.runs.folder import is_finished, read_metrics, read_run_info, run_folder
 from cdcml_lib.workflow.params import section
@@ -175,6 +176,18 @@ def _section_tables(reports: Path, config: str) -> list[str]:
     return lines
 
 
+def _verdict_words(claim: dict, bold: bool) -> str:
+    """A verdict, and for a claim not decided the seeds that would decide it at the measured
+    spread (claims.seeds_to_decide: a projection)."""
+    verdict = f"**{claim['verdict']}**" if bold else claim["verdict"]
+    needed = claim.get("seeds_to_decide")
+    if needed is None:
+        return verdict
+    if needed > MAX_PROJECTED_SEEDS:
+        return f"{verdict} (more seeds would not decide it: its difference is inside the noise)"
+    return f"{verdict} (about {needed} seeds would decide it, projected)"
+
+
 def _section_claims(reports: Path, config: str) -> list[str]:
     record = _read_json(_required(reports / "claims.json", config))
     rule = record.get("rule", {})
@@ -184,7 +197,7 @@ def _section_claims(reports: Path, config: str) -> list[str]:
              "| # | claim | verdict | checks |", "|---|---|---|---|"]
     for c in record["claims"]:
         reason = (c.get("summary") or c["reason"]).replace("|", "/")
-        lines.append(f"| {c.get('id', c['number'])} | {c['claim']} | **{c['verdict']}** | {reason} |")
+        lines.append(f"| {c.get('id', c['number'])} | {c['claim']} | {_verdict_words(c, True)} | {reason} |")
     return lines
 
 
@@ -398,7 +411,7 @@ def render_readme_results(config: str, reports_dir: str | Path) -> str:
              f"{claims.get('rule', {}).get('text', 'see claims.md')}; details in "
              f"[{rel}/claims.md]({rel}/claims.md)):", "", "| # | claim | verdict |", "|---|---|---|"]
     for c in claims["claims"]:
-        lines.append(f"| {c.get('id', c['number'])} | {c['claim']} | {c['verdict']} |")
+        lines.append(f"| {c.get('id', c['number'])} | {c['claim']} | {_verdict_words(c, False)} |")
     comparison = reports / "reference_comparison.json"
     if comparison.is_file() and _read_json(comparison).get("headline"):
         lines += ["", f"**Against the committed reference** ([{rel}/reference_comparison.md]"
