@@ -50,3 +50,17 @@ def test_no_reference_is_said_not_failed(tmp_path, monkeypatch, capsys):
     assert R.run_compare("smoke") is None
     assert "No reference for CONFIG=smoke" in capsys.readouterr().out
     assert "No reference" in (tmp_path / "reference_comparison.md").read_text()
+
+
+def test_a_boundary_label_that_comes_or_goes_is_not_another_verdict(tmp_path):
+    ref = write_study(tmp_path / "a", {"cdcml": 0.03, "sim": 0.04},
+                      verdicts=("does not hold", "not decided, on the boundary"))
+    fresh = write_study(tmp_path / "b", {"cdcml": 0.03, "sim": 0.04},
+                        verdicts=("does not hold, on the boundary", "not decided"))
+    result = R.compare(ref, fresh)
+    assert result["verdicts_same"] == 2 and result["labels_differ"] == 2
+    assert R.headline(result).startswith("This reproduction AGREES")
+    assert "2 of 2 claim verdicts are the same (2 of them with another 'on the boundary' label)" in R.headline(result)
+    assert R.to_markdown(result, {}, {}).count("yes (the boundary label differs)") == 2
+    flipped = write_study(tmp_path / "c", {"cdcml": 0.03, "sim": 0.04}, verdicts=("holds", "not decided"))
+    assert R.compare(ref, flipped)["verdicts_same"] == 1

@@ -8,7 +8,9 @@ claims with it (:func:`compare`):
 - each number's difference from the reference in units of the seed spread, z = (new - ref) /
   sqrt(sd_ref^2 / n_ref + sd_new^2 / n_new) (the standard error of a difference of two means);
   ``|z| <= Z_TOLERANCE`` is "within tolerance";
-- whether every verdict is the same.
+- whether every verdict is the same. A verdict is its outcome (holds, does not hold, no
+  difference, not decided); its "on the boundary" label, which says that round-off may tip it, is
+  compared and shown apart: a label that comes or goes is not a different verdict.
 
 A verdict that differs, or a number outside tolerance, prints a loud warning (it is not an error:
 another CPU or library version can move numbers, and the report then says so in plain words).
@@ -27,6 +29,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from cdcml_lib.results.claims import ON_BOUNDARY
 from cdcml_lib.results.report import cpu_name
 from cdcml_lib.results.tables import METRICS
 from cdcml_lib.workflow.paths import atomic_write_text, reports_dir
@@ -105,12 +108,22 @@ def compare(reference: dict, fresh: dict) -> dict:
                     "within" if abs(z) <= Z_TOLERANCE else "outside")
                 rows.append({"table": table, "variant": variant, "metric": metric, "reference": ref["mean"],
                              "fresh": new["mean"], "z": z, "status": status})
-    verdicts = [{"claim": k, "reference": v, "fresh": fresh["verdicts"].get(k),
-                 "same": fresh["verdicts"].get(k) == v} for k, v in reference["verdicts"].items()]
+    verdicts = []
+    for k, v in reference["verdicts"].items():
+        new = fresh["verdicts"].get(k)
+        verdicts.append({"claim": k, "reference": v, "fresh": new,
+                         "same": new is not None and outcome_of(new) == outcome_of(v),
+                         "label_same": new == v})
     counts = {s: sum(r["status"] == s for r in rows) for s in ("identical", "within", "outside", "missing")}
     return {"numbers": rows, "verdicts": verdicts, "counts": counts,
             "verdicts_same": sum(v["same"] for v in verdicts), "verdicts_total": len(verdicts),
+            "labels_differ": sum(v["same"] and not v["label_same"] for v in verdicts),
             "z_tolerance": Z_TOLERANCE}
+
+
+def outcome_of(verdict: str) -> str:
+    """A claim's verdict without its "on the boundary" label."""
+    return verdict.removesuffix(ON_BOUNDARY)
 
 
 def headline(result: dict) -> str:
@@ -120,7 +133,9 @@ def headline(result: dict) -> str:
     agree = same == total and c["outside"] == 0 and c["missing"] == 0
     first = ("This reproduction AGREES with the committed reference" if agree else
              "WARNING: this reproduction DIFFERS from the committed reference")
-    return (f"{first}: {same} of {total} claim verdicts are the same; of {n} table numbers "
+    labels = result.get("labels_differ", 0)
+    label_words = (f" ({labels} of them with another 'on the boundary' label)" if labels else "")
+    return (f"{first}: {same} of {total} claim verdicts are the same{label_words}; of {n} table numbers "
             f"{c['identical']} are identical, {c['within']} differ within {result['z_tolerance']:g} "
             f"seed-spread units, {c['outside']} lie outside that tolerance"
             + (f" and {c['missing']} are missing" if c["missing"] else "") + ".")
@@ -140,7 +155,9 @@ def to_markdown(result: dict, reference: dict, fresh_env: dict) -> str:
         lines.append(f"| {key} | {ref_env.get(key, '?')} | {fresh_env.get(key, '?')} |")
     lines += ["", "## Verdicts", "", "| claim | reference | this run | same |", "|---|---|---|---|"]
     for v in result["verdicts"]:
-        lines.append(f"| {v['claim']} | {v['reference']} | {v['fresh']} | {'yes' if v['same'] else '**NO**'} |")
+        same = ("**NO**" if not v["same"] else "yes" if v.get("label_same", True) else
+                "yes (the boundary label differs)")
+        lines.append(f"| {v['claim']} | {v['reference']} | {v['fresh']} | {same} |")
     off = [r for r in result["numbers"] if r["status"] in ("outside", "missing")]
     lines += ["", f"## Numbers outside tolerance ({len(off)})", ""]
     if off:
