@@ -517,6 +517,9 @@ def draw_splits(build: DatasetBuild, seeds) -> dict:
     fractions = (p["split_train"], p["split_val"], p["split_test"])
     build.draws = {}
     for seed in dict.fromkeys(int(s) for s in seeds):
+        if seed == int(p["seed"]) and build.pairs is not None:   # the folder's own split: drawn already
+            build.draws[seed] = Draw(seed, build.items, build.candidates, build.pairs, build.pairs_by_split)
+            continue
         items = build.items.copy()
         items["split"] = assign_splits(items, fractions, seed)
         build.draws[seed] = Draw(seed, items, *recipe_pairs(items, build.sigma, p, seed))
@@ -589,8 +592,9 @@ def write_folder(build: DatasetBuild) -> "DatasetFolder":
                            f"run cache_inputs before write_folder")
     p, items, out_dir = build.params, build.items, build.out_dir
     pairs_by_split = build.pairs_by_split
+    made_by = _made_by()
     for draw in build.draws.values():   # before the folder's own stats.json, which says "finished"
-        _write_draw(build, draw)
+        _write_draw(build, draw, made_by)
     _write_lists(out_dir, items, pairs_by_split)
     build.timings["total_s"] = time.perf_counter() - build.started
     stats = {
@@ -602,7 +606,7 @@ def write_folder(build: DatasetBuild) -> "DatasetFolder":
         **published.stats_block(build.lists),   # pairs_source, split_overlap, published
         "arrays": build.arrays,
         "timings_s": {k: round(v, 3) for k, v in build.timings.items()},
-        "made_by": _made_by(),
+        "made_by": made_by,
     }
     atomic_write_text(out_dir / "stats.json", json.dumps(stats, indent=2) + "\n")
     return open_dataset(out_dir)
@@ -637,12 +641,12 @@ def _made_by() -> dict:
             "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
 
 
-def _write_draw(build: DatasetBuild, draw: Draw) -> None:
+def _write_draw(build: DatasetBuild, draw: Draw, made_by: dict) -> None:
     """``draws/s<seed>/``: the draw's items.csv and pair lists, then its stats.json LAST."""
     folder = resolve(draw_dir(build.out_dir, draw.seed))
     _write_lists(folder, draw.items, draw.pairs_by_split)
     stats = {"schema": 1, "draw_of": "../..", "splits": table1(draw.items, draw.pairs_by_split),
-             **_pair_stats(build, draw.seed, draw.candidates, draw.pairs), "made_by": _made_by()}
+             **_pair_stats(build, draw.seed, draw.candidates, draw.pairs), "made_by": made_by}
     atomic_write_text(folder / "stats.json", json.dumps(stats, indent=2) + "\n")
 
 
@@ -691,7 +695,7 @@ class DatasetFolder:
     def array(self, name: str, mmap: bool = True) -> np.ndarray:
         """A cached array (``images``, ``audio``, ``music_features``, ``log_spectrogram``)."""
         if name not in self.manifest:
-            raise DatasetError(f"{self.path / 'cache' / 'manifest.json'} has no array {name!r} "
+            raise DatasetError(f"{self.cache_dir / 'manifest.json'} has no array {name!r} "
                                f"(it has {sorted(self.manifest)}); {HINT}")
         entry = self.manifest[name]
         return np.load(self.cache_dir / entry["file"], mmap_mode="r" if mmap else None)
@@ -704,7 +708,7 @@ def open_dataset(path) -> DatasetFolder:
         if path.parent.name == DRAWS_FOLDER:
             raise DatasetError(f"{path} does not exist: the dataset has no split draw for seed "
                                f"{path.name[1:]}. Fix: add the seed to study.seeds in "
-                               f"params/<config>.yaml, then rebuild the dataset ({HINT.split('with ')[-1]})")
+                               f"params/<config>.yaml, then rebuild the dataset: {HINT}")
         raise DatasetError(f"dataset folder {path} does not exist; {HINT}")
     stats_path = path / "stats.json"
     if not stats_path.is_file():
