@@ -209,8 +209,12 @@ gpu-check: | $(ENV_OK) ## Prepared GPU check (<= 8 min on one GPU; CPU: skips th
 	PY=$(PY) benchmarks/gpu_check.sh $(GPU_CHECK_ARGS)
 # <<< gpu-check <<<
 
-clean: ## Remove CONFIG's generated data, runs and (non-default) reports
-	rm -rf $(DATA) $(RUNS) $(STUDY_MK) $(STAMP)-*.json $(if $(filter default,$(CONFIG)),reports/notebooks reports/timings,$(REPORTS))
+# The configs whose reports are committed: clean keeps their tables and verdicts (make reproduce
+# writes them again) and removes only the executed notebooks and the timings.
+COMMITTED_REPORTS := default decisive
+
+clean: ## Remove CONFIG's generated data, runs and (uncommitted) reports
+	rm -rf $(DATA) $(RUNS) $(STUDY_MK) $(STAMP)-*.json $(if $(filter $(COMMITTED_REPORTS),$(CONFIG)),$(REPORTS)/notebooks $(REPORTS)/timings,$(REPORTS))
 
 clean-all: ## Remove every generated folder and the environment
-	rm -rf data runs .make $(VENV) reports/notebooks reports/timings reports/smoke reports/paper reports/imemnet reports/standin
+	rm -rf data runs .make $(VENV) reports/notebooks reports/timings reports/decisive/notebooks reports/decisive/timings reports/smoke reports/paper reports/imemnet reports/standin
