@@ -22,6 +22,9 @@ PY     := $(VENV)/bin/python
 ENV_OK := $(VENV)/.installed
 
 REPORTS := $(if $(filter default,$(CONFIG)),reports,reports/$(CONFIG))
+# The configs whose reports are committed (the README shows both): make clean keeps their tables and
+# verdicts (make reproduce writes them again) and removes only the executed notebooks and timings.
+COMMITTED_REPORTS := default decisive
 DATA    := data/$(CONFIG)
 RUNS    := runs/$(CONFIG)
 NBOUT   := $(REPORTS)/notebooks
@@ -181,7 +184,7 @@ REPORT := $(REPORTS)/REPORT.md
 report: $(REPORT) ## Write REPORT.md (reports/, or reports/<CONFIG>/) from the finished steps
 
 $(REPORT): $(TRAIN_NBS) $(TABLES_NB) $(EMB_NB) $(ACP_NB) $(REF_CMP) $(TABLE_SRC) | $(ENV_OK)
-	$(PY) -m cdcml_lib.results.report --config $(CONFIG) $(if $(filter default,$(CONFIG)),--readme)
+	$(PY) -m cdcml_lib.results.report --config $(CONFIG) $(if $(filter $(COMMITTED_REPORTS),$(CONFIG)),--readme)
 
 # One study per CONFIG at a time: a second `make reproduce` (a test, another shell) waits for the first.
 reproduce: | $(ENV_OK) ## Run the whole study on CONFIG: dataset, every run, tables, embeddings, report
@@ -208,10 +211,6 @@ lab: | $(ENV_OK) ## Open JupyterLab on notebooks/
 gpu-check: | $(ENV_OK) ## Prepared GPU check (<= 8 min on one GPU; CPU: skips the CUDA parts) -> reports/gpu/
 	PY=$(PY) benchmarks/gpu_check.sh $(GPU_CHECK_ARGS)
 # <<< gpu-check <<<
-
-# The configs whose reports are committed: clean keeps their tables and verdicts (make reproduce
-# writes them again) and removes only the executed notebooks and the timings.
-COMMITTED_REPORTS := default decisive
 
 clean: ## Remove CONFIG's generated data, runs and (uncommitted) reports
 	rm -rf $(DATA) $(RUNS) $(STUDY_MK) $(STAMP)-*.json $(if $(filter $(COMMITTED_REPORTS),$(CONFIG)),$(REPORTS)/notebooks $(REPORTS)/timings,$(REPORTS))

@@ -8,7 +8,7 @@ from cdcml_lib.workflow.nbrun import parameters_for
 from cdcml_lib.workflow.paths import repo_root, reports_dir
 
 NOTEBOOKS = repo_root() / "notebooks"
-CONFIGS = ["default", "smoke", "paper"]
+CONFIGS = ["default", "smoke", "paper", "decisive"]
 
 
 def test_configs_have_every_section():
@@ -91,3 +91,16 @@ def test_per_seed_splits_send_each_seed_to_its_own_draw():
     fixed = seed_params({"data_dir": "data/x", "splits": "fixed"}, 2, "runs/x/cdcml-s2")
     assert fixed == {"data_dir": "data/x", "splits": "fixed", "seed": 2, "run_dir": "runs/x/cdcml-s2"}
     assert draw_seeds("default") == list(range(10)) and draw_seeds("standin") == []
+
+
+def test_decisive_is_the_default_study_with_more_seeds():
+    """params/decisive.yaml copies default.yaml (configs are whole files); only the seeds and the
+    folders may differ, so a change to the default study cannot silently leave it behind."""
+    default, decisive = P.load_config("default"), P.load_config("decisive")
+    allowed = {("dataset", "out_dir"), ("train", "data_dir"), ("train", "run_dir"), ("study", "seeds")}
+    differ = {(sec, key) for sec in P.SECTIONS for key in set(default[sec]) | set(decisive[sec])
+              if default[sec].get(key) != decisive[sec].get(key)}
+    assert differ == allowed, f"params/decisive.yaml differs from default.yaml in {sorted(differ - allowed)}"
+    assert decisive["study"]["seeds"][:10] == default["study"]["seeds"]  # the default's runs are its first 10
+    assert len(decisive["study"]["seeds"]) == 60
+    assert decisive["dataset"]["out_dir"] == decisive["train"]["data_dir"] == "data/decisive"

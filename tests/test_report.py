@@ -106,3 +106,31 @@ def test_update_readme_replaces_only_the_marked_section(tmp_path, monkeypatch):
     readme.write_text("no markers\n")
     with pytest.raises(ValueError, match="markers"):
         report.update_readme("default", reports, readme)
+
+
+def test_readme_shows_the_more_seeds_study_beside_the_default(tmp_path, monkeypatch):
+    from cdcml_lib.results import report
+
+    def study(folder, n, verdicts):
+        (folder / "tables").mkdir(parents=True)
+        (folder / "tables" / "comparison.md").write_text("| variant | sim_mse |\n|---|---|\n| cdcml | 0.050 |\n")
+        claims = [{"number": i + 1, "id": str(i + 1), "claim": f"claim {i + 1}.", "verdict": v,
+                   "checks": [{"numbers": {"n_paired": n}}]} for i, v in enumerate(verdicts)]
+        (folder / "claims.json").write_text(json.dumps({"rule": {"text": "r"}, "claims": claims}))
+        return folder
+
+    default = study(tmp_path / "reports", 10, ["holds", "not decided", "not decided, on the boundary"])
+    more = study(tmp_path / "reports" / "decisive", 60, ["holds", "does not hold", "not decided"])
+    readme = tmp_path / "README.md"
+    readme.write_text(f"{report.README_BEGIN}\n{report.README_END}\n")
+    monkeypatch.setenv("CDCML_ROOT", str(tmp_path))
+    report.update_readme("default", default, readme, more_seeds_dir=more)
+    text = readme.read_text()
+    assert "| # | claim | 10 seeds (this study) | 60 seeds ([reports/decisive/claims.md]" in text
+    assert "| 2 | claim 2. | not decided | does not hold |" in text
+    assert "This study: 2 of 3 readings not decided with 10 seeds (claims 2, 3)." in text
+    assert "1 of 3 readings not decided with 60 seeds (claims 3)." in text
+    # without the more-seeds study's claims the table keeps its one verdict column
+    (more / "claims.json").unlink()
+    report.update_readme("default", default, readme, more_seeds_dir=more)
+    assert "| 2 | claim 2. | not decided |" in readme.read_text() and "60 seeds" not in readme.read_text()

@@ -392,14 +392,55 @@ def write_report(config: str, reports_dir: str | Path, runs_dir: str | Path, dat
 
 README_BEGIN = "<!-- results:begin -->"
 README_END = "<!-- results:end -->"
+#: The README shows the default study; the same study with more paired seeds (params/decisive.yaml,
+#: whose reports are committed too) adds its verdicts beside the default's when they exist.
+README_STUDY = "default"
+MORE_SEEDS_STUDY = "decisive"
 
 
-def render_readme_results(config: str, reports_dir: str | Path) -> str:
-    """The README's results section: Table 3 as written, the claims verdicts and one figure,
-    all read from the files the study wrote (nothing here is typed by hand)."""
+def paired_seeds(claims: dict) -> int:
+    """The most paired seeds behind any check of a claims record (the study's seed count)."""
+    return max((check.get("numbers", {}).get("n_paired", 0)
+                for c in claims["claims"] for check in c.get("checks", [])), default=0)
+
+
+def not_decided(claims: dict) -> list[str]:
+    """The ids of the claim readings whose verdict is 'not decided'."""
+    return [str(c.get("id", c["number"])) for c in claims["claims"] if c["verdict"].startswith("not decided")]
+
+
+def _not_decided_words(claims: dict) -> str:
+    ids = not_decided(claims)
+    which = f" (claims {', '.join(ids)})" if ids else ""
+    return f"{len(ids)} of {len(claims['claims'])} readings not decided with {paired_seeds(claims)} seeds{which}"
+
+
+def _claims_rows(claims: dict, more: dict | None, more_rel: str | None) -> list[str]:
+    """The claims table, with a column of the more-seeds study's verdicts when there is one."""
+    if more is None:
+        lines = ["| # | claim | verdict |", "|---|---|---|"]
+        return lines + [f"| {c.get('id', c['number'])} | {c['claim']} | {_verdict_words(c, False)} |"
+                        for c in claims["claims"]]
+    theirs = {str(c.get("id", c["number"])): c for c in more["claims"]}
+    lines = [f"| # | claim | {paired_seeds(claims)} seeds (this study) | {paired_seeds(more)} seeds "
+             f"([{more_rel}/claims.md]({more_rel}/claims.md)) |", "|---|---|---|---|"]
+    for c in claims["claims"]:
+        other = theirs.get(str(c.get("id", c["number"])))
+        lines.append(f"| {c.get('id', c['number'])} | {c['claim']} | {_verdict_words(c, False)} | "
+                     f"{_verdict_words(other, False) if other else '-'} |")
+    return lines
+
+
+def render_readme_results(config: str, reports_dir: str | Path, more_seeds_dir: str | Path | None = None) -> str:
+    """The README's results section: Table 3 as written, the claims verdicts (beside those of the
+    same study with more seeds, when ``more_seeds_dir`` holds its claims.json) and one figure, all
+    read from the files the study wrote (nothing here is typed by hand)."""
     reports = resolve(reports_dir)
     rel = reports.relative_to(repo_root()).as_posix()
     claims = _read_json(_required(reports / "claims.json", config))
+    more_path = resolve(more_seeds_dir) / "claims.json" if more_seeds_dir else None
+    more = _read_json(more_path) if more_path and more_path.is_file() else None
+    more_rel = more_path.parent.relative_to(repo_root()).as_posix() if more else None
     table = _required(reports / "tables" / "comparison.md", config).read_text().strip()
     lines = [f"Written by `python -m cdcml_lib.results.report --config {config} --readme` from `{rel}/` "
              f"(`make reproduce` regenerates all of it). These numbers come from the **embedded "
@@ -409,9 +450,12 @@ def render_readme_results(config: str, reports_dir: str | Path) -> str:
              "", "**Table 3** (test split; mean ± sd over seeds; the paper's value in parentheses):", "",
              table, "", "**The paper's claims on our numbers** (rule: "
              f"{claims.get('rule', {}).get('text', 'see claims.md')}; details in "
-             f"[{rel}/claims.md]({rel}/claims.md)):", "", "| # | claim | verdict |", "|---|---|---|"]
-    for c in claims["claims"]:
-        lines.append(f"| {c.get('id', c['number'])} | {c['claim']} | {_verdict_words(c, False)} |")
+             f"[{rel}/claims.md]({rel}/claims.md)):", ""]
+    if more:
+        lines += [f"This study: {_not_decided_words(claims)}. The same study with more paired seeds "
+                  f"(`make reproduce CONFIG={MORE_SEEDS_STUDY}`, [{more_rel}/REPORT.md]({more_rel}/REPORT.md)): "
+                  f"{_not_decided_words(more)}.", ""]
+    lines += _claims_rows(claims, more, more_rel)
     comparison = reports / "reference_comparison.json"
     if comparison.is_file() and _read_json(comparison).get("headline"):
         lines += ["", f"**Against the committed reference** ([{rel}/reference_comparison.md]"
@@ -428,7 +472,8 @@ def render_readme_results(config: str, reports_dir: str | Path) -> str:
     return "\n".join(lines)
 
 
-def update_readme(config: str, reports_dir: str | Path, readme: str | Path = "README.md") -> Path:
+def update_readme(config: str, reports_dir: str | Path, readme: str | Path = "README.md",
+                  more_seeds_dir: str | Path | None = None) -> Path:
     """Replace the text between the README's results markers (atomically)."""
     path = resolve(readme)
     text = path.read_text()
@@ -437,7 +482,7 @@ def update_readme(config: str, reports_dir: str | Path, readme: str | Path = "RE
                          "put them around the results section.")
     head, rest = text.split(README_BEGIN, 1)
     _, tail = rest.split(README_END, 1)
-    body = render_readme_results(config, reports_dir)
+    body = render_readme_results(config, reports_dir, more_seeds_dir)
     atomic_write_text(path, f"{head}{README_BEGIN}\n{body}\n{README_END}{tail}")
     return path
 
@@ -451,7 +496,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs-dir", help="default: runs/<config>")
     parser.add_argument("--data-dir", help="default: the dataset section's out_dir")
     parser.add_argument("--readme", action="store_true",
-                        help="also rewrite README.md's results section from these reports")
+                        help="also rewrite README.md's results section (the default study's reports, "
+                             "with the decisive study's verdicts beside them)")
     args = parser.parse_args(argv)
     try:
         out = write_report(args.config, args.reports_dir or reports_dir(args.config),
@@ -462,7 +508,12 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(f"wrote {out}")
     if args.readme:
-        print(f"updated {update_readme(args.config, args.reports_dir or reports_dir(args.config))}")
+        # from either study's run: the section always shows the default study, beside the decisive one
+        if args.config not in (README_STUDY, MORE_SEEDS_STUDY):
+            print(f"error: --readme shows the {README_STUDY} study (and {MORE_SEEDS_STUDY}); "
+                  f"not {args.config}", file=sys.stderr)
+            return 1
+        print(f"updated {update_readme(README_STUDY, reports_dir(README_STUDY), more_seeds_dir=reports_dir(MORE_SEEDS_STUDY))}")
     return 0
 
 
