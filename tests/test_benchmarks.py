@@ -25,3 +25,17 @@ def test_features_benchmark_prints_rates_and_agreement(capsys, monkeypatch):
     for block in ("mfcc", "chroma", "contrast", "tonnetz", "mel"):
         match = re.search(rf"^  {block}\s+(\S+)\s+(\S+)\s+(\S+)$", out, re.M)
         assert match and float(match[1]) <= float(match[3]), block  # within its tolerance
+
+
+def test_spread_table_compares_the_paired_spread_with_the_draw_fixed_and_varying():
+    sys.path.insert(0, str(BENCH.parent))
+    import spread
+
+    # b - a: 1, 3 with the draw fixed (sd 1.41); 0, 4, 8 across draws (sd 4): ratio 0.35
+    fixed = {"a": {0: {"m": 0.0}, 1: {"m": 0.0}}, "b": {0: {"m": 1.0}, 1: {"m": 3.0}}}
+    across = {"a": {s: {"m": 1.0} for s in range(3)}, "b": {0: {"m": 1.0}, 1: {"m": 5.0}, 2: {"m": 9.0}}}
+    (row,) = spread.spread_table(fixed, across, [("a", "b")], ["m"])
+    assert row["pair"] == "b - a" and row["sd_fixed_draw"] == pytest.approx(2 ** 0.5)
+    assert row["sd_draws_vary"] == pytest.approx(4.0) and row["ratio"] == pytest.approx(2 ** 0.5 / 4)
+    assert "median ratio 0.35 over 1 checks" in spread.summary([row]) and "about 13%" in spread.summary([row])
+    assert spread.summary([{"ratio": float("nan")}]) == "no ratio could be computed"
