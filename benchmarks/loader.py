@@ -197,14 +197,15 @@ def cpu_model_batch(params: dict, batch_size: int) -> tuple[int, str]:
     return batch_size, ""
 
 
-def machine_line(device: torch.device) -> str:
+def machine_line(device: torch.device, threads: int | None = None) -> str:
     """The device, and on the CPU the torch threads and the load (a busy machine slows every
-    figure; more torch threads than free cores slows the model a lot)."""
+    figure; more torch threads than free cores slows the model a lot). ``threads``: those of the
+    processes timed, when they are not this one (whole runs set their own)."""
     if device.type == "cuda":
         return f"device {device} ({torch.cuda.get_device_name(device)})"
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return (f"device cpu ({torch.get_num_threads()} torch threads, {os.cpu_count()} cores, "
-            f"load average {load:.1f})")
+    threads = torch.get_num_threads() if threads is None else threads
+    return f"device cpu ({threads} torch threads, {os.cpu_count()} cores, load average {load:.1f})"
 
 
 def add_thread_option(parser: argparse.ArgumentParser) -> None:

@@ -48,6 +48,7 @@ from cdcml_lib.runs.loader import PairDataset, fit_music_standardiser  # noqa: E
 from cdcml_lib.losses import build_loss  # noqa: E402
 from cdcml_lib.nets import build_model  # noqa: E402
 from cdcml_lib.runs.train import train_epoch  # noqa: E402
+from cdcml_lib.workflow.params import section  # noqa: E402
 
 WARMUP_STEPS = 2
 
@@ -74,6 +75,8 @@ def whole_runs(config: str, variants: list[str], seeds: list[int], jobs: int) ->
     root = Path(__file__).resolve().parents[1]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "CI": "1"}   # CI: no progress bars
     todo = [(v, s) for v in variants for s in seeds]
+    # each run sets its own threads (train.num_threads; 0: torch's default, 1 under OMP_NUM_THREADS=1)
+    threads = section(config, "train").get("num_threads") or 1
     with tempfile.TemporaryDirectory(prefix="cdcml-runs-bench-") as tmp:
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start, running, done = time.perf_counter(), [], []
@@ -95,7 +98,7 @@ def whole_runs(config: str, variants: list[str], seeds: list[int], jobs: int) ->
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     n = len(done)
     print(f"config {config}: {n} runs ({', '.join(variants)} x seeds {', '.join(map(str, seeds))}), "
-          f"{jobs} at a time, one thread each; {machine_line(torch.device('cpu'))}")
+          f"{jobs} at a time; {machine_line(torch.device('cpu'), threads=threads)}")
     print(f"whole runs: {60 * n / wall:.2f} runs/min, {cpu / n:.1f} CPU s/run "
           f"({wall:.1f} s wall, {cpu:.1f} CPU s; epochs per run {', '.join(map(str, done))})")
     return 0
