@@ -34,6 +34,9 @@ interval would need to exclude 0 (or to fit inside the equivalence margin) if th
 spread of its per-seed differences stayed as measured. A claim not decided is projected at the
 largest of its checks'. It is arithmetic on the measured spread, not a measurement: it says whether
 more seeds could decide the claim at all, and how many.
+
+:func:`verdicts_by_seeds` is the measurement: every claim judged again on the study's first 10, 20,
+... seeds, so a study with many seeds shows how many it took to decide each claim.
 """
 from __future__ import annotations
 
@@ -512,6 +515,49 @@ def check_claims(per_seed: pd.DataFrame, rule: Rule | None = None) -> list[Claim
     return [check_claim(r.id, samples, rule) for r in READINGS]
 
 
+# --- how many seeds decide: the verdicts of the study's first n seeds -----------------------
+
+#: the sub-studies of :func:`verdicts_by_seeds`: the first 10, 20, ... seeds
+SEED_STEP = 10
+
+
+def seed_counts(n_seeds: int, step: int = SEED_STEP) -> list[int]:
+    """The seed counts of the sub-studies: every multiple of ``step`` below ``n_seeds``, then
+    ``n_seeds`` itself (the whole study)."""
+    return [n for n in range(step, n_seeds, step)] + [n_seeds]
+
+
+def verdicts_by_seeds(per_seed: pd.DataFrame, seeds: list[int], rule: Rule | None = None,
+                      step: int = SEED_STEP) -> list[dict]:
+    """Every claim judged on the runs of the study's first n seeds, for each n of
+    :func:`seed_counts`: the measured frontier of seeds against decided claims (the sub-studies are
+    nested, each one the start of the next, as a study that stopped early would have been). Each
+    entry: ``seeds`` (n), ``verdicts`` {claim id: verdict}, ``not_decided`` (the ids) and
+    ``train_s`` (the training time of those runs, summed over runs: run.json's wall_s)."""
+    rule = rule or Rule()
+    out = []
+    for n in seed_counts(len(seeds), step):
+        first = per_seed[per_seed["seed"].isin(seeds[:n])]
+        verdicts = {f"{c.number}{c.part}": c.verdict for c in check_claims(first, rule)}
+        out.append({"seeds": n, "verdicts": verdicts,
+                    "not_decided": [k for k, v in verdicts.items() if v.startswith(UNDECIDED)],
+                    "train_s": float(first["wall_s"].sum()) if "wall_s" in first else None})
+    return out
+
+
+def by_seeds_markdown(by_seeds: list[dict]) -> str:
+    """The verdicts of :func:`verdicts_by_seeds` as a table: one row per claim, one column per n."""
+    counts = [e["seeds"] for e in by_seeds]
+    lines = ["| # | " + " | ".join(f"first {n} seeds" for n in counts) + " |",
+             "|---|" + "---|" * len(counts)]
+    for claim_id in by_seeds[0]["verdicts"]:
+        lines.append(f"| {claim_id} | " + " | ".join(e["verdicts"][claim_id] for e in by_seeds) + " |")
+    lines.append("| **not decided** | " + " | ".join(f"**{len(e['not_decided'])}**" for e in by_seeds) + " |")
+    if all(e.get("train_s") is not None for e in by_seeds):
+        lines.append("| training, run-minutes | " + " | ".join(f"{e['train_s'] / 60:.0f}" for e in by_seeds) + " |")
+    return "\n".join(lines) + "\n"
+
+
 # --- writing ------------------------------------------------------------------------------
 
 def _json_safe(x):
@@ -557,15 +603,24 @@ def claims_markdown(claims: list[Claim], rule: Rule | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_claims(claims: list[Claim], reports_dir: str | Path, rule: Rule | None = None) -> dict[str, Path]:
-    """Write ``<reports>/claims.md`` and ``<reports>/claims.json``."""
+def write_claims(claims: list[Claim], reports_dir: str | Path, rule: Rule | None = None,
+                 by_seeds: list[dict] | None = None) -> dict[str, Path]:
+    """Write ``<reports>/claims.md`` and ``<reports>/claims.json`` (with ``by_seeds``, the
+    verdicts of :func:`verdicts_by_seeds`, as their last section)."""
     rule = rule or Rule()
     out = resolve(reports_dir)
     out.mkdir(parents=True, exist_ok=True)
     record = {"rule": {**asdict(rule), "text": rule.text()},
               "claims": [{"id": f"{c.number}{c.part}", **_json_safe(asdict(c))} for c in claims]}
+    markdown = claims_markdown(claims, rule)
+    if by_seeds:
+        record["by_seeds"] = by_seeds
+        markdown += ("\n## Verdicts by the number of seeds\n\nEvery claim judged again on the runs of "
+                     "the study's first n seeds (measured, not projected; each set of seeds is the start "
+                     "of the next). Training time: the runs' own wall time summed (two runs go at a "
+                     "time on 2 cores).\n\n" + by_seeds_markdown(by_seeds))
     paths = {"md": out / "claims.md", "json": out / "claims.json"}
-    for key, text in (("md", claims_markdown(claims, rule)),
+    for key, text in (("md", markdown),
                       ("json", json.dumps(record, indent=2) + "\n")):
         atomic_write_text(paths[key], text)
     return paths

@@ -20,7 +20,7 @@ from pathlib import Path
 from cdcml_lib.workflow.paths import atomic_write_text, draw_dir, repo_root, reports_dir, resolve  # reports_dir(config): the one place the rule lives
 from cdcml_lib.matching import IMEMNET_TABLE1
 from cdcml_lib.results import acp
-from cdcml_lib.results.claims import MAX_PROJECTED_SEEDS
+from cdcml_lib.results.claims import MAX_PROJECTED_SEEDS, by_seeds_markdown
 from cdcml_lib.results.tables import load_study
 from cdcml_lib.runs.folder import is_finished, read_metrics, read_run_info, run_folder
 from cdcml_lib.workflow.params import section
@@ -198,6 +198,11 @@ def _section_claims(reports: Path, config: str) -> list[str]:
     for c in record["claims"]:
         reason = (c.get("summary") or c["reason"]).replace("|", "/")
         lines.append(f"| {c.get('id', c['number'])} | {c['claim']} | {_verdict_words(c, True)} | {reason} |")
+    if len(record.get("by_seeds") or []) > 1:
+        lines += ["", "### Verdicts by the number of seeds", "",
+                  "Every claim judged again on the runs of the study's first n seeds (measured, not "
+                  "projected). Training: the runs' own wall time, summed over runs.", "",
+                  by_seeds_markdown(record["by_seeds"]).rstrip()]
     return lines
 
 
@@ -456,6 +461,11 @@ def render_readme_results(config: str, reports_dir: str | Path, more_seeds_dir: 
                   f"(`make reproduce CONFIG={MORE_SEEDS_STUDY}`, [{more_rel}/REPORT.md]({more_rel}/REPORT.md)): "
                   f"{_not_decided_words(more)}.", ""]
     lines += _claims_rows(claims, more, more_rel)
+    if more and len(more.get("by_seeds") or []) > 1:
+        lines += ["", f"**How many seeds decided each claim**: the {paired_seeds(more)}-seed study's "
+                      f"verdicts on its first n seeds (measured, not projected; training time summed "
+                      f"over runs, two of which go at a time on 2 cores):", "",
+                  by_seeds_markdown(more["by_seeds"]).rstrip()]
     comparison = reports / "reference_comparison.json"
     if comparison.is_file() and _read_json(comparison).get("headline"):
         lines += ["", f"**Against the committed reference** ([{rel}/reference_comparison.md]"
