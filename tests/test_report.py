@@ -123,7 +123,7 @@ def test_readme_shows_the_more_seeds_study_beside_the_default(tmp_path, monkeypa
     more = study(tmp_path / "reports" / "decisive", 60, ["holds", "does not hold", "not decided"])
     record = json.loads((more / "claims.json").read_text())
     record["by_seeds"] = [{"seeds": n, "verdicts": {"1": "holds", "2": v, "3": "not decided"},
-                           "not_decided": ["3"] + (["2"] if v.startswith("not") else []), "train_s": 60.0 * n}
+                           "not_decided": ["3"] + (["2"] if v.startswith("not") else [])}
                           for n, v in ((30, "not decided"), (60, "does not hold"))]
     (more / "claims.json").write_text(json.dumps(record))
     readme = tmp_path / "README.md"
@@ -136,7 +136,6 @@ def test_readme_shows_the_more_seeds_study_beside_the_default(tmp_path, monkeypa
     assert "This study: 2 of 3 readings not decided with 10 seeds (claims 2, 3)." in text
     assert "1 of 3 readings not decided with 60 seeds (claims 3)." in text
     assert "| 2 | not decided | does not hold |" in text and "| **not decided** | **2** | **1** |" in text
-    assert "| training, run-minutes | 30 | 60 |" in text
     # without the more-seeds study's claims the table keeps its one verdict column
     (more / "claims.json").unlink()
     report.update_readme("default", default, readme, more_seeds_dir=more)
@@ -145,7 +144,7 @@ def test_readme_shows_the_more_seeds_study_beside_the_default(tmp_path, monkeypa
 
 def test_report_shows_the_verdicts_by_seeds_when_the_study_has_more_than_one_step(tmp_path):
     claim = {"number": 1, "id": "1", "claim": "c.", "verdict": "holds", "summary": "s"}
-    steps = [{"seeds": n, "verdicts": {"1": "holds"}, "not_decided": [], "train_s": 600.0} for n in (10, 20)]
+    steps = [{"seeds": n, "verdicts": {"1": "holds"}, "not_decided": []} for n in (10, 20)]
     (tmp_path / "claims.json").write_text(json.dumps({"rule": {"text": "r"}, "claims": [claim], "by_seeds": steps}))
     text = "\n".join(R._section_claims(tmp_path, "x"))
     assert "### Verdicts by the number of seeds" in text and "| # | first 10 seeds | first 20 seeds |" in text

@@ -532,16 +532,16 @@ def verdicts_by_seeds(per_seed: pd.DataFrame, seeds: list[int], rule: Rule | Non
     """Every claim judged on the runs of the study's first n seeds, for each n of
     :func:`seed_counts`: the measured frontier of seeds against decided claims (the sub-studies are
     nested, each one the start of the next, as a study that stopped early would have been). Each
-    entry: ``seeds`` (n), ``verdicts`` {claim id: verdict}, ``not_decided`` (the ids) and
-    ``train_s`` (the training time of those runs, summed over runs: run.json's wall_s)."""
+    entry: ``seeds`` (n), ``verdicts`` {claim id: verdict} and ``not_decided`` (the ids). (How long
+    n seeds take is the study's timings' business: a run's own wall time depends on how many ran
+    at once.)"""
     rule = rule or Rule()
     out = []
     for n in seed_counts(len(seeds), step):
         first = per_seed[per_seed["seed"].isin(seeds[:n])]
         verdicts = {f"{c.number}{c.part}": c.verdict for c in check_claims(first, rule)}
         out.append({"seeds": n, "verdicts": verdicts,
-                    "not_decided": [k for k, v in verdicts.items() if v.startswith(UNDECIDED)],
-                    "train_s": float(first["wall_s"].sum()) if "wall_s" in first else None})
+                    "not_decided": [k for k, v in verdicts.items() if v.startswith(UNDECIDED)]})
     return out
 
 
@@ -553,8 +553,6 @@ def by_seeds_markdown(by_seeds: list[dict]) -> str:
     for claim_id in by_seeds[0]["verdicts"]:
         lines.append(f"| {claim_id} | " + " | ".join(e["verdicts"][claim_id] for e in by_seeds) + " |")
     lines.append("| **not decided** | " + " | ".join(f"**{len(e['not_decided'])}**" for e in by_seeds) + " |")
-    if all(e.get("train_s") is not None for e in by_seeds):
-        lines.append("| training, run-minutes | " + " | ".join(f"{e['train_s'] / 60:.0f}" for e in by_seeds) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -617,8 +615,7 @@ def write_claims(claims: list[Claim], reports_dir: str | Path, rule: Rule | None
         record["by_seeds"] = by_seeds
         markdown += ("\n## Verdicts by the number of seeds\n\nEvery claim judged again on the runs of "
                      "the study's first n seeds (measured, not projected; each set of seeds is the start "
-                     "of the next). Training time: the runs' own wall time summed (two runs go at a "
-                     "time on 2 cores).\n\n" + by_seeds_markdown(by_seeds))
+                     "of the next).\n\n" + by_seeds_markdown(by_seeds))
     paths = {"md": out / "claims.md", "json": out / "claims.json"}
     for key, text in (("md", markdown),
                       ("json", json.dumps(record, indent=2) + "\n")):

@@ -201,7 +201,7 @@ def _section_claims(reports: Path, config: str) -> list[str]:
     if len(record.get("by_seeds") or []) > 1:
         lines += ["", "### Verdicts by the number of seeds", "",
                   "Every claim judged again on the runs of the study's first n seeds (measured, not "
-                  "projected). Training: the runs' own wall time, summed over runs.", "",
+                  "projected).", "",
                   by_seeds_markdown(record["by_seeds"]).rstrip()]
     return lines
 
@@ -463,8 +463,7 @@ def render_readme_results(config: str, reports_dir: str | Path, more_seeds_dir: 
     lines += _claims_rows(claims, more, more_rel)
     if more and len(more.get("by_seeds") or []) > 1:
         lines += ["", f"**How many seeds decided each claim**: the {paired_seeds(more)}-seed study's "
-                      f"verdicts on its first n seeds (measured, not projected; training time summed "
-                      f"over runs, two of which go at a time on 2 cores):", "",
+                      f"verdicts on its first n seeds (measured, not projected):", "",
                   by_seeds_markdown(more["by_seeds"]).rstrip()]
     comparison = reports / "reference_comparison.json"
     if comparison.is_file() and _read_json(comparison).get("headline"):
