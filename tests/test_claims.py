@@ -185,3 +185,12 @@ def test_verdicts_by_seeds_judge_the_first_n_seeds_of_the_study(tmp_path):
     paths = C.write_claims(C.check_claims(per_seed), tmp_path, by_seeds=by_seeds)
     assert json.loads(paths["json"].read_text())["by_seeds"][0]["seeds"] == 4
     assert "## Verdicts by the number of seeds" in paths["md"].read_text()
+
+
+def test_a_single_step_of_verdicts_by_seeds_is_not_written_again(tmp_path):
+    per_seed = per_seed_from(paper_means(), own_spread=1e-4, seeds=range(4))
+    one_step = C.verdicts_by_seeds(per_seed, list(range(4)))
+    assert [e["seeds"] for e in one_step] == [4]
+    paths = C.write_claims(C.check_claims(per_seed), tmp_path, by_seeds=one_step)
+    assert "by_seeds" not in json.loads(paths["json"].read_text())
+    assert "by the number of seeds" not in paths["md"].read_text()

@@ -604,14 +604,14 @@ def claims_markdown(claims: list[Claim], rule: Rule | None = None) -> str:
 def write_claims(claims: list[Claim], reports_dir: str | Path, rule: Rule | None = None,
                  by_seeds: list[dict] | None = None) -> dict[str, Path]:
     """Write ``<reports>/claims.md`` and ``<reports>/claims.json`` (with ``by_seeds``, the
-    verdicts of :func:`verdicts_by_seeds`, as their last section)."""
+    verdicts of :func:`verdicts_by_seeds`, as their last section when it has more than one step)."""
     rule = rule or Rule()
     out = resolve(reports_dir)
     out.mkdir(parents=True, exist_ok=True)
     record = {"rule": {**asdict(rule), "text": rule.text()},
               "claims": [{"id": f"{c.number}{c.part}", **_json_safe(asdict(c))} for c in claims]}
     markdown = claims_markdown(claims, rule)
-    if by_seeds:
+    if by_seeds and len(by_seeds) > 1:   # one step is the checklist above again
         record["by_seeds"] = by_seeds
         markdown += ("\n## Verdicts by the number of seeds\n\nEvery claim judged again on the runs of "
                      "the study's first n seeds (measured, not projected; each set of seeds is the start "
