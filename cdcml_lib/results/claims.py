@@ -524,7 +524,7 @@ SEED_STEP = 10
 def seed_counts(n_seeds: int, step: int = SEED_STEP) -> list[int]:
     """The seed counts of the sub-studies: every multiple of ``step`` below ``n_seeds``, then
     ``n_seeds`` itself (the whole study)."""
-    return [n for n in range(step, n_seeds, step)] + [n_seeds]
+    return list(range(step, n_seeds, step)) + [n_seeds]
 
 
 def verdicts_by_seeds(per_seed: pd.DataFrame, seeds: list[int], rule: Rule | None = None,

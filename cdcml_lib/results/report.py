@@ -20,7 +20,7 @@ from pathlib import Path
 from cdcml_lib.workflow.paths import atomic_write_text, draw_dir, repo_root, reports_dir, resolve  # reports_dir(config): the one place the rule lives
 from cdcml_lib.matching import IMEMNET_TABLE1
 from cdcml_lib.results import acp
-from cdcml_lib.results.claims import MAX_PROJECTED_SEEDS, by_seeds_markdown
+from cdcml_lib.results.claims import MAX_PROJECTED_SEEDS, UNDECIDED, by_seeds_markdown
 from cdcml_lib.results.tables import load_study
 from cdcml_lib.runs.folder import is_finished, read_metrics, read_run_info, run_folder
 from cdcml_lib.workflow.params import section
@@ -411,7 +411,7 @@ def paired_seeds(claims: dict) -> int:
 
 def not_decided(claims: dict) -> list[str]:
     """The ids of the claim readings whose verdict is 'not decided'."""
-    return [str(c.get("id", c["number"])) for c in claims["claims"] if c["verdict"].startswith("not decided")]
+    return [str(c.get("id", c["number"])) for c in claims["claims"] if c["verdict"].startswith(UNDECIDED)]
 
 
 def _not_decided_words(claims: dict) -> str:
