@@ -103,6 +103,28 @@ def test_datasets_reach_workers_without_their_arrays(smoke_data):
     assert isinstance(pickle.loads(pickle.dumps(pairs)).images, np.memmap)
 
 
+@pytest.mark.parametrize("raw_images, image_size", [(False, 32), (False, 24), (True, 32)])
+def test_batches_cut_from_the_converted_table_are_the_batches_converted_alone(smoke_data, raw_images,
+                                                                               image_size):
+    """PairDataset converts each distinct item once and cuts batches from that table (loader.py,
+    ConvertedRows); a table too large for memory is converted batch by batch instead. Both must
+    give the model the same input bit for bit, resized images included, or a run's numbers would
+    depend on the size of the machine's memory."""
+    kept = PairDataset(smoke_data, "train", image_size=image_size, raw_images=raw_images)
+    streamed = PairDataset(smoke_data, "train", kept.standardiser, image_size=image_size,
+                           raw_images=raw_images)
+    streamed._image_inputs.max_bytes = streamed._music_inputs.max_bytes = 0
+    assert not streamed._image_inputs.fits(streamed.images) and kept._image_inputs.fits(kept.images)
+    for index in ([4, 1, 9, 4], [0], list(range(len(kept)))[::-7]):
+        a, b = kept[index], streamed[index]
+        for k in a:
+            assert torch.equal(a[k], b[k]) and a[k].stride() == b[k].stride(), k
+    assert kept._image_inputs._table is not None and streamed._image_inputs._table is None
+    blob = pickle.dumps(kept)   # a DataLoader worker converts its own table
+    assert pickle.loads(blob)._image_inputs._table is None
+    assert len(blob) < kept._image_inputs._table.numel()
+
+
 def test_raw_images_normalised_later_are_the_same_batch(smoke_data):
     """The CUDA trainer's loader hands over uint8 images and normalises them on the device: the
     same function on the same bytes, so the model sees the same input as from the CPU loader."""

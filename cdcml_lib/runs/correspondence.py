@@ -42,8 +42,8 @@ from cdcml_lib.data import imac
 from cdcml_lib.losses import CorrespondenceLoss
 from cdcml_lib.metrics import best_threshold, mean_reciprocal_rank, recall_at_k
 from cdcml_lib.nets import CORRESPONDENCE_MODELS, build_correspondence_model, correspondence_music_input
-from cdcml_lib.runs.loader import (ItemDataset, LazyMemmaps, fit_music_standardiser, image_to_tensor,
-                                   open_folder)
+from cdcml_lib.runs.loader import (ConvertedRows, ItemDataset, LazyMemmaps, fit_music_standardiser,
+                                   image_to_tensor, open_folder)
 from cdcml_lib.runs import folder as run_folder
 from cdcml_lib.runs.train import load_trained, pick_device, set_determinism, train_epoch
 from cdcml_lib.workflow.paths import atomic_write_text, resolve
@@ -100,16 +100,20 @@ class ImacPairDataset(LazyMemmaps, torch.utils.data.Dataset):
                                      f"items.csv; rebuild the IMAC files (ensure_imac)")
         self.image_row = items.loc[pairs["image_id"], "row"].to_numpy(np.int64)
         self.music_row = items.loc[pairs["music_id"], "row"].to_numpy(np.int64)
+        self._image_inputs, self._music_inputs = ConvertedRows(self.image_row), ConvertedRows(self.music_row)
         self.label = torch.tensor(pairs["label"].to_numpy(np.float32))
         self._array("images"); self._array(music_input)
 
     def __len__(self) -> int:
         return len(self.label)
 
+    def _convert_images(self, images: np.ndarray) -> torch.Tensor:
+        return image_to_tensor(images, self.image_size)
+
     def __getitem__(self, index):
         idx = np.atleast_1d(np.asarray(index, dtype=np.int64))
-        return {"images": image_to_tensor(self._array("images")[self.image_row[idx]], self.image_size),
-                "music": self.standardiser(self._array(self.music_input)[self.music_row[idx]]),
+        return {"images": self._image_inputs.batch(self._array("images"), self._convert_images, idx),
+                "music": self._music_inputs.batch(self._array(self.music_input), self.standardiser, idx),
                 "score": self.label[idx]}
 
 

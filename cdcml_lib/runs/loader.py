@@ -14,6 +14,12 @@ Both datasets accept a list of indices in ``__getitem__`` and return a whole bat
 with ``DataLoader(ds, sampler=BatchSampler(...), batch_size=None)``): one fancy-indexing read
 of the memory map per batch instead of one per item.
 
+A training set reads the same items every epoch, so :class:`PairDataset` converts each distinct
+item it reads once, on its first batch, and cuts every batch from that table
+(:class:`ConvertedRows`) when the table fits in :data:`CONVERTED_BYTES`; a larger one (the
+paper configuration's 224 px images) is converted batch by batch as before. The conversions
+work element by element, so both ways give the same batch bit for bit.
+
 The memory maps are opened lazily in the process that reads them (:class:`LazyMemmaps`): a
 DataLoader worker started by spawn or forkserver receives the dataset pickled, and pickling an
 open ``np.memmap`` would copy the whole array into every worker.
@@ -33,6 +39,9 @@ from cdcml_lib.data.dataset import open_dataset
 from cdcml_lib.workflow.paths import resolve
 
 MUSIC_ARRAYS = ("music_features", "log_spectrogram")
+#: Largest table of converted inputs a dataset keeps in memory (per array and process). Reading and
+#: converting a batch was about 15% of a default training step (benchmarks/train.py).
+CONVERTED_BYTES = 1 << 30
 
 
 def open_folder(folder):
@@ -98,6 +107,38 @@ class LazyMemmaps:
         return state
 
 
+class ConvertedRows:
+    """The cache rows a dataset reads (one per item it returns, repeats allowed), converted to
+    model input once per process and cut into batches by position.
+
+    ``batch(array, convert, index)`` equals ``convert(array[rows[index]])``: ``convert`` (image
+    normalisation, music standardisation) works item by item, so converting each distinct row
+    once and indexing the result gives the same numbers. When the converted table would exceed
+    ``max_bytes`` (counted as float32), every batch is read and converted on its own instead.
+    """
+
+    def __init__(self, rows: np.ndarray, max_bytes: int = CONVERTED_BYTES):
+        self.rows = np.asarray(rows, dtype=np.int64)
+        self.distinct, position = np.unique(self.rows, return_inverse=True)
+        self.position = torch.from_numpy(position.reshape(-1).astype(np.int64))
+        self.max_bytes = max_bytes
+        self._table: torch.Tensor | None = None
+
+    def fits(self, array: np.ndarray) -> bool:
+        """Whether the converted table of ``array``'s distinct rows fits in ``max_bytes``."""
+        return len(self.distinct) * int(np.prod(array.shape[1:])) * 4 <= self.max_bytes
+
+    def batch(self, array: np.ndarray, convert, index: np.ndarray) -> torch.Tensor:
+        if not self.fits(array):
+            return convert(array[self.rows[index]])
+        if self._table is None:
+            self._table = convert(array[self.distinct])
+        return self._table[self.position[torch.from_numpy(index)]]
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_table": None}   # a DataLoader worker converts its own
+
+
 def _items(folder, modality: str, split: str | None = None):
     items = folder.items
     sel = items[items["modality"] == modality]
@@ -153,6 +194,7 @@ class PairDataset(LazyMemmaps, torch.utils.data.Dataset):
         mus_rows = mus.loc[pairs["music_id"].astype(str)]
         self.image_row = img_rows["row"].to_numpy(np.int64)
         self.music_row = mus_rows["row"].to_numpy(np.int64)
+        self._image_inputs, self._music_inputs = ConvertedRows(self.image_row), ConvertedRows(self.music_row)
         self.score = torch.tensor(pairs["score"].to_numpy(np.float32))
         self.y_img = torch.tensor(img_rows[["valence", "arousal"]].to_numpy(np.float32))
         self.y_mus = torch.tensor(mus_rows[["valence", "arousal"]].to_numpy(np.float32))
@@ -170,13 +212,16 @@ class PairDataset(LazyMemmaps, torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.score)
 
+    def _convert_images(self, images: np.ndarray) -> torch.Tensor:
+        # fancy indexing of the memory map gives a new, writeable array: from_numpy may share it
+        return torch.from_numpy(images) if self.raw_images else image_to_tensor(images, self.image_size)
+
     def __getitem__(self, index: int | Sequence[int]) -> dict:
         single = np.isscalar(index)
         idx = np.atleast_1d(np.asarray(index, dtype=np.int64))
-        images = self.images[self.image_row[idx]]   # fancy indexing: a new, writeable array
         batch = {
-            "images": torch.from_numpy(images) if self.raw_images else image_to_tensor(images, self.image_size),
-            "music": self.standardiser(self.music[self.music_row[idx]]),
+            "images": self._image_inputs.batch(self.images, self._convert_images, idx),
+            "music": self._music_inputs.batch(self.music, self.standardiser, idx),
             "score": self.score[idx], "y_img": self.y_img[idx], "y_mus": self.y_mus[idx],
             "music_idx": torch.from_numpy(self.music_row[idx]),
             "image_idx": torch.from_numpy(self.image_row[idx]),
