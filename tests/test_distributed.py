@@ -28,7 +28,7 @@ import pytest
 import torch
 import yaml
 
-from cdcml_lib.runs.loader import ItemDataset, PairDataset, image_to_tensor
+from cdcml_lib.runs.loader import ItemDataset, PairDataset, image_to_tensor, take_rows
 from cdcml_lib.runs.distributed import RankSlices, env_context, local_batch_size, slice_bounds
 from cdcml_lib.workflow.paths import repo_root
 from cdcml_lib.runs.train import train_run
@@ -123,6 +123,14 @@ def test_batches_cut_from_the_converted_table_are_the_batches_converted_alone(sm
     blob = pickle.dumps(kept)   # a DataLoader worker converts its own table
     assert pickle.loads(blob)._image_inputs._table is None
     assert len(blob) < kept._image_inputs._table.numel()
+
+
+def test_take_rows_is_advanced_indexing_with_its_strides():
+    position = torch.tensor([3, 0, 3, 2])
+    for table in (torch.randn(5, 4, 6), torch.randn(5, 6, 7, 3).permute(0, 3, 1, 2),
+                  torch.randn(5, 6, 4).transpose(1, 2)):
+        taken = take_rows(table, position)
+        assert torch.equal(taken, table[position]) and taken.stride() == table[position].stride()
 
 
 def test_raw_images_normalised_later_are_the_same_batch(smoke_data):
