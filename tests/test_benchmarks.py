@@ -39,3 +39,44 @@ def test_spread_table_compares_the_paired_spread_with_the_draw_fixed_and_varying
     assert row["sd_draws_vary"] == pytest.approx(4.0) and row["ratio"] == pytest.approx(2 ** 0.5 / 4)
     assert "median ratio 0.35 over 1 checks" in spread.summary([row]) and "about 13%" in spread.summary([row])
     assert spread.summary([{"ratio": float("nan")}]) == "no ratio could be computed"
+
+
+def _frontier():
+    sys.path.insert(0, str(BENCH.parent))
+    import frontier
+    return frontier
+
+
+def test_frontier_trains_what_02_train_trains_with_only_the_epoch_cap_changed(monkeypatch):
+    from cdcml_lib.runs import launch
+    from cdcml_lib.workflow.params import variant_params
+
+    frontier = _frontier()
+    calls = []
+    monkeypatch.setattr(launch, "train_variant", lambda *args: calls.append(args))
+    frontier.train_variant_capped("smoke", "cdcml", [0, 1], epochs=1)
+    ((params, variant, seeds, runs_dir),) = calls
+    expected = {k: v for k, v in variant_params("smoke", "cdcml").items() if k in launch.VARIANT_KEYS}
+    assert expected["epochs"] != 1 and params == {**expected, "epochs": 1}
+    assert (variant, seeds, runs_dir) == ("cdcml", [0, 1], "runs/frontier/smoke-e1")
+
+
+def test_frontier_table_names_the_claims_left_undecided_beside_the_converged_study():
+    frontier = _frontier()
+    capped = [{"seeds": 5, "not_decided": ["4", "5"]}, {"seeds": 10, "not_decided": []}]
+    converged = [{"seeds": 5, "not_decided": ["5"]}, {"seeds": 10, "not_decided": ["5"]}]
+    table = frontier.verdict_table(capped, converged, epochs=3).splitlines()
+    assert table[0] == "| seeds | at most 3 epochs: not decided | converged (plateau rule): not decided |"
+    assert table[2:] == ["| 5 | **2** (4, 5) | **1** (5) |", "| 10 | **0** | **1** (5) |"]
+    alone = frontier.verdict_table(capped, None, epochs=1).splitlines()
+    assert alone[0] == "| seeds | at most 1 epoch: not decided |" and alone[3] == "| 10 | **0** |"
+
+
+def test_frontier_agreement_lists_the_readings_whose_verdicts_differ():
+    frontier = _frontier()
+    capped = {"4": "not decided", "5": "does not hold", "7": "does not hold, on the boundary"}
+    converged = {"4": "holds", "5": "does not hold", "7": "does not hold"}
+    text = frontier.agreement(capped, converged, 30, 60, 2).splitlines()
+    assert text[0] == ("2 of 3 readings get the same verdict from 30 seeds of runs capped at 2 epochs "
+                       "as from all 60 seeds of converged runs (boundary labels aside):")
+    assert text[1:] == ["- claim 4: not decided (capped), holds (converged)"]
