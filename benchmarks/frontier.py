@@ -37,6 +37,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from cdcml_lib.results import claims as C  # noqa: E402
+from cdcml_lib.results.reference import outcome_of  # noqa: E402
 from cdcml_lib.results.tables import gather_runs  # noqa: E402
 from cdcml_lib.runs.folder import MissingRunError, read_curves, read_metrics, run_folder  # noqa: E402
 from cdcml_lib.workflow.params import section, study_seeds, study_variants  # noqa: E402
@@ -133,9 +134,7 @@ def converged_verdicts(config: str, variants: list[str], rule: C.Rule) -> dict[s
 def agreement(capped: dict[str, str], converged: dict[str, str], n_capped: int, n_converged: int,
               epochs: int) -> str:
     """Which readings the capped runs judge as the whole converged study does, and which not."""
-    def plain(verdict: str) -> str:
-        return verdict.replace(", on the boundary", "")
-    differ = [k for k in converged if plain(capped[k]) != plain(converged[k])]
+    differ = [k for k in converged if outcome_of(capped[k]) != outcome_of(converged[k])]
     lines = [f"{len(converged) - len(differ)} of {len(converged)} readings get the same verdict from "
              f"{n_capped} seeds of runs capped at {epochs} epochs as from all {n_converged} seeds of "
              f"converged runs (boundary labels aside)" + (":" if differ else ".")]
