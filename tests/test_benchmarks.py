@@ -80,3 +80,58 @@ def test_frontier_agreement_lists_the_readings_whose_verdicts_differ():
     assert text[0] == ("2 of 3 readings get the same verdict from 30 seeds of runs capped at 2 epochs "
                        "as from all 60 seeds of converged runs (boundary labels aside):")
     assert text[1:] == ["- claim 4: not decided (capped), holds (converged)"]
+
+
+def _seed_batching():
+    sys.path.insert(0, str(BENCH.parent))
+    import seed_batching
+    return seed_batching
+
+
+def test_grouped_backbone_computes_each_seeds_backbone_in_its_own_group():
+    import torch
+    from cdcml_lib.nets import TinyCNN
+
+    seed_batching = _seed_batching()
+    torch.manual_seed(0)
+    backbones = [TinyCNN(1, 8) for _ in range(3)]
+    inputs = [torch.randn(4, 40, 24) for _ in range(3)]
+    for layout in (torch.channels_last, torch.contiguous_format):
+        grouped = seed_batching.grouped_backbone(backbones).to(memory_format=layout)
+        for net, x, got in zip(backbones, inputs, seed_batching.grouped_features(grouped, inputs, layout)):
+            assert torch.allclose(got, net(x), atol=1e-5)
+
+
+def test_vmapped_seeds_take_the_same_sgd_step_as_the_seeds_one_after_another():
+    import torch
+    from cdcml_lib.workflow.params import section
+
+    seed_batching = _seed_batching()
+    params = dict(section("smoke", "train"))
+
+    def models():
+        ms = [seed_batching.cdcml_model(params, s) for s in range(2)]
+        for m in ms:
+            for d in m.modules():
+                if isinstance(d, torch.nn.Dropout):
+                    d.p = 0.0   # the two paths draw dropout masks differently
+        return ms
+
+    batches = [seed_batching.seed_batch(s, 6, params["image_size"]) for s in range(2)]
+    one_by_one, together = models(), models()
+    before, _ = torch.func.stack_module_state(models())
+    seed_batching.sequential_step(one_by_one, batches)()
+    step, updated = seed_batching.vmapped_step(together, batches)
+    step()
+    stacked, _ = torch.func.stack_module_state(one_by_one)
+    assert set(stacked) == set(updated)
+    for name, value in stacked.items():
+        assert torch.allclose(updated[name], value, atol=1e-5), name
+    assert not torch.allclose(before["image_branch.fc.weight"], stacked["image_branch.fc.weight"], atol=1e-4)
+
+
+def test_seed_batching_benchmark_prints_every_ratio(capsys):
+    seed_batching = _seed_batching()
+    seed_batching.main(["--config", "smoke", "--seeds-together", "1,2", "--repeats", "1", "--batch-size", "4"])
+    out = capsys.readouterr().out
+    assert len(re.findall(r"batched/sequential \d+\.\d\d$", out, re.M)) == 2 + 8 + 2
