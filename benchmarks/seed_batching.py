@@ -42,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from cdcml_lib.nets import TINY_CNN_WIDTHS, TinyCNN, build_model  # noqa: E402
 from cdcml_lib.workflow.params import section  # noqa: E402
 
-MUSIC_SHAPE = (193, 87)   # the music matrix (docs/METHOD.md, section "Music features")
+MUSIC_SHAPE = (193, 87)   # the music matrix (docs/METHOD.md, section "Music input")
 SIGMA = 0.5               # Eq. 1's sigma: any value, the step's cost does not depend on it
 LR, MOMENTUM = 0.02, 0.9
 
