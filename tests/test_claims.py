@@ -194,3 +194,49 @@ def test_a_single_step_of_verdicts_by_seeds_is_not_written_again(tmp_path):
     paths = C.write_claims(C.check_claims(per_seed), tmp_path, by_seeds=one_step)
     assert "by_seeds" not in json.loads(paths["json"].read_text())
     assert "by the number of seeds" not in paths["md"].read_text()
+
+
+def _claim_7_against_on_one_check(mean_worse: float) -> pd.DataFrame:
+    """Paper numbers, except Sim's sim_mse: CDCML's is worse than it by ``mean_worse`` on average over
+    10 seeds, with a per-seed spread whose standard error is 0.0012 (CDCML's other checks as in the paper)."""
+    per_seed = per_seed_from(paper_means(), own_spread=1e-6, seeds=range(10))
+    z = np.array([-1.5, -1.0, -0.6, -0.3, 0.0, 0.0, 0.3, 0.6, 1.0, 1.5])
+    spread = z / z.std(ddof=1) * 0.0012 * math.sqrt(len(z))
+    cdcml = per_seed[per_seed.variant == "cdcml"].sort_values("seed")["sim_mse"].to_numpy()
+    per_seed.loc[per_seed.variant == "sim", "sim_mse"] = cdcml - mean_worse - spread
+    return per_seed
+
+
+def test_a_does_not_hold_on_one_check_of_many_must_survive_the_correction_for_their_number():
+    rule = C.Rule()
+    near = _claim_7_against_on_one_check(0.003)   # 95% half-width 0.0027, Bonferroni (40 checks) 0.0059
+    seven = C.check_claim(7, near, rule)
+    against = [k for k in seven.checks if k.outcome == C.CONTRADICTS]
+    assert seven.verdict.startswith(C.FAILS) and [k.what for k in against] == ["cdcml better than sim"]
+    assert C.bonferroni_rule(rule, 40).confidence == pytest.approx(1 - 0.05 / 40)
+    assert C.family_wise_verdict(seven, near, rule).startswith(C.UNDECIDED)
+    clear = _claim_7_against_on_one_check(0.02)
+    assert C.family_wise_verdict(C.check_claim(7, clear, rule), clear, rule).startswith(C.FAILS)
+
+
+def test_holds_and_no_difference_need_no_correction_and_keep_their_verdict():
+    per_seed = per_seed_from(paper_means(), own_spread=1e-5)
+    claims = C.check_claims(per_seed)
+    entries = C.family_wise_verdicts(claims, per_seed)
+    assert [e["id"] for e in entries] == ["1", "2", "3", "4", "5", "6", "7", "8a", "8b"]
+    assert all(e["corrected"] == e["verdict"] for e in entries)
+    assert {e["verdict"] for e in entries} == {C.HOLDS, C.NO_DIFFERENCE}
+
+
+def test_the_corrected_verdicts_are_written_beside_the_rules_and_counted(tmp_path):
+    near = _claim_7_against_on_one_check(0.003)
+    claims = C.check_claims(near)
+    entries = C.family_wise_verdicts(claims, near)
+    paths = C.write_claims(claims, tmp_path, family_wise=entries)
+    record = json.loads(paths["json"].read_text())
+    (seven,) = [e for e in record["family_wise"] if e["id"] == "7"]
+    assert seven["checks"] == 40 and seven["verdict"].startswith(C.FAILS) and seven["corrected"].startswith(C.UNDECIDED)
+    md = paths["md"].read_text()
+    assert "## 'Does not hold' corrected for the number of checks" in md
+    assert "| 7 | 40 (99.88% intervals) | does not hold" in md and "(changed)" in md
+    assert "Not decided with the correction: **1** of 9 readings (claims 7)." in md

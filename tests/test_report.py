@@ -150,3 +150,27 @@ def test_report_shows_the_verdicts_by_seeds_when_the_study_has_more_than_one_ste
     assert "### Verdicts by the number of seeds" in text and "| # | first 10 seeds | first 20 seeds |" in text
     (tmp_path / "claims.json").write_text(json.dumps({"rule": {"text": "r"}, "claims": [claim], "by_seeds": steps[:1]}))
     assert "by the number of seeds" not in "\n".join(R._section_claims(tmp_path, "x"))
+
+
+def test_report_and_readme_show_the_verdicts_with_does_not_hold_corrected(tmp_path, monkeypatch):
+    from cdcml_lib.results import report
+
+    claims = [{"number": 1, "id": "1", "claim": "c.", "verdict": "does not hold", "summary": "s",
+               "checks": [{"numbers": {"n_paired": 10}}] * 30}]
+    family_wise = [{"id": "1", "checks": 30, "confidence": 1 - 0.05 / 30, "verdict": "does not hold",
+                    "corrected": "not decided"}]
+    reports = tmp_path / "reports"
+    (reports / "tables").mkdir(parents=True)
+    (reports / "tables" / "comparison.md").write_text("| variant | sim_mse |\n|---|---|\n| cdcml | 0.050 |\n")
+    (reports / "claims.json").write_text(json.dumps({"rule": {"text": "r", "confidence": 0.9, "equivalence": 0.01},
+                                                     "claims": claims, "family_wise": family_wise}))
+    text = "\n".join(R._section_claims(reports, "x"))
+    assert "### 'Does not hold' corrected for the number of checks" in text
+    assert "each check's 90% interval" in text   # the words follow the study's rule
+    assert "| 1 | 30 (99.83% intervals) | does not hold | **not decided** (changed) |" in text
+    readme = tmp_path / "README.md"
+    readme.write_text(f"{report.README_BEGIN}\n{report.README_END}\n")
+    monkeypatch.setenv("CDCML_ROOT", str(tmp_path))
+    report.update_readme("default", reports, readme)
+    assert "corrected for its number of checks** (Bonferroni" in readme.read_text()
+    assert "readings not decided: 1 of 1 with 10 seeds (claims 1)." in readme.read_text()

@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -556,6 +556,67 @@ def by_seeds_markdown(by_seeds: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+# --- many checks, one claim: "does not hold" corrected for their number -------------------
+
+def bonferroni_rule(rule: Rule, n_checks: int) -> Rule:
+    """``rule`` with each interval widened to confidence 1 - (1 - confidence) / ``n_checks``."""
+    return replace(rule, confidence=1.0 - (1.0 - rule.confidence) / max(int(n_checks), 1))
+
+
+def family_wise_verdict(claim: Claim, per_seed: pd.DataFrame | Samples, rule: Rule | None = None) -> str:
+    """The claim's verdict when "does not hold" must survive a Bonferroni correction for the
+    claim's number of checks k: a check that goes against the claim at the rule's confidence counts
+    against it only if its interval at confidence 1 - (1 - confidence) / k still does; otherwise it
+    is undecided. "Holds" and "no difference" are left as the rule gives them: they need every
+    check, so a false one is already no more likely than one check's error (an intersection-union
+    test)."""
+    rule = rule or Rule()
+    if not claim.verdict.startswith(FAILS):
+        return claim.verdict
+    wide = check_claim(f"{claim.number}{claim.part}", per_seed, bonferroni_rule(rule, len(claim.checks)))
+    checks = [w if c.outcome == CONTRADICTS else c for c, w in zip(claim.checks, wide.checks)]
+    return _with_boundary(verdict_of([c.outcome for c in checks]), checks)
+
+
+def family_wise_verdicts(claims: list[Claim], per_seed: pd.DataFrame | Samples,
+                         rule: Rule | None = None) -> list[dict]:
+    """:func:`family_wise_verdict` of every claim that was checked, one entry each: ``id``,
+    ``checks`` (k), ``confidence`` (of the widened intervals), ``verdict`` (the rule's) and
+    ``corrected``."""
+    rule = rule or Rule()
+    samples = samples_of(per_seed)
+    return [{"id": f"{c.number}{c.part}", "checks": len(c.checks),
+             "confidence": bonferroni_rule(rule, len(c.checks)).confidence,
+             "verdict": c.verdict, "corrected": family_wise_verdict(c, samples, rule)}
+            for c in claims if c.verdict != NOT_CHECKED]
+
+
+def family_wise_markdown(family_wise: list[dict]) -> str:
+    """The entries of :func:`family_wise_verdicts` as a table, and how many stay not decided."""
+    lines = ["| # | checks | verdict (the rule above) | 'does not hold' corrected for the number of checks |",
+             "|---|---:|---|---|"]
+    for e in family_wise:
+        mark = "" if e["corrected"] == e["verdict"] else " (changed)"
+        lines.append(f"| {e['id']} | {e['checks']} ({e['confidence']:.2%} intervals) | {e['verdict']} | "
+                     f"**{e['corrected']}**{mark} |")
+    open_ = [e["id"] for e in family_wise if e["corrected"].startswith(UNDECIDED)]
+    lines += ["", f"Not decided with the correction: **{len(open_)}** of {len(family_wise)} readings"
+              + (f" (claims {', '.join(open_)})" if open_ else "") + "."]
+    return "\n".join(lines) + "\n"
+
+
+def family_wise_words(rule: Rule | None = None) -> str:
+    """What the corrected verdicts are, for claims.md and REPORT.md."""
+    rule = rule or Rule()
+    return (f"A claim read through many checks 'does not hold' as soon as one of them goes against it, and "
+            f"each check's {rule.confidence:.0%} interval misses by chance now and then: among 40 checks, "
+            f"one such miss is not rare. This table judges 'does not hold' again with each claim's "
+            f"intervals widened for its number of checks k (Bonferroni: confidence "
+            f"1 - {1 - rule.confidence:.2g} / k). 'Holds' and 'no difference' need every check, so they "
+            f"stay as they are. The study's verdicts are those above; this table shows which 'does not hold' "
+            f"may rest on a chance miss.")
+
+
 # --- writing ------------------------------------------------------------------------------
 
 def _json_safe(x):
@@ -602,15 +663,20 @@ def claims_markdown(claims: list[Claim], rule: Rule | None = None) -> str:
 
 
 def write_claims(claims: list[Claim], reports_dir: str | Path, rule: Rule | None = None,
-                 by_seeds: list[dict] | None = None) -> dict[str, Path]:
-    """Write ``<reports>/claims.md`` and ``<reports>/claims.json`` (with ``by_seeds``, the
-    verdicts of :func:`verdicts_by_seeds`, as their last section when it has more than one step)."""
+                 by_seeds: list[dict] | None = None, family_wise: list[dict] | None = None) -> dict[str, Path]:
+    """Write ``<reports>/claims.md`` and ``<reports>/claims.json`` (with ``family_wise``, the
+    verdicts of :func:`family_wise_verdicts`, and ``by_seeds``, those of :func:`verdicts_by_seeds`,
+    as their last sections when it has more than one step)."""
     rule = rule or Rule()
     out = resolve(reports_dir)
     out.mkdir(parents=True, exist_ok=True)
     record = {"rule": {**asdict(rule), "text": rule.text()},
               "claims": [{"id": f"{c.number}{c.part}", **_json_safe(asdict(c))} for c in claims]}
     markdown = claims_markdown(claims, rule)
+    if family_wise:
+        record["family_wise"] = family_wise
+        markdown += ("\n## 'Does not hold' corrected for the number of checks\n\n" + family_wise_words(rule)
+                     + "\n\n" + family_wise_markdown(family_wise))
     if by_seeds and len(by_seeds) > 1:   # one step is the checklist above again
         record["by_seeds"] = by_seeds
         markdown += ("\n## Verdicts by the number of seeds\n\nEvery claim judged again on the runs of "

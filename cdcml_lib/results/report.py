@@ -20,7 +20,8 @@ from pathlib import Path
 from cdcml_lib.workflow.paths import atomic_write_text, draw_dir, repo_root, reports_dir, resolve  # reports_dir(config): the one place the rule lives
 from cdcml_lib.matching import IMEMNET_TABLE1
 from cdcml_lib.results import acp
-from cdcml_lib.results.claims import MAX_PROJECTED_SEEDS, UNDECIDED, by_seeds_markdown
+from cdcml_lib.results.claims import (MAX_PROJECTED_SEEDS, UNDECIDED, Rule, by_seeds_markdown,
+                                      family_wise_markdown, family_wise_words)
 from cdcml_lib.results.tables import load_study
 from cdcml_lib.runs.folder import is_finished, read_metrics, read_run_info, run_folder
 from cdcml_lib.workflow.params import section
@@ -198,6 +199,10 @@ def _section_claims(reports: Path, config: str) -> list[str]:
     for c in record["claims"]:
         reason = (c.get("summary") or c["reason"]).replace("|", "/")
         lines.append(f"| {c.get('id', c['number'])} | {c['claim']} | {_verdict_words(c, True)} | {reason} |")
+    if record.get("family_wise"):
+        rule_fields = {k: v for k, v in rule.items() if k in Rule.__dataclass_fields__}
+        lines += ["", "### 'Does not hold' corrected for the number of checks", "",
+                  family_wise_words(Rule(**rule_fields)), "", family_wise_markdown(record["family_wise"]).rstrip()]
     if len(record.get("by_seeds") or []) > 1:
         lines += ["", "### Verdicts by the number of seeds", "",
                   "Every claim judged again on the runs of the study's first n seeds (measured, not "
@@ -420,6 +425,13 @@ def _not_decided_words(claims: dict) -> str:
     return f"{len(ids)} of {len(claims['claims'])} readings not decided with {paired_seeds(claims)} seeds{which}"
 
 
+def _family_wise_count(claims: dict) -> str:
+    """How many readings stay not decided with 'does not hold' corrected for the number of checks."""
+    ids = [e["id"] for e in claims["family_wise"] if e["corrected"].startswith(UNDECIDED)]
+    return (f"{len(ids)} of {len(claims['family_wise'])} with {paired_seeds(claims)} seeds"
+            + (f" (claims {', '.join(ids)})" if ids else ""))
+
+
 def _claims_rows(claims: dict, more: dict | None, more_rel: str | None) -> list[str]:
     """The claims table, with a column of the more-seeds study's verdicts when there is one."""
     if more is None:
@@ -461,6 +473,11 @@ def render_readme_results(config: str, reports_dir: str | Path, more_seeds_dir: 
                   f"(`make reproduce CONFIG={MORE_SEEDS_STUDY}`, [{more_rel}/REPORT.md]({more_rel}/REPORT.md)): "
                   f"{_not_decided_words(more)}.", ""]
     lines += _claims_rows(claims, more, more_rel)
+    with_correction = [c for c in (claims, more) if c and c.get("family_wise")]
+    if with_correction:
+        lines += ["", "**With each claim's 'does not hold' corrected for its number of checks** (Bonferroni; "
+                      "the rule above does not correct; `claims.md`, last sections), readings not decided: "
+                  + ", and ".join(_family_wise_count(c) for c in with_correction) + "."]
     if more and len(more.get("by_seeds") or []) > 1:
         lines += ["", f"**How many seeds decided each claim**: the {paired_seeds(more)}-seed study's "
                       f"verdicts on its first n seeds (measured, not projected):", "",
