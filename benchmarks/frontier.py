@@ -41,7 +41,7 @@ from cdcml_lib.results.reference import outcome_of  # noqa: E402
 from cdcml_lib.results.tables import gather_runs  # noqa: E402
 from cdcml_lib.runs.folder import MissingRunError, read_curves, read_metrics, run_folder  # noqa: E402
 from cdcml_lib.workflow.params import section, study_seeds, study_variants  # noqa: E402
-from cdcml_lib.workflow.paths import repo_root, resolve  # noqa: E402
+from cdcml_lib.workflow.paths import reports_dir, repo_root, resolve  # noqa: E402
 
 #: The steps of `make reproduce` besides training (reports/timings/<step>.json): the dataset step
 #: and the report run alone; ACP-Net's study and the embeddings share the cores with training.
@@ -100,10 +100,8 @@ def epochs_trained(runs_dir: str, variants: list[str], seeds: list[int]) -> list
 def other_steps_s(config: str) -> tuple[float, float]:
     """Wall seconds of the steps that run alone, and of those that share the cores with training,
     as recorded by the last `make reproduce` of ``config`` (0 where a timing is missing)."""
-    reports = resolve("reports" if config == "default" else f"reports/{config}")
-
     def wall(step: str) -> float:
-        f = reports / "timings" / f"{step}.json"
+        f = reports_dir(config) / "timings" / f"{step}.json"
         return float(json.loads(f.read_text())["wall_s"]) if f.is_file() else 0.0
     return sum(wall(s) for s in ALONE_STEPS), sum(wall(s) for s in SHARED_STEPS)
 
@@ -122,13 +120,13 @@ def same_as_study(runs_dir: str, study_dir: str, variants: list[str], seeds: lis
             f"{' and '.join(names)} byte-identical to {study_dir}/")
 
 
-def converged_verdicts(config: str, variants: list[str], rule: C.Rule) -> dict[str, str] | None:
-    """The verdicts of the converged study with all its seeds (``runs/<config>``), if it is there."""
+def converged_runs(config: str, variants: list[str], seeds: list[int]):
+    """The per-seed test metrics of the converged study's runs (``runs/<config>``) of ``seeds``,
+    or None when some are missing."""
     try:
-        per_seed = gather_runs(f"runs/{config}", variants, study_seeds(config))
+        return gather_runs(f"runs/{config}", variants, seeds)
     except MissingRunError:
         return None
-    return {f"{c.number}{c.part}": c.verdict for c in C.check_claims(per_seed, rule)}
 
 
 def agreement(capped: dict[str, str], converged: dict[str, str], n_capped: int, n_converged: int,
@@ -209,11 +207,11 @@ def main(argv: list[str] | None = None) -> int:
     rule = C.Rule()
     study = gather_runs(runs_dir, variants, seeds)
     capped = C.verdicts_by_seeds(study, seeds, rule, step=args.step)
-    try:
-        converged = C.verdicts_by_seeds(gather_runs(f"runs/{args.config}", variants, seeds), seeds, rule,
-                                        step=args.step)
-    except MissingRunError:
-        converged = None
+    # the converged study read once: all its seeds when they are there, else these seeds only
+    whole = converged_runs(args.config, variants, all_seeds)
+    first = whole[whole["seed"].isin(seeds)] if whole is not None else converged_runs(args.config, variants, seeds)
+    converged = None if first is None else C.verdicts_by_seeds(first, seeds, rule, step=args.step)
+    if converged is None:
         print(f"(runs/{args.config}/ lacks some of these seeds' converged runs: shown alone)")
     print("\n" + verdict_table(capped, converged, args.epochs))
     print("\n" + C.by_seeds_markdown(capped))
@@ -225,9 +223,9 @@ def main(argv: list[str] | None = None) -> int:
               f"epoch within the cap of {args.epochs}")
     if args.epochs == study_cap(args.config):
         print(same_as_study(runs_dir, f"runs/{args.config}", variants, seeds))
-    whole = converged_verdicts(args.config, variants, rule)
-    if whole:
-        print(agreement(capped[-1]["verdicts"], whole, len(seeds), len(all_seeds), args.epochs))
+    if whole is not None:
+        verdicts = {f"{c.number}{c.part}": c.verdict for c in C.check_claims(whole, rule)}
+        print(agreement(capped[-1]["verdicts"], verdicts, len(seeds), len(all_seeds), args.epochs))
     return 0
 
 

@@ -207,6 +207,8 @@ def main(argv: list[str] | None = None) -> int:
             backbones = [TinyCNN(channels, TINY_CNN_WIDTHS[name]) for _ in range(k)]
             for layout, tag in ((torch.channels_last, "grouped channels-last"),
                                 (torch.contiguous_format, "grouped default layout")):
+                # the sequential steps are timed again beside each layout: on a noisy shared machine a
+                # ratio holds only between timings taken together
                 sequential, batched = backbone_steps(backbones, inputs, layout)
                 seq, bat = median_seconds(sequential, args.repeats), median_seconds(batched, args.repeats)
                 print(ratio_line(f"  {branch} {name}", k, seq, bat, tag))

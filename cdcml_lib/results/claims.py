@@ -459,6 +459,12 @@ def readings_table() -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def reading_checks(reading: ClaimReading, samples: Samples, rule: Rule) -> list[Check]:
+    """The checks of one reading, in order: its direction checks, then its magnitude checks."""
+    checks = [improvement_check(samples, a, b, m, rule) for a, b, metrics in reading.beats for m in metrics]
+    return checks + [relative_gain_check(samples, new, old, m, g, rule) for new, old, m, g in reading.gains]
+
+
 def check_claim(claim_id, per_seed: pd.DataFrame | Samples, rule: Rule | None = None) -> Claim:
     """Judge claim ``claim_id`` (1-7, "8a", "8b") on the per-seed test metrics (``tables.gather_runs``)."""
     rule = rule or Rule()
@@ -470,8 +476,7 @@ def check_claim(claim_id, per_seed: pd.DataFrame | Samples, rule: Rule | None = 
     if missing:
         return Claim(number, reading.part, reading.claim, reading.reading, NOT_CHECKED,
                      f"the study has no runs of {', '.join(missing)} (add them to study: in params).")
-    checks = [improvement_check(samples, a, b, m, rule) for a, b, metrics in reading.beats for m in metrics]
-    checks += [relative_gain_check(samples, new, old, m, g, rule) for new, old, m, g in reading.gains]
+    checks = reading_checks(reading, samples, rule)
     extra = {}
     if reading.reported_gain:
         new, old, m, g = reading.reported_gain
@@ -573,8 +578,9 @@ def family_wise_verdict(claim: Claim, per_seed: pd.DataFrame | Samples, rule: Ru
     rule = rule or Rule()
     if not claim.verdict.startswith(FAILS):
         return claim.verdict
-    wide = check_claim(f"{claim.number}{claim.part}", per_seed, bonferroni_rule(rule, len(claim.checks)))
-    checks = [w if c.outcome == CONTRADICTS else c for c, w in zip(claim.checks, wide.checks)]
+    wide = reading_checks(CLAIMS[f"{claim.number}{claim.part}"], samples_of(per_seed),
+                          bonferroni_rule(rule, len(claim.checks)))
+    checks = [w if c.outcome == CONTRADICTS else c for c, w in zip(claim.checks, wide)]
     return _with_boundary(verdict_of([c.outcome for c in checks]), checks)
 
 
