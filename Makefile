@@ -2,7 +2,8 @@
 #
 # Every real target is a file a step writes last (an executed notebook, a run's metrics.json,
 # REPORT.md), with the parameter files, notebooks and library sources it depends on as
-# prerequisites: a second `make reproduce` does nothing, and a failed step never looks finished.
+# prerequisites (through stamps that change with their content, not their time: "Content stamps"
+# below): a second `make reproduce` does nothing, and a failed step never looks finished.
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
@@ -39,6 +40,15 @@ DATA_SRC  := cdcml_lib/__init__.py cdcml_lib/audio.py cdcml_lib/matching.py $(WO
 TRAIN_SRC := $(sort $(DATA_SRC) $(METHOD_SRC) $(wildcard cdcml_lib/runs/*.py))
 TABLE_SRC := $(wildcard cdcml_lib/results/*.py) cdcml_lib/resources/paper_results.csv
 EMB_SRC   := $(wildcard cdcml_lib/explore/*.py)
+# Content stamps: the steps depend on .make/content/<file>.sha256, which changes only when the
+# content of <file> does (cdcml_lib/workflow/content.py: a notebook's cells, a YAML file's values,
+# a source's bytes), not on the time of <file>: touching a file, switching branches and back or
+# reverting an edit re-runs nothing. .make/content.mk, included below, brings the stamps of the files newer than itself up
+# to date before any step is judged (also under make -n and make -q).
+CONTENT_DIR := .make/content
+content      = $(patsubst %,$(CONTENT_DIR)/%.sha256,$(1))
+CONTENT_SRC := $(sort $(TRAIN_SRC) $(TABLE_SRC) $(EMB_SRC) $(wildcard notebooks/0*.ipynb) $(wildcard params/variants/*.yaml))
+CONTENT_MK  := .make/content.mk
 # A run is named <variant>-s<seed>.
 run_seed    = $(lastword $(subst -s, ,$(1)))
 run_variant = $(patsubst %-s$(call run_seed,$(1)),%,$(1))
@@ -91,20 +101,29 @@ lock: ## Regenerate requirements-lock.txt in a fresh virtual environment (needs 
 # The variants and seeds the tables need come from params/$(CONFIG).yaml (study section).
 STUDY_MK := .make/study-$(CONFIG).mk
 ifeq (,$(filter help env clean clean-all,$(MAKECMDGOALS))$(if $(MAKECMDGOALS),,x))
--include $(STUDY_MK)
+-include $(STUDY_MK) $(CONTENT_MK)
 endif
+
+# $? : only the files newer than the last update need digesting again.
+$(CONTENT_MK): $(CONTENT_SRC) | $(ENV_OK)
+	@mkdir -p $(@D)
+	@$(PY) -m cdcml_lib.workflow.content update $(CONTENT_DIR) $?
+	@echo "# written by make: the content stamps in $(CONTENT_DIR)/ are current" > $@
+# A stamp deleted by hand is made again (its file's time: judged as the file itself would be).
+$(CONTENT_DIR)/%.sha256: | $(ENV_OK)
+	@$(PY) -m cdcml_lib.workflow.content update $(CONTENT_DIR) $*
 
 # Every parameter of the config and its variant files is checked first (reproduce, and nbrun for
 # each notebook: all problems in one message); each step depends on its own section of the config through a stamp, .make/<config>-<section>.json,
 # rewritten (with this fragment) only when that section's content changes.
 STAMP := .make/$(CONFIG)
-$(STUDY_MK): $(PARAMS) $(wildcard params/variants/*.yaml) cdcml_lib/workflow/params.py | $(ENV_OK)
+$(STUDY_MK): $(PARAMS) $(wildcard params/variants/*.yaml) cdcml_lib/workflow/params.py Makefile | $(ENV_OK)
 	@mkdir -p $(@D)
 	@$(PY) -m cdcml_lib.workflow.params stamp $(CONFIG) .make
 	@variants="$$($(PY) -m cdcml_lib.workflow.params study-variants $(CONFIG))" || exit 1; \
 	seeds="$$($(PY) -m cdcml_lib.workflow.params study-seeds $(CONFIG))" || exit 1; \
 	{ echo "VARIANTS := $$variants"; echo "SEEDS := $$seeds"; \
-	  for v in $$variants; do echo "$(NBOUT)/02_train-$$v.ipynb: params/variants/$$v.yaml"; done; } > $@.tmp && mv $@.tmp $@
+	  for v in $$variants; do echo "$(NBOUT)/02_train-$$v.ipynb: $(call content,params/variants/$$v.yaml)"; done; } > $@.tmp && mv $@.tmp $@
 
 # A target whose files were deleted by hand (data/, a run folder) is made again: FORCE when missing.
 FORCE:
@@ -117,12 +136,13 @@ data: $(DATASET_NB) ## Build data/<CONFIG>/ (items, pairs, features) with notebo
 $(STAMP)-%.json: | $(ENV_OK)
 	@$(PY) -m cdcml_lib.workflow.params stamp $(CONFIG) .make
 
-$(DATASET_NB): $(STAMP)-dataset.json $(STAMP)-study.json notebooks/01_dataset.ipynb $(DATA_SRC) $(if $(call missing,$(DATA)/stats.json),FORCE) | $(ENV_OK)
+$(DATASET_NB): $(STAMP)-dataset.json $(STAMP)-study.json $(call content,notebooks/01_dataset.ipynb $(DATA_SRC)) $(if $(call missing,$(DATA)/stats.json),FORCE) | $(ENV_OK)
 	$(NBRUN) notebooks/01_dataset.ipynb --config $(CONFIG) --out $@
 
 # Training: one execution of notebooks/02_train per variant trains all its seeds in one kernel
 # (one run folder per seed); the executed copy is the variant's record. A finished run older than
-# any of its inputs (the dataset and train parameters, the library, the variant file) is moved
+# the last change of any of its inputs (the dataset and train parameters, the library, the variant
+# file: their stamps) is moved
 # aside to $(RUNS)/.superseded/ (runs are never overwritten); an unfinished one resumes. The
 # dataset notebook is order-only: re-running it for its figures alone retrains nothing.
 # LAUNCH prefixes each training step, e.g. LAUNCH="srun --gres=gpu:1 --ntasks=1" with JOBS=9
@@ -131,15 +151,15 @@ LAUNCH ?=
 # Each run sets its own threads (num_threads of the train section: the determinism policy); the
 # environment only keeps the libraries that run does not set from starting a pool per core.
 TRAIN_ENV := OMP_NUM_THREADS=1
-TRAIN_INPUTS := $(STAMP)-dataset.json $(STAMP)-train.json $(TRAIN_SRC)
+TRAIN_INPUTS := $(STAMP)-dataset.json $(STAMP)-train.json $(call content,$(TRAIN_SRC))
 variant_runs = $(foreach s,$(SEEDS),$(RUNS)/$(1)-s$(s)/metrics.json)
 TRAIN_NBS   := $(foreach v,$(VARIANTS),$(NBOUT)/02_train-$(v).ipynb)
 RUN_METRICS := $(foreach v,$(VARIANTS),$(call variant_runs,$(v)))
 
-$(NBOUT)/02_train-%.ipynb: notebooks/02_train.ipynb $(TRAIN_INPUTS) $(STAMP)-study.json \
+$(NBOUT)/02_train-%.ipynb: $(call content,notebooks/02_train.ipynb) $(TRAIN_INPUTS) $(STAMP)-study.json \
     $$(if $$(call missing,$$(call variant_runs,$$*)),FORCE) | $(DATASET_NB) $(ENV_OK)
 	@for s in $(SEEDS); do d=$(RUNS)/$*-s$$s; \
-	  if [ -f $$d/metrics.json ] && [ -n "$$(find $(TRAIN_INPUTS) params/variants/$*.yaml -newer $$d/metrics.json | head -n1)" ]; then \
+	  if [ -f $$d/metrics.json ] && [ -n "$$(find $(TRAIN_INPUTS) $(call content,params/variants/$*.yaml) -newer $$d/metrics.json | head -n1)" ]; then \
 	    mkdir -p $(RUNS)/.superseded && mv $$d $(RUNS)/.superseded/$*-s$$s-$$(date +%Y%m%d-%H%M%S) \
 	    && echo "moved the earlier $*-s$$s run to $(RUNS)/.superseded/ (its inputs changed)"; fi; done
 	$(TRAIN_ENV) $(LAUNCH) $(NBRUN) notebooks/02_train.ipynb --config $(CONFIG) --variant $* --seeds $(SEEDS) --out $@
@@ -155,26 +175,26 @@ train-ddp: | $(ENV_OK) ## Train MODEL (seed SEED) on NPROC processes with torchr
 TABLES_NB := $(NBOUT)/03_tables.ipynb
 tables: $(TABLES_NB) ## Tables 3 and 4, the claims checklist and their plots
 
-$(TABLES_NB): notebooks/03_tables.ipynb $(TABLE_SRC) $(STAMP)-study.json $(TRAIN_NBS) | $(ENV_OK)
+$(TABLES_NB): $(call content,notebooks/03_tables.ipynb $(TABLE_SRC)) $(STAMP)-study.json $(TRAIN_NBS) | $(ENV_OK)
 	$(NBRUN) notebooks/03_tables.ipynb --config $(CONFIG) --out $@
 
 EMB_NB := $(NBOUT)/04_embeddings.ipynb
 embeddings: $(EMB_NB) ## UMAP of the shared space, the matching gallery and the interactive map
 
-$(EMB_NB): notebooks/04_embeddings.ipynb $(EMB_SRC) $(STAMP)-embeddings.json $(NBOUT)/02_train-cdcml.ipynb $(NBOUT)/02_train-sim.ipynb | $(ENV_OK)
+$(EMB_NB): $(call content,notebooks/04_embeddings.ipynb $(EMB_SRC)) $(STAMP)-embeddings.json $(NBOUT)/02_train-cdcml.ipynb $(NBOUT)/02_train-sim.ipynb | $(ENV_OK)
 	$(NBRUN) notebooks/04_embeddings.ipynb --config $(CONFIG) --out $@
 
 ACP_NB := $(NBOUT)/05_acp_net.ipynb
 acp: $(ACP_NB) ## ACP-Net's own study: three-class correspondence, its baselines, the emotion probe
 
 # It reads the dataset folder and the CDCML and contrastive runs (compared on ACP-Net's task).
-$(ACP_NB): notebooks/05_acp_net.ipynb $(TRAIN_SRC) $(TABLE_SRC) $(STAMP)-acp_net.json $(STAMP)-dataset.json \
+$(ACP_NB): $(call content,notebooks/05_acp_net.ipynb $(TRAIN_SRC) $(TABLE_SRC)) $(STAMP)-acp_net.json $(STAMP)-dataset.json \
     $(NBOUT)/02_train-cdcml.ipynb $(NBOUT)/02_train-contrastive.ipynb | $(DATASET_NB) $(ENV_OK)
 	$(TRAIN_ENV) $(NBRUN) notebooks/05_acp_net.ipynb --config $(CONFIG) --out $@
 
 # The last word: the fresh tables and verdicts against the committed reference (reports/reference.json).
 REF_CMP := $(REPORTS)/reference_comparison.md
-$(REF_CMP): $(TABLES_NB) cdcml_lib/results/reference.py $(wildcard $(REPORTS)/reference.json) | $(ENV_OK)
+$(REF_CMP): $(TABLES_NB) $(call content,cdcml_lib/results/reference.py) $(wildcard $(REPORTS)/reference.json) | $(ENV_OK)
 	$(PY) -m cdcml_lib.results.reference compare --config $(CONFIG)
 
 reference: | $(ENV_OK) ## Make CONFIG's current results the reference later reproductions are compared with
@@ -183,7 +203,7 @@ reference: | $(ENV_OK) ## Make CONFIG's current results the reference later repr
 REPORT := $(REPORTS)/REPORT.md
 report: $(REPORT) ## Write REPORT.md (reports/, or reports/<CONFIG>/) from the finished steps
 
-$(REPORT): $(TRAIN_NBS) $(TABLES_NB) $(EMB_NB) $(ACP_NB) $(REF_CMP) $(TABLE_SRC) | $(ENV_OK)
+$(REPORT): $(TRAIN_NBS) $(TABLES_NB) $(EMB_NB) $(ACP_NB) $(REF_CMP) $(call content,$(TABLE_SRC)) | $(ENV_OK)
 	$(PY) -m cdcml_lib.results.report --config $(CONFIG) $(if $(filter $(COMMITTED_REPORTS),$(CONFIG)),--readme)
 
 # One study per CONFIG at a time: a second `make reproduce` (a test, another shell) waits for the first.

@@ -22,7 +22,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 FAKE_SRUN = ROOT / "tests" / "fixtures" / "fake_srun"
-TRAINING = re.compile(r"notebooks/02_train\.ipynb|cdcml_lib\.runs\.train")
+TRAINING = re.compile(r"workflow\.nbrun notebooks/02_train\.ipynb|cdcml_lib\.runs\.train")
 ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
 
 needs_bash = pytest.mark.skipif(shutil.which("bash") is None, reason="the stand-in is a bash script")
