@@ -146,7 +146,7 @@ $(DATASET_NB): $(STAMP)-dataset.json $(STAMP)-study.json $(call content,notebook
 # aside to $(RUNS)/.superseded/ (runs are never overwritten); an unfinished one resumes. The
 # dataset notebook is order-only: re-running it for its figures alone retrains nothing.
 # LAUNCH prefixes each training step, e.g. LAUNCH="srun --gres=gpu:1 --ntasks=1" with JOBS=9
-# (reproduce runs make -j$(JOBS), which overrides an outer -j).
+# (reproduce runs make -j$(REPRODUCE_JOBS): an outer make -j N counts as JOBS=N).
 LAUNCH ?=
 # Each run sets its own threads (num_threads of the train section: the determinism policy); the
 # environment only keeps the libraries that run does not set from starting a pool per core.
@@ -206,11 +206,15 @@ report: $(REPORT) ## Write REPORT.md (reports/, or reports/<CONFIG>/) from the f
 $(REPORT): $(TRAIN_NBS) $(TABLES_NB) $(EMB_NB) $(ACP_NB) $(REF_CMP) $(call content,$(TABLE_SRC)) | $(ENV_OK)
 	$(PY) -m cdcml_lib.results.report --config $(CONFIG) $(if $(filter $(COMMITTED_REPORTS),$(CONFIG)),--readme)
 
+# `make -j N reproduce` runs N steps at a time, as `make reproduce JOBS=N` does (JOBS wins when both
+# are given; a bare -j keeps JOBS). Recursive: MAKEFLAGS holds -jN only while recipes run.
+REPRODUCE_JOBS = $(if $(filter file,$(origin JOBS)),$(or $(patsubst -j%,%,$(filter -j%,$(filter-out -j,$(MAKEFLAGS)))),$(JOBS)),$(JOBS))
+
 # One study per CONFIG at a time: a second `make reproduce` (a test, another shell) waits for the first.
 reproduce: | $(ENV_OK) ## Run the whole study on CONFIG: dataset, every run, tables, embeddings, report
 	@$(PY) -m cdcml_lib.workflow.params check $(CONFIG)
 	@mkdir -p .make; start=$$(date +%s); \
-	flock .make/reproduce-$(CONFIG).lock $(MAKE) --no-print-directory -j$(JOBS) $(REPORT) CONFIG=$(CONFIG) && \
+	flock .make/reproduce-$(CONFIG).lock $(MAKE) --no-print-directory -j$(REPRODUCE_JOBS) $(REPORT) CONFIG=$(CONFIG) && \
 	echo "reproduce ($(CONFIG)) done in $$(( $$(date +%s) - start )) s: see $(REPORT)" && \
 	$(PY) -m cdcml_lib.results.reference headline --config $(CONFIG)
 

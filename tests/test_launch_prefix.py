@@ -87,3 +87,14 @@ def test_the_stand_in_records_its_command_line_and_runs_the_command(tmp_path):
     recorded = shlex.split(log.read_text().strip())
     assert recorded[:3] == [str(FAKE_SRUN), "--gres=gpu:1", "--ntasks=1"]
     assert recorded[-2:] == ["a b", "c"]
+
+
+@needs_make
+@pytest.mark.parametrize("args, jobs", [([], "2"), (["-j4"], "4"), (["-j5", "JOBS=3"], "3"), (["-j"], "2")])
+def test_reproduce_takes_its_steps_at_once_from_jobs_or_make_j(args, jobs):
+    # make -n still runs the recursive $(MAKE) line, itself with -n: nothing is built
+    proc = subprocess.run(["make", "-n", *args, "reproduce", "CONFIG=smoke"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    sub_make = [line for line in proc.stdout.splitlines() if line.startswith("flock ")]
+    assert sub_make and re.search(rf"\s-j{jobs}\s", sub_make[0]), sub_make
