@@ -43,8 +43,9 @@ EMB_SRC   := $(wildcard cdcml_lib/explore/*.py)
 # Content stamps: the steps depend on .make/content/<file>.sha256, which changes only when the
 # content of <file> does (cdcml_lib/workflow/content.py: a notebook's cells, a YAML file's values,
 # a source's bytes), not on the time of <file>: touching a file, switching branches and back or
-# reverting an edit re-runs nothing. .make/content.mk, included below, brings the stamps of the files newer than itself up
-# to date before any step is judged (also under make -n and make -q).
+# reverting an edit re-runs nothing. .make/content.mk, included below, brings the stamps of the
+# files newer than itself up to date before any step is judged (also under make -n and make -q);
+# a file put back with an older time (cp -p, tar) is not looked at again, as before the stamps.
 CONTENT_DIR := .make/content
 content      = $(patsubst %,$(CONTENT_DIR)/%.sha256,$(1))
 CONTENT_SRC := $(sort $(TRAIN_SRC) $(TABLE_SRC) $(EMB_SRC) $(wildcard notebooks/0*.ipynb) $(wildcard params/variants/*.yaml))
@@ -142,9 +143,9 @@ $(DATASET_NB): $(STAMP)-dataset.json $(STAMP)-study.json $(call content,notebook
 # Training: one execution of notebooks/02_train per variant trains all its seeds in one kernel
 # (one run folder per seed); the executed copy is the variant's record. A finished run older than
 # the last change of any of its inputs (the dataset and train parameters, the library, the variant
-# file: their stamps) is moved
-# aside to $(RUNS)/.superseded/ (runs are never overwritten); an unfinished one resumes. The
-# dataset notebook is order-only: re-running it for its figures alone retrains nothing.
+# file: their stamps) is moved aside to $(RUNS)/.superseded/ (runs are never overwritten); an
+# unfinished one resumes. The dataset notebook is order-only: re-running it for its figures alone
+# retrains nothing.
 # LAUNCH prefixes each training step, e.g. LAUNCH="srun --gres=gpu:1 --ntasks=1" with JOBS=9
 # (reproduce runs make -j$(REPRODUCE_JOBS): an outer make -j N counts as JOBS=N).
 LAUNCH ?=

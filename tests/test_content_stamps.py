@@ -62,7 +62,7 @@ def test_a_stamp_moves_only_when_the_content_does(tmp_path, monkeypatch):
     assert stamp.stat().st_mtime == pytest.approx(old, abs=1e-3)
 
     write(source, "x = 2\n")
-    os.utime(source, (old, old))          # an older time (copied with cp -p) still counts as changed
+    os.utime(source, (old, old))          # digested again, an older time still counts as changed
     assert update_stamp("stamps", "lib.py") == "changed"
     assert stamp.stat().st_mtime > time.time() - 60
 

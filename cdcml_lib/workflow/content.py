@@ -18,7 +18,9 @@ What counts as content, per kind of file:
 
 A stamp made for the first time takes its file's modification time, so that a missing stamp judges
 exactly as the file itself did; a stamp rewritten because the content changed is as new as the
-moment it was rewritten (a file copied with its old time still counts as changed).
+moment it was rewritten, whatever the file's own time. Make asks for new digests only of the files
+newer than its last look (``.make/content.mk``), so a file put back with an older time (``cp -p``,
+``tar``) goes unnoticed there, as it did when Make compared the files' times themselves.
 """
 from __future__ import annotations
 
