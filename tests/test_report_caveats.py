@@ -42,7 +42,7 @@ def test_no_caveat_when_there_is_none(tmp_path):
     stats = json.loads((d["data"] / "stats.json").read_text())
     stats["splits"]["val"]["songs"] = 12
     (d["data"] / "stats.json").write_text(json.dumps(stats))
-    assert R._section_caveats(STUDY, d["runs"], d["data"])[-1].startswith("None flagged")
+    assert R._section_caveats(STUDY, d["runs"], d["data"], d["reports"])[-1].startswith("None flagged")
 
 
 def test_epochs_kept_per_variant_flag_the_first_and_the_last(tmp_path):
@@ -56,7 +56,7 @@ def test_epochs_kept_per_variant_flag_the_first_and_the_last(tmp_path):
     lines = R._section_epochs_kept(STUDY, d["runs"])
     assert "| cdcml | 1 | 1 | **1** | **1** | 0 |" in lines   # kept epoch 1 of 1: first and last
     assert "| sim | 1 | 6 | **1** | 0 | **1** |" in lines     # kept 1 of 6, at the epoch cap
-    caveats = "\n".join(R._section_caveats(STUDY, d["runs"], d["data"]))
+    caveats = "\n".join(R._section_caveats(STUDY, d["runs"], d["data"], d["reports"]))
     assert "Epoch cap reached** in 1 of" in caveats and "sim-s0" in caveats
 
 
@@ -74,6 +74,6 @@ def test_shared_items_between_splits_are_said_plainly(tmp_path):
     stats = json.loads((d["data"] / "stats.json").read_text())
     stats["split_overlap"] = [{"a": "val", "b": "test", "shared": {"songs": 90, "clips": 1598, "images": 1175, "pairs": 4110}}]
     (d["data"] / "stats.json").write_text(json.dumps(stats))
-    text = "\n".join(R._section_caveats(STUDY, d["runs"], d["data"]))
+    text = "\n".join(R._section_caveats(STUDY, d["runs"], d["data"], d["reports"]))
     assert "**The val and test splits share items**" in text and "4110 pairs" in text
     assert "Test results include pairs shared with validation" in text

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from cdcml_lib.workflow.paths import atomic_write_text, draw_dir, repo_root, reports_dir, resolve  # reports_dir(config): the one place the rule lives
 from cdcml_lib.matching import IMEMNET_TABLE1
-from cdcml_lib.results import acp
+from cdcml_lib.results import acp, guessing
 from cdcml_lib.results.claims import (MAX_PROJECTED_SEEDS, UNDECIDED, Rule, by_seeds_markdown,
                                       family_wise_markdown, family_wise_words)
 from cdcml_lib.results.tables import load_study
@@ -174,7 +174,8 @@ def _section_tables(reports: Path, config: str) -> list[str]:
                         ("ablation", "Table 4: ablation of the loss terms")):
         md = _required(reports / "tables" / f"{name}.md", config).read_text().rstrip()
         lines += ["", f"### {title}", "", md]
-    return lines
+    md = _required(reports / "tables" / "guessing.md", config).read_text().rstrip()
+    return lines + ["", "### Against guessing", "", guessing.HOW_TO_READ, "", md]
 
 
 def _verdict_words(claim: dict, bold: bool) -> str:
@@ -327,11 +328,16 @@ def _section_reference(reports: Path) -> list[str]:
 MIN_VAL_SONGS = 10
 
 
-def _section_caveats(study: dict, runs_dir: str | Path, data_dir: str | Path) -> list[str]:
-    """What a reader should know before trusting the tables: runs whose best validation epoch is
+def _section_caveats(study: dict, runs_dir: str | Path, data_dir: str | Path, reports: Path) -> list[str]:
+    """What a reader should know before trusting the tables: metrics some variant has not learned
+    (no better than guessing, from ``reports``' guessing table), runs whose best validation epoch is
     the last one (they may still be learning) and a validation split with few songs."""
     lines = ["## Read the results with these caveats", ""]
     found = []
+    table = guessing.read_guessing(reports)
+    words = guessing.not_beating_words(table) if table is not None else None
+    if words:
+        found.append(f"- **No better than guessing** (section \"Against guessing\"): these variants {words}")
     epochs = _best_epochs(study, runs_dir)
     at_last = [r for r, best, done, _ in epochs if best == done]
     if at_last:
@@ -360,8 +366,9 @@ def _section_caveats(study: dict, runs_dir: str | Path, data_dir: str | Path) ->
                      f"`allow_split_overlap`): {shared.get('songs', 0)} songs, {shared.get('clips', 0)} clips, "
                      f"{shared.get('images', 0)} images, {shared.get('pairs', 0)} pairs. Test results include "
                      "pairs shared with validation, so they flatter the models.")
-    return lines + (found or ["None flagged (best epochs before the last; "
-                              f"at least {MIN_VAL_SONGS} validation songs)."])
+    checked = ([] if table is None else ["every variant beats guessing on every error metric"]) \
+        + ["best epochs before the last", f"at least {MIN_VAL_SONGS} validation songs"]
+    return lines + (found or [f"None flagged ({'; '.join(checked)})."])
 
 
 # --- the report ---------------------------------------------------------------------------
@@ -380,7 +387,7 @@ def render_report(config: str, reports_dir: str | Path, runs_dir: str | Path, da
             f"ACM MM 2020."]
     parts = [head, _section_runs(study, runs_dir), _section_data(data_dir), _section_hardware(),
              _section_timings(reports), _section_reference(reports),
-             _section_caveats(study, runs_dir, data_dir), _section_epochs_kept(study, runs_dir),
+             _section_caveats(study, runs_dir, data_dir, reports), _section_epochs_kept(study, runs_dir),
              _section_tables(reports, config), _section_claims(reports, config),
              acp.report_section(reports), _section_figures(reports, config)]
     return "\n\n".join("\n".join(p) for p in parts) + "\n"
@@ -465,9 +472,15 @@ def render_readme_results(config: str, reports_dir: str | Path, more_seeds_dir: 
              f"the paper's claims on data whose emotions are known, and are not comparable one to one "
              f"with the paper's values (in parentheses). The whole report: [{rel}/REPORT.md]({rel}/REPORT.md).",
              "", "**Table 3** (test split; mean ± sd over seeds; the paper's value in parentheses):", "",
-             table, "", "**The paper's claims on our numbers** (rule: "
-             f"{claims.get('rule', {}).get('text', 'see claims.md')}; details in "
-             f"[{rel}/claims.md]({rel}/claims.md)):", ""]
+             table, ""]
+    table_g = guessing.read_guessing(reports)
+    words = guessing.not_beating_words(table_g) if table_g is not None else None
+    if words:
+        lines += [f"**Against guessing** ([{rel}/REPORT.md]({rel}/REPORT.md), section \"Against guessing\"): "
+                  f"some variants {words}", ""]
+    lines += ["**The paper's claims on our numbers** (rule: "
+              f"{claims.get('rule', {}).get('text', 'see claims.md')}; details in "
+              f"[{rel}/claims.md]({rel}/claims.md)):", ""]
     if more:
         lines += [f"This study: {_not_decided_words(claims)}. The same study with more paired seeds "
                   f"(`make reproduce CONFIG={MORE_SEEDS_STUDY}`, [{more_rel}/REPORT.md]({more_rel}/REPORT.md)): "
