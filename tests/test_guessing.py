@@ -8,6 +8,7 @@ import pytest
 
 from cdcml_lib.results import guessing as G
 from cdcml_lib.results import report as R
+from cdcml_lib.results import tables as T
 from cdcml_lib.results.tables import PAPER_METRICS
 from test_report import STUDY, fabricate, write_tables_and_claims
 
@@ -117,3 +118,28 @@ def test_report_and_readme_say_which_variants_do_not_beat_guessing(tmp_path, mon
     R.update_readme("smoke", d["reports"], readme)
     assert "**Against guessing** ([reports/REPORT.md](reports/REPORT.md), section \"Against guessing\"): " \
            "some variants are not shown to beat" in readme.read_text()
+
+
+def test_claims_mark_the_checks_on_a_metric_a_variant_has_not_learned(tmp_path):
+    from cdcml_lib.results import claims as C
+
+    d = fabricate(tmp_path)
+    write_tables_and_claims(d)
+    per_seed = T.gather_runs(d["runs"], STUDY["comparison"] + STUDY["ablation"], STUDY["seeds"])
+    claims = C.check_claims(per_seed)
+    not_learned = frozenset({("sim", "mus_v_mse"), ("sim_va", "mus_v_mse"), ("sim", "sim_mse")})
+    C.write_claims(claims, d["reports"], not_learned=not_learned)
+    md = (d["reports"] / "claims.md").read_text()
+    assert "| mus_v_mse | sim_va better than sim |" in md
+    row = next(line for line in md.splitlines() if line.startswith("| mus_v_mse | sim_va better than sim |"))
+    assert row.endswith("; two guesses |")                              # neither variant learned it
+    row = next(line for line in md.splitlines() if line.startswith("| sim_mse | sim_va better than sim |"))
+    assert row.endswith("; sim does not beat guessing |")                 # one of the two did not
+    assert C.GUESS_NOTE in md
+    record = json.loads((d["reports"] / "claims.json").read_text())
+    assert ["sim", "mus_v_mse"] in record["not_learned"]
+    text = R.render_report("smoke", d["reports"], d["runs"], d["data"], study=STUDY)
+    claim6 = next(line for line in text.splitlines() if line.startswith("| 6 |"))
+    assert "1 of them compares two guesses (neither variant beats guessing on mus_v_mse)." in claim6
+    C.write_claims(claims, d["reports"])                                  # nothing marked without them
+    assert "two guesses" not in (d["reports"] / "claims.md").read_text()

@@ -635,16 +635,46 @@ def _json_safe(x):
     return x
 
 
-def _fmt_check(k: Check, pct: bool) -> str:
+def not_learned_in(check: Check | dict, not_learned) -> list[str]:
+    """The variants of ``check`` that are not shown to beat guessing on its metric.
+
+    ``not_learned``: (variant, metric) pairs, from ``results.guessing.not_learned_pairs``; a check's
+    variants are the keys of its ``numbers`` (each variant's mean)."""
+    metric = check["metric"] if isinstance(check, dict) else check.metric
+    numbers = check["numbers"] if isinstance(check, dict) else check.numbers
+    return [v for v in numbers if v != "n_paired" and (v, metric) in not_learned]
+
+
+def compares_guesses(check: Check | dict, not_learned) -> bool:
+    """True when no variant of ``check`` is shown to beat guessing on its metric: the check then
+    compares two guesses, whatever its outcome."""
+    numbers = check["numbers"] if isinstance(check, dict) else check.numbers
+    variants = [v for v in numbers if v != "n_paired"]
+    return bool(variants) and len(not_learned_in(check, not_learned)) == len(variants)
+
+
+#: under a claim's checks, when some name a variant that has not learned the check's metric
+GUESS_NOTE = ("A check marked \"does not beat guessing\" names a variant that is not shown to beat always "
+              "answering the training split's mean on that metric (REPORT.md, \"Against guessing\"); marked "
+              "\"two guesses\", neither variant is, and the check compares two guesses whatever its outcome.")
+
+
+def _fmt_check(k: Check, pct: bool, not_learned=frozenset()) -> str:
     num = (lambda x: "–" if math.isnan(x) else f"{x:+.1%}") if pct else (lambda x: "–" if math.isnan(x) else f"{x:+.4f}")
     interval = "–" if math.isnan(k.low) else f"{num(k.low)} to {num(k.high)}"
     flag = " (on the boundary)" if k.boundary else ""
+    if compares_guesses(k, not_learned):
+        flag += "; two guesses"
+    elif not_learned_in(k, not_learned):
+        flag += f"; {', '.join(not_learned_in(k, not_learned))} does not beat guessing"
     return (f"| {k.metric} | {k.what} | {num(k.estimate)} | {interval} | {num(k.paper_estimate)} "
             f"| {k.outcome}{flag} |")
 
 
-def claims_markdown(claims: list[Claim], rule: Rule | None = None) -> str:
-    """The checklist as Markdown: the rule, a summary table, then each claim with its checks."""
+def claims_markdown(claims: list[Claim], rule: Rule | None = None, not_learned=frozenset()) -> str:
+    """The checklist as Markdown: the rule, a summary table, then each claim with its checks (those
+    naming a variant that has not learned the metric, ``not_learned``'s (variant, metric) pairs,
+    marked: :data:`GUESS_NOTE`)."""
     rule = rule or Rule()
     lines = ["# Claims checklist", "",
              "Each claim of the paper (docs/METHOD.md, section \"The paper's claims and Figure 3\") judged on our test numbers. "
@@ -664,21 +694,26 @@ def claims_markdown(claims: list[Claim], rule: Rule | None = None) -> str:
             pct = CLAIMS[f"{c.number}{c.part}"].judged_on_gains
             lines += ["", f"| metric | check | ours | {rule.confidence:.0%} interval | paper | outcome |",
                       "|---|---|---:|---|---:|---|"]
-            lines += [_fmt_check(k, pct) for k in c.checks]
+            lines += [_fmt_check(k, pct, not_learned) for k in c.checks]
+            if any(not_learned_in(k, not_learned) for k in c.checks):
+                lines += ["", GUESS_NOTE]
     return "\n".join(lines) + "\n"
 
 
 def write_claims(claims: list[Claim], reports_dir: str | Path, rule: Rule | None = None,
-                 by_seeds: list[dict] | None = None, family_wise: list[dict] | None = None) -> dict[str, Path]:
+                 by_seeds: list[dict] | None = None, family_wise: list[dict] | None = None,
+                 not_learned=frozenset()) -> dict[str, Path]:
     """Write ``<reports>/claims.md`` and ``<reports>/claims.json`` (with ``family_wise``, the
     verdicts of :func:`family_wise_verdicts`, and ``by_seeds``, those of :func:`verdicts_by_seeds`,
-    as their last sections when it has more than one step)."""
+    as their last sections when it has more than one step; ``not_learned``, the (variant, metric)
+    pairs not shown to beat guessing, marks the checks on them)."""
     rule = rule or Rule()
     out = resolve(reports_dir)
     out.mkdir(parents=True, exist_ok=True)
     record = {"rule": {**asdict(rule), "text": rule.text()},
-              "claims": [{"id": f"{c.number}{c.part}", **_json_safe(asdict(c))} for c in claims]}
-    markdown = claims_markdown(claims, rule)
+              "claims": [{"id": f"{c.number}{c.part}", **_json_safe(asdict(c))} for c in claims],
+              "not_learned": sorted([v, m] for v, m in not_learned)}
+    markdown = claims_markdown(claims, rule, not_learned)
     if family_wise:
         record["family_wise"] = family_wise
         markdown += ("\n## 'Does not hold' corrected for the number of checks\n\n" + family_wise_words(rule)

@@ -143,6 +143,11 @@ def not_beating_guessing(table: pd.DataFrame) -> dict[str, list[dict]]:
     return out
 
 
+def not_learned_pairs(table: pd.DataFrame) -> frozenset[tuple[str, str]]:
+    """The (variant, metric) pairs of :func:`not_beating_guessing`: what the claims checklist marks."""
+    return frozenset((h["variant"], m) for m, hits in not_beating_guessing(table).items() for h in hits)
+
+
 def not_beating_words(table: pd.DataFrame) -> str | None:
     """One sentence naming, per metric, the variants not shown to beat guessing, each with its mean
     error as a multiple of the guess's (None when every variant beats it on every error metric)."""

@@ -20,7 +20,7 @@ from pathlib import Path
 from cdcml_lib.workflow.paths import atomic_write_text, draw_dir, repo_root, reports_dir, resolve  # reports_dir(config): the one place the rule lives
 from cdcml_lib.matching import IMEMNET_TABLE1
 from cdcml_lib.results import acp, guessing
-from cdcml_lib.results.claims import (MAX_PROJECTED_SEEDS, UNDECIDED, Rule, by_seeds_markdown,
+from cdcml_lib.results.claims import (MAX_PROJECTED_SEEDS, UNDECIDED, Rule, by_seeds_markdown, compares_guesses,
                                       family_wise_markdown, family_wise_words)
 from cdcml_lib.results.tables import load_study
 from cdcml_lib.runs.folder import is_finished, read_metrics, read_run_info, run_folder
@@ -197,8 +197,14 @@ def _section_claims(reports: Path, config: str) -> list[str]:
              f"Rule: {rule.get('text', 'see claims.md')}. Details and every number "
              f"behind each verdict: [claims.md](claims.md).", "",
              "| # | claim | verdict | checks |", "|---|---|---|---|"]
+    not_learned = {tuple(pair) for pair in record.get("not_learned", [])}
     for c in record["claims"]:
         reason = (c.get("summary") or c["reason"]).replace("|", "/")
+        guesses = [k for k in c.get("checks", []) if compares_guesses(k, not_learned)]
+        if guesses:
+            reason += (f" {len(guesses)} of them compare{'s' if len(guesses) == 1 else ''} two guesses "
+                       f"(neither variant beats guessing on "
+                       f"{', '.join(sorted({k['metric'] for k in guesses}))}).")
         lines.append(f"| {c.get('id', c['number'])} | {c['claim']} | {_verdict_words(c, True)} | {reason} |")
     if record.get("family_wise"):
         rule_fields = {k: v for k, v in rule.items() if k in Rule.__dataclass_fields__}
