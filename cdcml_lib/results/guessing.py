@@ -84,8 +84,11 @@ def gather_guesses(runs_dir: str | Path, variants: list[str], seeds: list[int]) 
                                  f"{run_folder(runs_dir, first[0], seed)} on {first[1]}: runs of one seed "
                                  "must share their draw to be compared. Re-run the study (`make reproduce`).")
         dataset = open_dataset(first[1])
-        rows.append({"seed": int(seed), "data_dir": str(first[1]),
-                     **guess_metrics(dataset.items, dataset.pairs("train"), dataset.pairs("test"))})
+        try:
+            guess = guess_metrics(dataset.items, dataset.pairs("train"), dataset.pairs("test"))
+        except ValueError as err:
+            raise ValueError(f"{first[1]}: {err}") from err   # name the draw folder
+        rows.append({"seed": int(seed), "data_dir": str(first[1]), **guess})
     return pd.DataFrame(rows)
 
 
