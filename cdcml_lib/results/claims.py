@@ -635,22 +635,23 @@ def _json_safe(x):
     return x
 
 
-def not_learned_in(check: Check | dict, not_learned) -> list[str]:
-    """The variants of ``check`` that are not shown to beat guessing on its metric.
+def not_learned_in(check: Check | dict, not_learned) -> tuple[list[str], list[str]]:
+    """The variants ``check`` compares, and those of them not shown to beat guessing on its metric.
 
     ``not_learned``: (variant, metric) pairs, from ``results.guessing.not_learned_pairs``; a check's
-    variants are the keys of its ``numbers`` (each variant's mean)."""
+    variants are the keys of its ``numbers`` (each variant's mean); ``check`` is a :class:`Check`
+    or its record in claims.json."""
     metric = check["metric"] if isinstance(check, dict) else check.metric
     numbers = check["numbers"] if isinstance(check, dict) else check.numbers
-    return [v for v in numbers if v != "n_paired" and (v, metric) in not_learned]
+    variants = [v for v in numbers if v != "n_paired"]
+    return variants, [v for v in variants if (v, metric) in not_learned]
 
 
 def compares_guesses(check: Check | dict, not_learned) -> bool:
     """True when no variant of ``check`` is shown to beat guessing on its metric: the check then
     compares two guesses, whatever its outcome."""
-    numbers = check["numbers"] if isinstance(check, dict) else check.numbers
-    variants = [v for v in numbers if v != "n_paired"]
-    return bool(variants) and len(not_learned_in(check, not_learned)) == len(variants)
+    variants, unlearned = not_learned_in(check, not_learned)
+    return bool(variants) and len(unlearned) == len(variants)
 
 
 #: under a claim's checks, when some name a variant that has not learned the check's metric
@@ -663,10 +664,9 @@ def _fmt_check(k: Check, pct: bool, not_learned=frozenset()) -> str:
     num = (lambda x: "–" if math.isnan(x) else f"{x:+.1%}") if pct else (lambda x: "–" if math.isnan(x) else f"{x:+.4f}")
     interval = "–" if math.isnan(k.low) else f"{num(k.low)} to {num(k.high)}"
     flag = " (on the boundary)" if k.boundary else ""
-    if compares_guesses(k, not_learned):
-        flag += "; two guesses"
-    elif not_learned_in(k, not_learned):
-        flag += f"; {', '.join(not_learned_in(k, not_learned))} does not beat guessing"
+    variants, unlearned = not_learned_in(k, not_learned)
+    if unlearned:
+        flag += "; two guesses" if len(unlearned) == len(variants) else f"; {', '.join(unlearned)} does not beat guessing"
     return (f"| {k.metric} | {k.what} | {num(k.estimate)} | {interval} | {num(k.paper_estimate)} "
             f"| {k.outcome}{flag} |")
 
@@ -695,7 +695,7 @@ def claims_markdown(claims: list[Claim], rule: Rule | None = None, not_learned=f
             lines += ["", f"| metric | check | ours | {rule.confidence:.0%} interval | paper | outcome |",
                       "|---|---|---:|---|---:|---|"]
             lines += [_fmt_check(k, pct, not_learned) for k in c.checks]
-            if any(not_learned_in(k, not_learned) for k in c.checks):
+            if any(not_learned_in(k, not_learned)[1] for k in c.checks):
                 lines += ["", GUESS_NOTE]
     return "\n".join(lines) + "\n"
 

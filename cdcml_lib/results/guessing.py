@@ -172,6 +172,12 @@ def not_beating_words(table: pd.DataFrame) -> str | None:
             + ". A claim about these metrics compares models that have not learned them.")
 
 
+def words_from_reports(reports_dir: str | Path) -> tuple[bool, str | None]:
+    """Whether ``<reports>/tables/guessing.csv`` exists, and its :func:`not_beating_words`."""
+    table = read_guessing(reports_dir)
+    return table is not None, (not_beating_words(table) if table is not None else None)
+
+
 def _fmt(x: float) -> str:
     return "–" if x != x else f"{x:.3f}"
 

@@ -340,8 +340,7 @@ def _section_caveats(study: dict, runs_dir: str | Path, data_dir: str | Path, re
     the last one (they may still be learning) and a validation split with few songs."""
     lines = ["## Read the results with these caveats", ""]
     found = []
-    table = guessing.read_guessing(reports)
-    words = guessing.not_beating_words(table) if table is not None else None
+    guessed, words = guessing.words_from_reports(reports)
     if words:
         found.append(f"- **No better than guessing** (section \"Against guessing\"): these variants {words}")
     epochs = _best_epochs(study, runs_dir)
@@ -372,7 +371,7 @@ def _section_caveats(study: dict, runs_dir: str | Path, data_dir: str | Path, re
                      f"`allow_split_overlap`): {shared.get('songs', 0)} songs, {shared.get('clips', 0)} clips, "
                      f"{shared.get('images', 0)} images, {shared.get('pairs', 0)} pairs. Test results include "
                      "pairs shared with validation, so they flatter the models.")
-    checked = ([] if table is None else ["every variant beats guessing on every error metric"]) \
+    checked = (["every variant beats guessing on every error metric"] if guessed else []) \
         + ["best epochs before the last", f"at least {MIN_VAL_SONGS} validation songs"]
     return lines + (found or [f"None flagged ({'; '.join(checked)})."])
 
@@ -479,8 +478,7 @@ def render_readme_results(config: str, reports_dir: str | Path, more_seeds_dir: 
              f"with the paper's values (in parentheses). The whole report: [{rel}/REPORT.md]({rel}/REPORT.md).",
              "", "**Table 3** (test split; mean ± sd over seeds; the paper's value in parentheses):", "",
              table, ""]
-    table_g = guessing.read_guessing(reports)
-    words = guessing.not_beating_words(table_g) if table_g is not None else None
+    _, words = guessing.words_from_reports(reports)
     if words:
         lines += [f"**Against guessing** ([{rel}/REPORT.md]({rel}/REPORT.md), section \"Against guessing\"): "
                   f"some variants {words}", ""]
