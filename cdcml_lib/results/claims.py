@@ -641,9 +641,11 @@ def not_learned_in(check: Check | dict, not_learned) -> tuple[list[str], list[st
     ``not_learned``: (variant, metric) pairs, from ``results.guessing.not_learned_pairs``; a check's
     variants are the keys of its ``numbers`` (each variant's mean); ``check`` is a :class:`Check`
     or its record in claims.json."""
-    metric = check["metric"] if isinstance(check, dict) else check.metric
-    numbers = check["numbers"] if isinstance(check, dict) else check.numbers
+    numbers = (check.get("numbers") or {}) if isinstance(check, dict) else check.numbers
     variants = [v for v in numbers if v != "n_paired"]
+    if not variants or not not_learned:   # nothing to mark (a record without numbers has no metric either)
+        return variants, []
+    metric = check["metric"] if isinstance(check, dict) else check.metric
     return variants, [v for v in variants if (v, metric) in not_learned]
 
 
