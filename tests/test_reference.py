@@ -60,7 +60,17 @@ def test_a_boundary_label_that_comes_or_goes_is_not_another_verdict(tmp_path):
     result = R.compare(ref, fresh)
     assert result["verdicts_same"] == 2 and result["labels_differ"] == 2
     assert R.headline(result).startswith("This reproduction AGREES")
-    assert "2 of 2 claim verdicts are the same (2 of them with another 'on the boundary' label)" in R.headline(result)
-    assert R.to_markdown(result, {}, {}).count("yes (the boundary label differs)") == 2
+    assert "2 of 2 claim verdicts are the same (2 of them with another 'fragile' label)" in R.headline(result)
+    assert R.to_markdown(result, {}, {}).count("yes (the fragile label differs)") == 2
     flipped = write_study(tmp_path / "c", {"cdcml": 0.03, "sim": 0.04}, verdicts=("holds", "not decided"))
     assert R.compare(ref, flipped)["verdicts_same"] == 1
+
+
+def test_a_reference_older_than_the_corrected_verdicts_is_compared_on_the_uncorrected_ones(tmp_path):
+    fresh = write_study(tmp_path / "b", {"cdcml": 0.03, "sim": 0.04}, verdicts=("not decided", "holds"))
+    fresh["uncorrected"] = {"1": "does not hold (fragile: may differ on another machine)", "2": "holds"}
+    old = {"metrics": fresh["metrics"], "verdicts": {"1": "does not hold, on the boundary", "2": "holds"}}
+    result = R.compare(old, fresh)
+    assert result["verdicts_same"] == 2 and result["labels_differ"] == 0
+    assert result["verdicts_compared"].startswith("without the correction")
+    assert R.compare({**old, "uncorrected": {}}, fresh)["verdicts_same"] == 1   # a new reference: the verdicts

@@ -24,7 +24,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from cdcml_lib.results.claims import NO_DECISION, Check, _json_safe, interval_outcome, verdict_of
+from cdcml_lib.data.evidence import md_comment, with_column
+from cdcml_lib.results.claims import HOLDS, NO_DECISION, Check, _json_safe, interval_outcome, verdict_of
 from cdcml_lib.workflow.paths import atomic_write_text, resolve
 
 #: Correspondence accuracy (%) on IMAC, Verma et al. 2019 (abstract and results).
@@ -235,15 +236,41 @@ def claims_markdown(claims: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def probe_words(claims: list[dict], probe: pd.DataFrame) -> str:
+    """What the emotion probe shows, in plain words: A2 (the paper's claim) beside A3 (ours: does
+    training add the emotion information?) and the probe on the raw inputs, so that "the probe beats
+    chance" is not read as "training learned emotion" when the untrained branches do as well."""
+    by = {c["claim"]: c for c in claims}
+    a2, a3 = by.get("A2"), by.get("A3")
+    if not a2 or not a3 or a3["verdict"] == "not checked":
+        return ""
+    text = (f"**What the probe shows.** A2 (the paper's claim, the probe beats chance) {a2['verdict']}; "
+            f"A3 (training adds the emotion information) {a3['verdict']}")
+    if a3["verdict"] == HOLDS:
+        return text + ": the trained branches carry more emotion information than the same branches at initialisation."
+    gaps = "; ".join(f"{k.metric.removeprefix('probe_')} {100 * k.estimate:+.2f} pts "
+                     f"[{100 * k.low:+.2f}, {100 * k.high:+.2f}]" for k in a3["checks"])
+    text += (f": the probe on ACP-Net's trained branches is not shown to beat the same probe on the "
+             f"branches at initialisation ({gaps}), so on this benchmark the probe's success is not "
+             f"shown to come from training.")
+    raw = probe[probe["model"] == "acp_net"]
+    if not raw.empty:
+        text += " The same probe on the raw inputs: " + "; ".join(
+            f"{r['modality']} {r['raw']:.2f}% ({r['raw_input']}) against {r['probe_mean']:.2f}% trained"
+            for _, r in raw.iterrows()) + "."
+    return text
+
+
 def _round(df: pd.DataFrame, digits: int = 4) -> pd.DataFrame:
     return df.round(digits)
 
 
 def write_acp_report(per_seed: pd.DataFrame, raw: dict, compare: pd.DataFrame | None, models,
-                     reports_dir) -> dict[str, Path]:
+                     reports_dir, evidence: dict | None = None) -> dict[str, Path]:
     """Write ``<reports>/acp_net/``: per_seed.csv, accuracy.{csv,md}, probe.{csv,md},
     retrieval.{csv,md}, kit_runs.{csv,md}, claims.{md,json} and summary.md (all of them, in one
-    file, for REPORT.md)."""
+    file, for REPORT.md). ``evidence`` (``data.evidence.describe_dataset``) goes into each: a CSV
+    column, a Markdown comment, a JSON field."""
     out = resolve(reports_dir) / SUBDIR
     out.mkdir(parents=True, exist_ok=True)
     acc, probe = accuracy_table(per_seed, models), probe_table(per_seed, raw, models)
@@ -254,7 +281,8 @@ def write_acp_report(per_seed: pd.DataFrame, raw: dict, compare: pd.DataFrame | 
     for name, df in (("per_seed", per_seed), ("accuracy", acc), ("probe", probe), ("retrieval", retr),
                      ("kit_runs", kit)):
         paths[f"{name}.csv"] = out / f"{name}.csv"
-        atomic_write_text(paths[f"{name}.csv"], _round(df).to_csv(index=False))
+        frame = with_column(_round(df), evidence) if evidence and not df.empty else _round(df)
+        atomic_write_text(paths[f"{name}.csv"], frame.to_csv(index=False))
     kit_md = "(no kit runs to compare)" if kit.empty else _md(pd.DataFrame({
         "variant": kit["variant"], "seeds": kit["seeds"], "missing runs": kit["missing"],
         "accuracy % from distance [95% CI]": [_fmt_ci(m, lo, hi, 1.0) for m, lo, hi in
@@ -263,16 +291,19 @@ def write_acp_report(per_seed: pd.DataFrame, raw: dict, compare: pd.DataFrame | 
                                            zip(kit["acc_score_mean"], kit["acc_score_low"], kit["acc_score_high"])]}))
     texts = {"accuracy.md": accuracy_markdown(acc), "probe.md": probe_markdown(probe),
              "retrieval.md": _md(_round(retr, 3)), "kit_runs.md": kit_md,
-             "claims.md": claims_markdown(claims)}
+             "claims.md": claims_markdown(claims), "probe_words": probe_words(claims, probe)}
+    head = md_comment(evidence) if evidence else ""
     for name, text in texts.items():
-        paths[name] = out / name
-        atomic_write_text(paths[name], text + "\n")
+        if name.endswith(".md"):
+            paths[name] = out / name
+            atomic_write_text(paths[name], head + text + "\n")
     paths["claims.json"] = out / "claims.json"
     atomic_write_text(paths["claims.json"], json.dumps(_json_safe(
-        {"level": LEVEL, "claims": [{**c, "checks": [asdict(k) for k in c["checks"]]} for c in claims]}),
+        {"evidence": evidence, "level": LEVEL, "probe_words": texts["probe_words"],
+         "claims": [{**c, "checks": [asdict(k) for k in c["checks"]]} for c in claims]}),
         indent=2) + "\n")
     paths["summary.md"] = out / "summary.md"
-    atomic_write_text(paths["summary.md"], "\n".join(report_lines(texts)) + "\n")
+    atomic_write_text(paths["summary.md"], head + "\n".join(report_lines(texts)) + "\n")
     return paths
 
 
@@ -282,12 +313,14 @@ def report_lines(texts: dict) -> list[str]:
             "Three emotion classes from VA, balanced true/false pairs (true = same class) on the "
             "dataset's splits; ACP-Net, L3-Net and Spectrogram-ACP trained with binary cross-entropy; "
             "test accuracy with 95% t intervals over seeds beside the paper's (which is on IMAC, not on "
-            "this data). Details: `notebooks/05_acp_net.ipynb`, files in `acp_net/`.", "",
+            "this data). The protocol is rebuilt from the paper's description (docs/METHOD.md, "
+            "section \"13. The kit's ACP-Net study\"): the authors' IMAC pairs and code are not used. "
+            "Details: `notebooks/05_acp_net.ipynb`, files in `acp_net/`.", "",
             "### Correspondence accuracy", "", texts["accuracy.md"], "",
             "### The emotion probe (linear classifier on frozen embeddings, test items)", "",
             texts["probe.md"], "",
             "### Claims (paired by seed; a check decides when its 95% interval excludes 0)", "",
-            texts["claims.md"], "",
+            texts["claims.md"], "", texts.get("probe_words", ""), "",
             "### Beyond the paper: the kit's runs on ACP-Net's task (thresholds fitted on validation)", "",
             texts["kit_runs.md"], "",
             "### Beyond the paper: retrieval with the emotion class as relevance (test items)", "",

@@ -24,6 +24,8 @@ import numpy as np
 import pandas as pd
 
 from cdcml_lib.data.dataset import open_dataset
+from cdcml_lib.data.evidence import md_comment, with_column
+from cdcml_lib.matching import matching_score
 from cdcml_lib.metrics import paper_metrics
 from cdcml_lib.results.claims import t_interval
 from cdcml_lib.results.tables import PAPER_METRICS
@@ -32,6 +34,10 @@ from cdcml_lib.workflow.paths import atomic_write_text, resolve
 
 #: the row of the guess in the table (not a variant: no run made it)
 GUESS = "guess: the training mean"
+#: the row of Eq. 1 applied to the items' true VA: what a perfect VA predictor (SP-Net's route) scores
+ORACLE = "Eq. 1 on the true VA"
+#: the metrics the oracle row has (its VA "predictions" are the labels themselves)
+ORACLE_METRICS = ("sim_mse", "sim_mae")
 #: a variant's outcome against the guess on one metric, from the paired interval of guess - model
 BEATS, NO_BETTER, WORSE = "beats guessing", "no better than guessing", "worse than guessing"
 
@@ -63,6 +69,21 @@ def guess_metrics(items: pd.DataFrame, train_pairs: pd.DataFrame, test_pairs: pd
     return paper_metrics(score, guess, targets["image"], answers["image"], targets["music"], answers["music"])
 
 
+def oracle_similarity(items: pd.DataFrame, test_pairs: pd.DataFrame, sigma: float) -> dict[str, float]:
+    """Similarity errors of Eq. 1 applied to the test items' true valence and arousal.
+
+    On a corpus whose pair scores are Eq. 1 of the items' labels (the embedded benchmark, and
+    IMEMNet by its recipe), this is the score of a model that predicts every item's VA exactly and
+    then applies Eq. 1, which is SP-Net's route (docs/METHOD.md, section "SP-Net"): the benchmark
+    hands that baseline its own scoring function, and this number says how far that goes.
+    """
+    va = items.set_index("id")[["valence", "arousal"]]
+    y_img = va.loc[test_pairs["image_id"]].to_numpy(float)
+    y_mus = va.loc[test_pairs["music_id"]].to_numpy(float)
+    err = matching_score(y_img, y_mus, sigma) - test_pairs["score"].to_numpy(float)
+    return {"sim_mse": float(np.mean(err ** 2)), "sim_mae": float(np.mean(np.abs(err)))}
+
+
 def draw_of_run(runs_dir: str | Path, variant: str, seed: int) -> Path:
     """The dataset folder (the seed's split draw) that run ``<variant>-s<seed>`` trained and was tested on."""
     return resolve(read_params(run_folder(runs_dir, variant, seed))["data_dir"])
@@ -88,7 +109,9 @@ def gather_guesses(runs_dir: str | Path, variants: list[str], seeds: list[int]) 
             guess = guess_metrics(dataset.items, dataset.pairs("train"), dataset.pairs("test"))
         except ValueError as err:
             raise ValueError(f"{first[1]}: {err}") from err   # name the draw folder
-        rows.append({"seed": int(seed), "data_dir": str(first[1]), **guess})
+        oracle = oracle_similarity(dataset.items, dataset.pairs("test"), float(dataset.stats["sigma"]))
+        rows.append({"seed": int(seed), "data_dir": str(first[1]), **guess,
+                     **{f"oracle_{m}": v for m, v in oracle.items()}})
     return pd.DataFrame(rows)
 
 
@@ -113,6 +136,9 @@ def guessing_table(per_seed: pd.DataFrame, guesses: pd.DataFrame, variants: list
         row[f"{m}_mean"] = float(guess[m].mean())
         row[f"{m}_std"] = float(guess[m].std(ddof=1)) if len(guess) > 1 else float("nan")
     rows = [row]
+    if all(f"oracle_{m}" in guess for m in ORACLE_METRICS):
+        rows.append({"variant": ORACLE, "seeds": len(guess),
+                     **{f"{m}_mean": float(guess[f"oracle_{m}"].mean()) for m in ORACLE_METRICS}})
     for variant in variants:
         runs = per_seed[per_seed["variant"] == variant].set_index("seed")
         missing = sorted(set(runs.index) - set(guess.index))
@@ -137,7 +163,7 @@ def not_beating_guessing(table: pd.DataFrame) -> dict[str, list[dict]]:
     (outcome :data:`NO_BETTER` or :data:`WORSE`), each as ``variant, outcome, share, worse, seeds``;
     metrics where every variant beats it are left out."""
     out: dict[str, list[dict]] = {}
-    for _, row in table[table["variant"] != GUESS].iterrows():
+    for _, row in table[~table["variant"].isin([GUESS, ORACLE])].iterrows():
         for m in PAPER_METRICS:
             if row[f"{m}_outcome"] != BEATS:
                 out.setdefault(m, []).append({"variant": row["variant"], "outcome": row[f"{m}_outcome"],
@@ -157,7 +183,7 @@ def not_beating_words(table: pd.DataFrame) -> str | None:
     weak = not_beating_guessing(table)
     if not weak:
         return None
-    n_variants = int((table["variant"] != GUESS).sum())
+    n_variants = int((~table["variant"].isin([GUESS, ORACLE])).sum())
     parts = []
     for m, hits in weak.items():
         if len(hits) == n_variants > 1:
@@ -191,6 +217,8 @@ def to_markdown(table: pd.DataFrame) -> str:
     for _, row in table.iterrows():
         if row["variant"] == GUESS:
             cells = [f"{_fmt(row[f'{m}_mean'])} ± {_fmt(row[f'{m}_std'])}" for m in PAPER_METRICS]
+        elif row["variant"] == ORACLE:
+            cells = [f"{row[f'{m}_mean']:.2g}" if m in ORACLE_METRICS else "–" for m in PAPER_METRICS]
         else:
             cells = [f"{row[f'{m}_share']:.2f} ({int(row[f'{m}_worse'])})" for m in PAPER_METRICS]
             cells = [c if row[f"{m}_outcome"] == BEATS else f"**{c}**" for c, m in zip(cells, PAPER_METRICS)]
@@ -204,16 +232,21 @@ HOW_TO_READ = ("First row: the errors of always answering the training split's m
                "over its modality's training items), mean ± sd over the seeds' draws. Below it, per "
                "variant: its mean error as a share of that guess's (below 1: lower on average) and, in "
                "parentheses, the seeds where its run did not beat the guess of its own draw. **Bold**: the "
-               "paired interval of the two errors over seeds does not show the variant beating the guess.")
+               "paired interval of the two errors over seeds does not show the variant beating the guess. "
+               "Second row: the similarity errors of Eq. 1 applied to the test items' true valence and "
+               "arousal, the route of SP-Net with perfect VA predictors; near 0 where the benchmark's "
+               "scores are Eq. 1 of its labels.")
 
 
-def write_guessing(table: pd.DataFrame, reports_dir: str | Path) -> dict[str, Path]:
-    """Write ``<reports>/tables/guessing.{csv,md}`` (atomically); returns the paths."""
+def write_guessing(table: pd.DataFrame, reports_dir: str | Path, evidence: dict | None = None) -> dict[str, Path]:
+    """Write ``<reports>/tables/guessing.{csv,md}`` (atomically), with ``evidence`` as a CSV column
+    and a Markdown comment; returns the paths."""
     out = resolve(reports_dir) / "tables"
     out.mkdir(parents=True, exist_ok=True)
     paths = {"csv": out / "guessing.csv", "md": out / "guessing.md"}
-    atomic_write_text(paths["csv"], table.to_csv(index=False, float_format="%.6g"))
-    atomic_write_text(paths["md"], to_markdown(table))
+    csv = with_column(table, evidence) if evidence else table
+    atomic_write_text(paths["csv"], csv.to_csv(index=False, float_format="%.6g"))
+    atomic_write_text(paths["md"], (md_comment(evidence) if evidence else "") + to_markdown(table))
     return paths
 
 
@@ -221,3 +254,13 @@ def read_guessing(reports_dir: str | Path) -> pd.DataFrame | None:
     """``<reports>/tables/guessing.csv`` as written, or None when the tables step has not written it."""
     path = resolve(reports_dir) / "tables" / "guessing.csv"
     return pd.read_csv(path) if path.is_file() else None
+
+
+def oracle_from_reports(reports_dir: str | Path) -> dict[str, float] | None:
+    """The :data:`ORACLE` row's similarity errors from ``<reports>/tables/guessing.csv`` (None when
+    the table or the row is missing, e.g. a table written before the row existed)."""
+    table = read_guessing(reports_dir)
+    if table is None or not (table["variant"] == ORACLE).any():
+        return None
+    row = table[table["variant"] == ORACLE].iloc[0]
+    return {m: float(row[f"{m}_mean"]) for m in ORACLE_METRICS}

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from cdcml_lib.results.claims import ON_BOUNDARY
+from cdcml_lib.results.claims import outcome_of
 from cdcml_lib.results.report import cpu_name
 from cdcml_lib.results.tables import METRICS
 from cdcml_lib.workflow.paths import atomic_write_text, reports_dir
@@ -67,15 +67,20 @@ def read_results(reports: Path) -> dict:
             row["variant"]: {m: {"mean": float(row[f"{m}_mean"]), "std": float(row[f"{m}_std"]),
                                  "n": int(row["n_seeds"])} for m in METRICS if f"{m}_mean" in row}
             for _, row in df.iterrows()}
-    claims = json.loads((reports / "claims.json").read_text())["claims"]
+    record = json.loads((reports / "claims.json").read_text())
+    claims = record["claims"]
     verdicts = {str(c.get("id", c["number"])): c["verdict"] for c in claims}
-    return {"metrics": metrics, "verdicts": verdicts}
+    # the rule's verdicts without the correction for the number of checks (claims.json written
+    # before 2026-12-08 has only these, as its "verdict")
+    uncorrected = {str(c.get("id", c["number"])): c.get("uncorrected") or c["verdict"] for c in claims}
+    return {"metrics": metrics, "verdicts": verdicts, "uncorrected": uncorrected,
+            "evidence": record.get("evidence")}
 
 
 def write_reference(config: str) -> Path:
     """``<reports>/reference.json`` from the current tables and claims of ``config``."""
     reports = reports_dir(config)
-    ref = {"schema": 1, "config": config,
+    ref = {"schema": 2, "config": config,
            "written": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
            "environment": environment(), **read_results(reports)}
     path = reports / REFERENCE
@@ -108,22 +113,22 @@ def compare(reference: dict, fresh: dict) -> dict:
                     "within" if abs(z) <= Z_TOLERANCE else "outside")
                 rows.append({"table": table, "variant": variant, "metric": metric, "reference": ref["mean"],
                              "fresh": new["mean"], "z": z, "status": status})
+    # a reference written before the corrected verdicts (schema 1) holds the rule's own verdicts:
+    # compare like with like
+    basis = "verdicts" if "uncorrected" in reference else "uncorrected"
     verdicts = []
     for k, v in reference["verdicts"].items():
-        new = fresh["verdicts"].get(k)
+        new = fresh[basis].get(k)
         verdicts.append({"claim": k, "reference": v, "fresh": new,
                          "same": new is not None and outcome_of(new) == outcome_of(v),
-                         "label_same": new == v})
+                         "label_same": new is not None and (outcome_of(new) != new) == (outcome_of(v) != v)})
     counts = {s: sum(r["status"] == s for r in rows) for s in ("identical", "within", "outside", "missing")}
     return {"numbers": rows, "verdicts": verdicts, "counts": counts,
             "verdicts_same": sum(v["same"] for v in verdicts), "verdicts_total": len(verdicts),
             "labels_differ": sum(v["same"] and not v["label_same"] for v in verdicts),
+            "verdicts_compared": ("corrected for the number of checks" if basis == "verdicts" else
+                                  "without the correction (the reference predates the corrected verdicts)"),
             "z_tolerance": Z_TOLERANCE}
-
-
-def outcome_of(verdict: str) -> str:
-    """A claim's verdict without its "on the boundary" label."""
-    return verdict.removesuffix(ON_BOUNDARY)
 
 
 def headline(result: dict) -> str:
@@ -134,7 +139,7 @@ def headline(result: dict) -> str:
     first = ("This reproduction AGREES with the committed reference" if agree else
              "WARNING: this reproduction DIFFERS from the committed reference")
     labels = result.get("labels_differ", 0)
-    label_words = (f" ({labels} of them with another 'on the boundary' label)" if labels else "")
+    label_words = (f" ({labels} of them with another 'fragile' label)" if labels else "")
     return (f"{first}: {same} of {total} claim verdicts are the same{label_words}; of {n} table numbers "
             f"{c['identical']} are identical, {c['within']} differ within {result['z_tolerance']:g} "
             f"seed-spread units, {c['outside']} lie outside that tolerance"
@@ -143,7 +148,9 @@ def headline(result: dict) -> str:
 
 def to_markdown(result: dict, reference: dict, fresh_env: dict) -> str:
     ref_env = reference.get("environment", {})
+    evidence = result.get("evidence") or {}
     lines = ["# Comparison with the committed reference", "", f"**{headline(result)}**", "",
+             *([f"Evidence of this run: {evidence['description']}.", ""] if evidence else []),
              "How to read it: each number of Tables 3 and 4 is compared with `reports/reference.json`, "
              "the committed default study. z is the difference in units of the standard error of a "
              "difference of two seed means (sqrt(sd_ref^2/n_ref + sd_new^2/n_new)); |z| <= "
@@ -153,10 +160,12 @@ def to_markdown(result: dict, reference: dict, fresh_env: dict) -> str:
              "| | reference | this run |", "|---|---|---|"]
     for key in ("cpu", "python", "torch", "numpy", "scipy", "scikit-learn", "librosa"):
         lines.append(f"| {key} | {ref_env.get(key, '?')} | {fresh_env.get(key, '?')} |")
-    lines += ["", "## Verdicts", "", "| claim | reference | this run | same |", "|---|---|---|---|"]
+    lines += ["", "## Verdicts", "",
+              f"Compared: the verdicts {result.get('verdicts_compared', 'as written')}.", "",
+              "| claim | reference | this run | same |", "|---|---|---|---|"]
     for v in result["verdicts"]:
         same = ("**NO**" if not v["same"] else "yes" if v.get("label_same", True) else
-                "yes (the boundary label differs)")
+                "yes (the fragile label differs)")
         lines.append(f"| {v['claim']} | {v['reference']} | {v['fresh']} | {same} |")
     off = [r for r in result["numbers"] if r["status"] in ("outside", "missing")]
     lines += ["", f"## Numbers outside tolerance ({len(off)})", ""]
@@ -180,13 +189,18 @@ def run_compare(config: str) -> dict | None:
     if not ref_path.is_file():
         text = (f"No reference for CONFIG={config}: nothing to compare. `make reference "
                 f"CONFIG={config}` makes these results the reference.")
-        atomic_write_text(reports / f"{COMPARISON}.md", f"# Comparison with the committed reference\n\n**{text}**\n")
-        atomic_write_text(reports / f"{COMPARISON}.json", json.dumps({"headline": text}) + "\n")
+        claims = reports / "claims.json"
+        evidence = (json.loads(claims.read_text()).get("evidence") if claims.is_file() else None) or {}
+        words = f"\n\nEvidence of this run: {evidence['description']}.\n" if evidence else "\n"
+        atomic_write_text(reports / f"{COMPARISON}.md", f"# Comparison with the committed reference\n\n**{text}**{words}")
+        atomic_write_text(reports / f"{COMPARISON}.json", json.dumps({"headline": text, "evidence": evidence}) + "\n")
         print(text)
         return None
     reference = json.loads(ref_path.read_text())
     fresh_env = environment()
-    result = compare(reference, read_results(reports))
+    fresh = read_results(reports)
+    result = compare(reference, fresh)
+    result["evidence"] = fresh.get("evidence")
     result["environment"] = {"reference": reference.get("environment", {}), "fresh": fresh_env}
     result["headline"] = headline(result)
     atomic_write_text(reports / f"{COMPARISON}.json", json.dumps(result, indent=1, default=str) + "\n")

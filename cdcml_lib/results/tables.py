@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from cdcml_lib.data.evidence import md_comment, png_metadata, tex_comment, with_column
 from cdcml_lib.runs.folder import MissingRunError, read_run_info, read_test_metrics, run_folder
 from cdcml_lib.workflow.paths import atomic_write_text, resolve
 from cdcml_lib.workflow.params import ParamError, config_path, section
@@ -214,21 +215,25 @@ def to_latex(table: pd.DataFrame, caption: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_table(table: pd.DataFrame, name: str, reports_dir: str | Path) -> dict[str, Path]:
-    """Write ``<reports>/tables/<name>.{csv,md,tex}``; return the paths by extension."""
+def write_table(table: pd.DataFrame, name: str, reports_dir: str | Path,
+                evidence: dict | None = None) -> dict[str, Path]:
+    """Write ``<reports>/tables/<name>.{csv,md,tex}``; return the paths by extension. ``evidence``
+    (``data.evidence.describe_dataset``) goes into each: a CSV column, a Markdown and a LaTeX comment."""
     out = resolve(reports_dir) / "tables"
     out.mkdir(parents=True, exist_ok=True)
     title = TABLE_TITLE.get(name, name)
     caption = (f"{title}. Ours: mean $\\pm$ standard deviation over seeds on the test split; "
                f"the paper's number in parentheses.")
     paths = {ext: out / f"{name}.{ext}" for ext in ("csv", "md", "tex")}
-    atomic_write_text(paths["csv"], table.to_csv(index=False, float_format="%.6g"))
-    atomic_write_text(paths["md"], to_markdown(table))
-    atomic_write_text(paths["tex"], to_latex(table, caption))
+    csv = with_column(table, evidence) if evidence else table
+    atomic_write_text(paths["csv"], csv.to_csv(index=False, float_format="%.6g"))
+    atomic_write_text(paths["md"], (md_comment(evidence) if evidence else "") + to_markdown(table))
+    atomic_write_text(paths["tex"], (tex_comment(evidence) if evidence else "") + to_latex(table, caption))
     return paths
 
 
-def plot_table(table: pd.DataFrame, name: str, reports_dir: str | Path) -> list[Path]:
+def plot_table(table: pd.DataFrame, name: str, reports_dir: str | Path,
+               evidence: dict | None = None) -> list[Path]:
     """Bar plots of ``table``: ours (mean, seed-std error bars) beside the paper's, per metric.
 
     Writes ``<reports>/figures/<name>.png`` (the ten paper metrics) and
@@ -277,7 +282,7 @@ def plot_table(table: pd.DataFrame, name: str, reports_dir: str | Path) -> list[
         fig.suptitle(TABLE_TITLE.get(name, name) + ("" if not suffix else " (retrieval, ours only)"), fontsize=10)
         fig.tight_layout(rect=(0, 0, 1, 0.95))
         path = out / f"{name}{suffix}.png"
-        fig.savefig(path, dpi=110)
+        fig.savefig(path, dpi=110, metadata=png_metadata(evidence) if evidence else None)
         plt.close(fig)
         written.append(path)
     return written
@@ -295,13 +300,14 @@ def load_study(config: str) -> dict:
     return study
 
 
-def write_tables(study: dict, runs_dir: str | Path, reports_dir: str | Path) -> dict[str, pd.DataFrame]:
+def write_tables(study: dict, runs_dir: str | Path, reports_dir: str | Path,
+                 evidence: dict | None = None) -> dict[str, pd.DataFrame]:
     """Gather the study's runs and write both tables and their plots. Returns the tables and
     the per-seed numbers under ``'per_seed'``."""
     per_seed = gather_runs(runs_dir, study["comparison"] + study["ablation"], study["seeds"])
     tables = {"comparison": comparison_table(per_seed, study["comparison"]),
               "ablation": ablation_table(per_seed, study["ablation"])}
     for name, table in tables.items():
-        write_table(table, name, reports_dir)
-        plot_table(table, name, reports_dir)
+        write_table(table, name, reports_dir, evidence)
+        plot_table(table, name, reports_dir, evidence)
     return {**tables, "per_seed": per_seed}

@@ -66,11 +66,32 @@ def step_name(notebook: Path, variant: str | None) -> str:
     return notebook.stem + (f"-{variant}" if variant is not None else "")
 
 
+def corpus_of(config: str) -> str:
+    """The dataset corpus ``config`` names (embedded, standin, imemnet): every record says it."""
+    return str(P.section(config, "dataset").get("corpus", ""))
+
+
+def record_provenance(executed: Path, config: str) -> None:
+    """Open the executed notebook with a cell that says what made it: the configuration and the
+    corpus of its dataset (the executed copy is the step's record, so it must say what it rests on)."""
+    import nbformat
+
+    nb = nbformat.read(executed, as_version=4)
+    corpus = corpus_of(config)
+    words = (" (the kit's synthetic benchmark: results on it say nothing about real photos and songs)"
+             if corpus in ("embedded", "standin") else "")
+    nb.cells.insert(0, nbformat.v4.new_markdown_cell(
+        f"*Executed by `python -m cdcml_lib.workflow.nbrun` with `params/{config}.yaml`; dataset corpus: "
+        f"`{corpus}`{words}.*"))
+    nbformat.write(nb, executed)
+
+
 def write_timing(config: str, step: str, wall_s: float) -> Path:
     out = reports_dir(config) / "timings" / f"{step}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     record = {"step": step, "wall_s": round(wall_s, 2),
-              "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+              "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+              "corpus": corpus_of(config)}
     atomic_write_text(out, json.dumps(record, indent=2) + "\n")
     return out
 
@@ -269,6 +290,7 @@ def run_notebook(notebook: Path, config: str, out: Path, variant: str | None = N
     wall = time.perf_counter() - start
     if failed.exists():
         failed.unlink()
+    record_provenance(partial, config)
     if html:
         try:  # a side product: its failure must not leave the finished notebook unrenamed
             latex_left = export_html(partial, out.with_suffix(".html"))
