@@ -54,7 +54,7 @@ CONTENT_MK  := .make/content.mk
 run_seed    = $(lastword $(subst -s, ,$(1)))
 run_variant = $(patsubst %-s$(call run_seed,$(1)),%,$(1))
 
-.PHONY: help env lock reference acp reproduce test lab data train train-ddp tables embeddings report clean clean-all bench
+.PHONY: help env lock reference acp reproduce test lab data train train-ddp tables embeddings report readme clean clean-all bench
 
 help: ## List the targets
 	@echo "CDCML research kit (CONFIG=$(CONFIG): params/$(CONFIG).yaml)"
@@ -205,7 +205,12 @@ REPORT := $(REPORTS)/REPORT.md
 report: $(REPORT) ## Write REPORT.md (reports/, or reports/<CONFIG>/) from the finished steps
 
 $(REPORT): $(TRAIN_NBS) $(TABLES_NB) $(EMB_NB) $(ACP_NB) $(REF_CMP) $(call content,$(TABLE_SRC)) | $(ENV_OK)
-	$(PY) -m cdcml_lib.results.report --config $(CONFIG) $(if $(filter $(COMMITTED_REPORTS),$(CONFIG)),--readme)
+	$(PY) -m cdcml_lib.results.report --config $(CONFIG)
+
+# The README's generated results block, from the committed reports of both studies. For
+# maintainers after a reproduction they mean to commit: `make reproduce` writes nothing outside reports/.
+readme: | $(ENV_OK) ## Rewrite README.md's results block from reports/ and reports/decisive/
+	$(PY) -m cdcml_lib.results.report --readme
 
 # `make -j N reproduce` runs N steps at a time, as `make reproduce JOBS=N` does (JOBS wins when both
 # are given; a bare -j keeps JOBS). Recursive: MAKEFLAGS holds -jN only while recipes run.

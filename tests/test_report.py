@@ -97,53 +97,55 @@ def test_update_readme_replaces_only_the_marked_section(tmp_path, monkeypatch):
 
     reports = tmp_path / "reports"
     (reports / "tables").mkdir(parents=True)
-    (reports / "tables" / "comparison.md").write_text("| variant | sim_mse |\n|---|---|\n| cdcml | 0.050 |\n")
     (reports / "claims.json").write_text(json.dumps({"rule": {"k_sigma": 2}, "claims": [
-        {"number": 1, "claim": "CDCML is best.", "verdict": "holds"}]}))
+        {"number": 1, "claim": "CDCML is best.", "verdict": "holds", "why": "As the paper says."}]}))
     readme = tmp_path / "README.md"
     readme.write_text(f"intro\n{report.README_BEGIN}\nold text\n{report.README_END}\noutro\n")
     monkeypatch.setenv("CDCML_ROOT", str(tmp_path))
     report.update_readme("default", reports, readme)
     text = readme.read_text()
     assert text.startswith("intro\n") and text.endswith("outro\n")
-    assert "old text" not in text and "| cdcml | 0.050 |" in text and "| 1 | CDCML is best. | holds |" in text
+    assert "old text" not in text and "| 1 | CDCML is best. | **holds** | As the paper says. |" in text
     readme.write_text("no markers\n")
     with pytest.raises(ValueError, match="markers"):
         report.update_readme("default", reports, readme)
 
 
-def test_readme_shows_the_more_seeds_study_beside_the_default(tmp_path, monkeypatch):
+def _study(folder, n, verdicts, evidence=None):
+    (folder / "tables").mkdir(parents=True)
+    pd.DataFrame([{"variant": "cdcml", "paper_row": "CDCML", "n_seeds": n,
+                   **{f"{m}_{k}": 0.05 for m in T.PAPER_METRICS for k in ("mean", "std", "paper")}}]
+                 ).to_csv(folder / "tables" / "comparison.csv", index=False)
+    claims = [{"number": i + 1, "id": str(i + 1), "claim": f"claim {i + 1}.", "verdict": v, "why": f"why {i + 1}.",
+               "checks": [{"numbers": {"n_paired": n}}]} for i, v in enumerate(verdicts)]
+    (folder / "claims.json").write_text(json.dumps({"rule": {"text": "r"}, "claims": claims,
+                                                    "evidence": evidence}))
+    return folder
+
+
+def test_readme_leads_with_the_more_seeds_study_and_shows_the_default_beside_it(tmp_path, monkeypatch):
     from cdcml_lib.results import report
 
-    def study(folder, n, verdicts):
-        (folder / "tables").mkdir(parents=True)
-        (folder / "tables" / "comparison.md").write_text("| variant | sim_mse |\n|---|---|\n| cdcml | 0.050 |\n")
-        claims = [{"number": i + 1, "id": str(i + 1), "claim": f"claim {i + 1}.", "verdict": v,
-                   "checks": [{"numbers": {"n_paired": n}}]} for i, v in enumerate(verdicts)]
-        (folder / "claims.json").write_text(json.dumps({"rule": {"text": "r"}, "claims": claims}))
-        return folder
-
-    default = study(tmp_path / "reports", 10, ["holds", "not decided", "not decided, on the boundary"])
-    more = study(tmp_path / "reports" / "decisive", 60, ["holds", "does not hold", "not decided"])
-    record = json.loads((more / "claims.json").read_text())
-    record["by_seeds"] = [{"seeds": n, "verdicts": {"1": "holds", "2": v, "3": "not decided"},
-                           "not_decided": ["3"] + (["2"] if v.startswith("not") else [])}
-                          for n, v in ((30, "not decided"), (60, "does not hold"))]
-    (more / "claims.json").write_text(json.dumps(record))
+    evidence = {"description": "the kit's embedded benchmark: synthetic", "can_show": "a", "cannot_show": "b"}
+    default = _study(tmp_path / "reports", 10, ["holds", "not decided", "not testable on this benchmark"])
+    more = _study(tmp_path / "reports" / "decisive", 60,
+                  ["holds", "does not hold (fragile: may differ on another machine)", "not decided"], evidence)
     readme = tmp_path / "README.md"
     readme.write_text(f"{report.README_BEGIN}\n{report.README_END}\n")
     monkeypatch.setenv("CDCML_ROOT", str(tmp_path))
     report.update_readme("default", default, readme, more_seeds_dir=more)
     text = readme.read_text()
-    assert "| # | claim | 10 seeds (this study) | 60 seeds ([reports/decisive/claims.md]" in text
-    assert "| 2 | claim 2. | not decided | does not hold |" in text
-    assert "This study: 2 of 3 readings not decided with 10 seeds (claims 2, 3)." in text
-    assert "1 of 3 readings not decided with 60 seeds (claims 3)." in text
-    assert "| 2 | not decided | does not hold |" in text and "| **not decided** | **2** | **1** |" in text
-    # without the more-seeds study's claims the table keeps its one verdict column
+    assert "**Evidence: the kit's embedded benchmark: synthetic.** It can show a. It cannot show b." in text
+    assert "| # | claim | 60 seeds | 10 seeds | why |" in text
+    assert "| 2 | claim 2. | **does not hold (fragile: may differ on another machine)** | not decided | why 2. |" in text
+    assert ("[60 seeds](reports/decisive/claims.md): 1 hold, 1 do not hold, 1 not decided; 1 of them fragile "
+            "(may differ on another machine); [10 seeds](reports/claims.md): 1 hold, 1 not decided, "
+            "1 not testable on this benchmark") in text
+    assert "| CDCML | 60 | 0.050 (0.050) |" in text   # the compact Table 3 of the leading study
+    # without the more-seeds study the default leads alone
     (more / "claims.json").unlink()
     report.update_readme("default", default, readme, more_seeds_dir=more)
-    assert "| 2 | claim 2. | not decided |" in readme.read_text() and "60 seeds" not in readme.read_text()
+    assert "| 2 | claim 2. | **not decided** | why 2. |" in readme.read_text() and "60 seeds" not in readme.read_text()
 
 
 def test_report_shows_the_verdicts_by_seeds_when_the_study_has_more_than_one_step(tmp_path):
@@ -156,25 +158,17 @@ def test_report_shows_the_verdicts_by_seeds_when_the_study_has_more_than_one_ste
     assert "by the number of seeds" not in "\n".join(R._section_claims(tmp_path, "x"))
 
 
-def test_report_and_readme_show_the_verdicts_with_does_not_hold_corrected(tmp_path, monkeypatch):
-    from cdcml_lib.results import report
-
-    claims = [{"number": 1, "id": "1", "claim": "c.", "verdict": "does not hold", "summary": "s",
-               "checks": [{"numbers": {"n_paired": 10}}] * 30}]
+def test_report_shows_the_verdicts_beside_the_rule_without_the_correction(tmp_path):
+    claims = [{"number": 1, "id": "1", "claim": "c.", "verdict": "not decided", "uncorrected": "does not hold",
+               "why": "Too close to call.", "checks": [{"numbers": {"n_paired": 10}}] * 30}]
     family_wise = [{"id": "1", "checks": 30, "confidence": 1 - 0.05 / 30, "verdict": "does not hold",
                     "corrected": "not decided"}]
     reports = tmp_path / "reports"
-    (reports / "tables").mkdir(parents=True)
-    (reports / "tables" / "comparison.md").write_text("| variant | sim_mse |\n|---|---|\n| cdcml | 0.050 |\n")
+    reports.mkdir()
     (reports / "claims.json").write_text(json.dumps({"rule": {"text": "r", "confidence": 0.9, "equivalence": 0.01},
                                                      "claims": claims, "family_wise": family_wise}))
     text = "\n".join(R._section_claims(reports, "x"))
-    assert "### 'Does not hold' corrected for the number of checks" in text
+    assert "**1 readings: 1 not decided.**" in text and "| 1 | c. | **not decided** | Too close to call. |" in text
+    assert "### The verdicts beside the rule without the correction" in text
     assert "each check's 90% interval" in text   # the words follow the study's rule
-    assert "| 1 | 30 (99.83% intervals) | does not hold | **not decided** (changed) |" in text
-    readme = tmp_path / "README.md"
-    readme.write_text(f"{report.README_BEGIN}\n{report.README_END}\n")
-    monkeypatch.setenv("CDCML_ROOT", str(tmp_path))
-    report.update_readme("default", reports, readme)
-    assert "corrected for its number of checks** (Bonferroni" in readme.read_text()
-    assert "readings not decided: 1 of 1 with 10 seeds (claims 1)." in readme.read_text()
+    assert "| 1 | 30 (99.83% intervals) | **not decided** | does not hold (differs) |" in text

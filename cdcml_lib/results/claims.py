@@ -22,9 +22,18 @@ The decision rule (one rule for every claim):
 - A claim *holds* when every check supports it, *does not hold* when at least one contradicts it,
   shows *no difference* when every check that does not support it shows no difference, and is
   *not decided* otherwise. A claim whose variants are not in the study is *not checked*.
+- The claim's verdict judges "does not hold" with each contradicting check's interval widened for
+  the claim's number of checks k (Bonferroni, confidence 1 - (1 - confidence) / k,
+  :func:`corrected_checks`); ``Claim.uncorrected`` keeps the rule's own verdict beside it.
+- A check that compares two variants neither of which is shown to beat always guessing the
+  training mean on its metric (``results.guessing``) is *not testable* on this benchmark: shown,
+  left out of the verdict, and counted apart; a claim with no testable check is
+  :data:`NOT_TESTABLE`.
 - A check whose interval edge lies within ``boundary`` (10%) of its half-width from 0 is *on the
-  boundary*; a claim whose verdict rests on such a check says so ("holds, on the boundary", "not
-  decided, on the boundary"), so a reader knows that another machine's round-off may tip it.
+  boundary*; a verdict that rests on such a check is *fragile* (:data:`ON_BOUNDARY`: "may differ on
+  another machine"), since another machine's round-off may tip it.
+- Each claim gets a one-line ``why``: which way and by how much ours differs from the paper, or why
+  nothing is decided, and where the benchmark's construction decides a check (SP-Net and Eq. 1).
 
 Each check also carries the paper's own estimate (from its Tables 3 and 4), so a reader sees at
 once whether our reading of a claim agrees with the paper's numbers.
@@ -32,8 +41,8 @@ once whether our reading of a claim agrees with the paper's numbers.
 An undecided check also carries a projection, :func:`seeds_to_decide`: how many paired seeds its
 interval would need to exclude 0 (or to fit inside the equivalence margin) if the mean and the
 spread of its per-seed differences stayed as measured. A claim not decided is projected at the
-largest of its checks'. It is arithmetic on the measured spread, not a measurement: it says whether
-more seeds could decide the claim at all, and how many.
+largest of its checks'. It is arithmetic on one study's spread, not a measurement, and it moves a
+lot between machines, so the pages show it only as a range (:func:`projection_range`).
 
 :func:`verdicts_by_seeds` is the measurement: every claim judged again on the study's first 10, 20,
 ... seeds, so a study with many seeds shows how many it took to decide each claim.
@@ -50,6 +59,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from cdcml_lib.data.evidence import markdown_box
 from cdcml_lib.workflow.paths import atomic_write_text, resolve
 from cdcml_lib.results.tables import HIGHER_IS_BETTER, METRICS, PAPER_METRICS, paper_numbers
 
@@ -58,9 +68,17 @@ FAILS = "does not hold"
 NO_DIFFERENCE = "no difference"
 UNDECIDED = "not decided"
 NOT_CHECKED = "not checked"
-ON_BOUNDARY = ", on the boundary"
+#: a verdict that rests on a check within 10% of its interval's half-width from 0: round-off on
+#: another CPU can tip it (it did, for claim 1 of the default study, between two machines)
+ON_BOUNDARY = " (fragile: may differ on another machine)"
+#: the same label as claims.json files and references written before 2026-12-08 spell it
+LEGACY_BOUNDARY = ", on the boundary"
+#: a claim all of whose checks compare two variants that do not beat guessing on the check's metric
+NOT_TESTABLE = "not testable on this benchmark"
 
 SUPPORTS, CONTRADICTS, EQUIVALENT, NO_DECISION = "supports", "contradicts", "no difference", "undecided"
+#: a check comparing two variants neither of which beats guessing on its metric (two guesses)
+UNTESTABLE = "not testable"
 
 SIM = ["sim_mse", "sim_mae"]
 IMG_VA = ["img_v_mse", "img_v_mae", "img_a_mse", "img_a_mae"]
@@ -93,6 +111,7 @@ class Check:
     margin: float = 0.0
     boundary: bool = False
     seeds_to_decide: int | None = None   # undecided checks only: :func:`seeds_to_decide`
+    uncorrected_outcome: str | None = None   # set where the corrected interval replaced the rule's
 
 
 @dataclass
@@ -108,6 +127,9 @@ class Claim:
     extra: dict = field(default_factory=dict)
     summary: str = ""  # one line for REPORT.md: how the checks came out
     seeds_to_decide: int | None = None   # not decided: the largest of its undecided checks'
+    uncorrected: str = ""   # the verdict of the rule without the correction for the number of checks
+    why: str = ""           # one line: the direction and size behind the verdict, or what decides it
+    fragile: bool = False   # the verdict rests on a check on its boundary (:data:`ON_BOUNDARY`)
 
 
 @dataclass
@@ -124,7 +146,7 @@ class Rule:
                 f"t-interval excludes 0, and is 'no difference' when the interval lies within "
                 f"+-{self.equivalence:.0%} of the compared variant's mean; at least {self.min_seeds} "
                 f"paired seeds; a check whose interval edge is within {self.boundary:.0%} of its "
-                f"half-width from 0 is 'on the boundary'")
+                f"half-width from 0 is 'on the boundary', and a verdict resting on it is fragile")
 
 
 # --- the statistics of one check ---------------------------------------------------------
@@ -261,7 +283,12 @@ def relative_gain_check(per_seed: pd.DataFrame | Samples, new: str, old: str, me
 
 def verdict_of(outcomes: list[str]) -> str:
     """Holds when all checks support, does not hold when any contradicts, no difference when
-    every check that does not support shows no difference, else not decided."""
+    every check that does not support shows no difference, else not decided. Checks that are not
+    testable (two guesses) are left out; with none left the claim is :data:`NOT_TESTABLE`."""
+    testable = [o for o in outcomes if o != UNTESTABLE]
+    if outcomes and not testable:
+        return NOT_TESTABLE
+    outcomes = testable
     if any(o == CONTRADICTS for o in outcomes):
         return FAILS
     if outcomes and all(o == SUPPORTS for o in outcomes):
@@ -465,8 +492,38 @@ def reading_checks(reading: ClaimReading, samples: Samples, rule: Rule) -> list[
     return checks + [relative_gain_check(samples, new, old, m, g, rule) for new, old, m, g in reading.gains]
 
 
-def check_claim(claim_id, per_seed: pd.DataFrame | Samples, rule: Rule | None = None) -> Claim:
-    """Judge claim ``claim_id`` (1-7, "8a", "8b") on the per-seed test metrics (``tables.gather_runs``)."""
+def not_testable(check: Check, not_learned) -> Check:
+    """``check`` marked :data:`UNTESTABLE` when both its variants are no better than guessing on its
+    metric (``not_learned``: :func:`compares_guesses`): it compares two guesses, whatever its interval."""
+    if not compares_guesses(check, not_learned):
+        return check
+    return replace(check, outcome=UNTESTABLE, boundary=False, seeds_to_decide=None)
+
+
+def corrected_checks(reading: ClaimReading, samples: Samples, rule: Rule, checks: list[Check]) -> list[Check]:
+    """The checks with each contradicting one judged again at the Bonferroni-corrected confidence
+    1 - (1 - confidence) / k for the claim's k testable checks (docs/METHOD.md, section
+    "The paper's claims and Figure 3"): a
+    contradiction counts only if the wider interval still lies below 0. "Holds" and "no difference"
+    need every check, so a false one is already no likelier than one check's error (an
+    intersection-union test), and their checks stay as the rule judged them."""
+    k = sum(c.outcome != UNTESTABLE for c in checks)
+    wide = reading_checks(reading, samples, bonferroni_rule(rule, k))
+    return [replace(w, uncorrected_outcome=c.outcome) if c.outcome == CONTRADICTS else c
+            for c, w in zip(checks, wide)]
+
+
+def check_claim(claim_id, per_seed: pd.DataFrame | Samples, rule: Rule | None = None,
+                not_learned=frozenset(), construction: dict | None = None) -> Claim:
+    """Judge claim ``claim_id`` (1-7, "8a", "8b") on the per-seed test metrics (``tables.gather_runs``).
+
+    The verdict is the rule's with "does not hold" corrected for the claim's number of checks
+    (:func:`corrected_checks`); ``uncorrected`` keeps the rule's own. Checks on a metric that
+    neither compared variant has learned (``not_learned``: (variant, metric) pairs no better than
+    guessing) are not testable and left out. ``construction``: the similarity errors of Eq. 1 on
+    the true VA (``results.guessing.oracle_similarity``), named in the one-line ``why`` where the
+    benchmark's construction decides a check.
+    """
     rule = rule or Rule()
     reading = CLAIMS[str(claim_id)]
     number = reading.number
@@ -476,20 +533,35 @@ def check_claim(claim_id, per_seed: pd.DataFrame | Samples, rule: Rule | None = 
     if missing:
         return Claim(number, reading.part, reading.claim, reading.reading, NOT_CHECKED,
                      f"the study has no runs of {', '.join(missing)} (add them to study: in params).")
-    checks = reading_checks(reading, samples, rule)
+    checks = [not_testable(c, not_learned) for c in reading_checks(reading, samples, rule)]
     extra = {}
     if reading.reported_gain:
         new, old, m, g = reading.reported_gain
         gain = relative_gain_check(samples, new, old, m, g, rule)
         extra[f"{m}_relative_gain"] = {"ours": gain.estimate, "se": gain.se, "paper": g,
                                        "compatible_with_paper": gain.outcome != CONTRADICTS}
-    verdict = verdict_of([c.outcome for c in checks])
-    reason_verdict = verdict
-    verdict = _with_boundary(verdict, checks)
-    if reading.judged_on_gains:
-        reason = _reason_gains(checks, reason_verdict, rule)
+    plain = verdict_of([c.outcome for c in checks])
+    uncorrected = _with_boundary(plain, checks)
+    if plain == FAILS:
+        checks = corrected_checks(reading, samples, rule, checks)
+    reason_verdict = verdict_of([c.outcome for c in checks])
+    verdict = _with_boundary(reason_verdict, checks)
+    judged = [c for c in checks if c.outcome != UNTESTABLE]
+    if reason_verdict == NOT_TESTABLE:
+        reason = (f"All {len(checks)} checks compare two variants that are not shown to beat always "
+                  "answering the training mean on the check's metric: there is nothing to judge.")
+    elif reading.judged_on_gains:
+        reason = _reason_gains(judged, reason_verdict, rule)
     else:
-        reason = _reason(checks, reason_verdict, rule)
+        reason = _reason(judged, reason_verdict, rule)
+    if uncorrected != verdict:
+        undone = [c for c in checks if c.uncorrected_outcome == CONTRADICTS and c.outcome != CONTRADICTS]
+        reason += (f" Without the correction for its {len(judged)} checks the rule says '{uncorrected}': "
+                   f"{len(undone)} check{'s' if len(undone) != 1 else ''} lie below 0 at "
+                   f"{rule.confidence:.0%} but not at {bonferroni_rule(rule, len(judged)).confidence:.2%}.")
+    if len(judged) < len(checks):
+        reason += (f" {len(checks) - len(judged)} more check{'s are' if len(checks) - len(judged) != 1 else ' is'} "
+                   "not testable: both variants are no better than guessing on the metric.")
     for key, g in extra.items():
         reason += f" Relative {key.removesuffix('_relative_gain')} gain: ours {g['ours']:.1%}, paper {g['paper']:.1%}."
     needed = None
@@ -498,26 +570,89 @@ def check_claim(claim_id, per_seed: pd.DataFrame | Samples, rule: Rule | None = 
         needed = None if None in projected or not projected else max(projected)
         if needed is not None:
             reason += " " + _projection_words(needed, checks)
+    why = _why(reading, reason_verdict, checks, extra, construction, needed)
     return Claim(number, reading.part, reading.claim, reading.reading, verdict, reason, _per_metric(checks),
-                 checks, extra, _summary(reading, checks, extra), needed)
+                 checks, extra, _summary(reading, checks, extra), needed, uncorrected, why,
+                 verdict != reason_verdict)
+
+
+def projection_range(needed: int) -> str:
+    """A projection of the seeds needed, as a range: one study's spread moves the exact figure a
+    lot (a rerun on another machine moved one from 22 to 40), its order of magnitude much less."""
+    if needed > MAX_PROJECTED_SEEDS:
+        return f"more seeds would not decide it (beyond {MAX_PROJECTED_SEEDS:,} paired seeds)"
+    if needed <= 100:
+        return "tens of paired seeds might decide it"
+    return "hundreds of paired seeds might decide it"
+
+
+def _why(reading: ClaimReading, verdict: str, checks: list[Check], extra: dict,
+         construction: dict | None, needed: int | None) -> str:
+    """One line a skimming reader cannot misread: which way and how much our numbers differ from
+    the paper's, or why nothing is decided, and where the benchmark's construction decides a check."""
+    judged = [c for c in checks if c.outcome != UNTESTABLE]
+    n = len(judged)
+    if verdict == NOT_TESTABLE:
+        line = "Every check compares two variants that do not beat guessing on its metric."
+    elif reading.judged_on_gains:
+        words = "; ".join(f"{c.metric} ours {c.estimate:.1%} vs paper {c.paper_estimate:.1%}" for c in judged)
+        new, old = reading.gains[0][0], reading.gains[0][1]
+        if verdict.startswith(FAILS):
+            larger = all(c.estimate > c.paper_estimate for c in judged if c.outcome == CONTRADICTS)
+            smaller = all(c.estimate < c.paper_estimate for c in judged if c.outcome == CONTRADICTS)
+            way = "larger than" if larger else "smaller than" if smaller else "not"
+            same = " in the paper's direction" if all(c.estimate > 0 for c in judged) else ""
+            line = f"{new} improves on {old}{same}, but by {'an amount ' if way == 'not' else ''}{way} the paper's: {words}."
+        elif verdict.startswith(HOLDS):
+            line = f"{new}'s gain over {old} matches the paper's within the seed spread: {words}."
+        else:
+            line = f"The seed spread is too wide to tell the gain from 0 or from the paper's: {words}."
+    elif verdict.startswith(HOLDS):
+        line = f"As the paper says: all {n} checks favour the claim."
+        for key, g in extra.items():
+            line += (f" The {key.removesuffix('_relative_gain')} gain is ours {g['ours']:.1%} vs the "
+                     f"paper's {g['paper']:.1%}.")
+    elif verdict.startswith(FAILS):
+        against: dict[str, list[str]] = {}
+        for c in judged:
+            if c.outcome == CONTRADICTS:
+                better, worse = c.what.split(" better than ")
+                against.setdefault(f"{worse} beats {better}", []).append(c.metric)
+        line = (f"Opposite to the paper on {sum(map(len, against.values()))} of {n} checks: "
+                + "; ".join(f"{k} on {', '.join(v)}" for k, v in against.items()) + ".")
+    elif verdict.startswith(NO_DIFFERENCE):
+        line = f"The differences the paper reports are within +-1% here on some of the {n} checks."
+    else:
+        open_ = sum(c.outcome == NO_DECISION for c in judged)
+        line = (f"Too close to call: {open_} of {n} checks cannot tell the variants apart"
+                + (f"; {projection_range(needed)}" if needed is not None else "") + ".")
+        undone = [c for c in judged if c.uncorrected_outcome == CONTRADICTS and c.outcome != CONTRADICTS]
+        if undone:
+            line += (f" {len(undone)} check{'s' if len(undone) != 1 else ''} went against it at 95% but not "
+                     "after the correction for the number of checks.")
+    untestable = len(checks) - n
+    if untestable:
+        line += f" {untestable} check{'s' if untestable != 1 else ''} not testable (two guesses)."
+    if construction and any("sp_net" in c.what and c.metric in SIM and c.outcome != SUPPORTS for c in judged):
+        line += (" On similarity the benchmark favours SP-Net by construction: SP-Net predicts VA and "
+                 "applies Eq. 1, and this benchmark's scores are Eq. 1 of the items' VA (Eq. 1 on the "
+                 f"true VA: sim MSE {construction.get('sim_mse', float('nan')):.4f}).")
+    return line
 
 
 def _projection_words(needed: int, checks: list[Check]) -> str:
     n = max(int(c.numbers.get("n_paired", 0)) for c in checks)
-    if needed > MAX_PROJECTED_SEEDS:
-        return (f"More seeds would not decide it: at the measured spread, at least one of its "
-                f"differences stays inside the noise beyond {MAX_PROJECTED_SEEDS} paired seeds "
-                f"(projection from the {n} seeds, not a measurement).")
-    return (f"At the measured spread it would take about {needed} paired seeds to decide "
-            f"(projection from the {n} seeds, if the mean differences stayed as measured).")
+    words = projection_range(needed)
+    return f"{words[0].upper()}{words[1:]} (a rough projection from the spread of {n} seeds, not a measurement)."
 
 
-def check_claims(per_seed: pd.DataFrame, rule: Rule | None = None) -> list[Claim]:
+def check_claims(per_seed: pd.DataFrame, rule: Rule | None = None, not_learned=frozenset(),
+                 construction: dict | None = None) -> list[Claim]:
     """Every claim of :data:`READINGS` (docs/METHOD.md, section "The paper's claims and Figure 3"),
-    judged with one :class:`Rule`."""
+    judged with one :class:`Rule` (see :func:`check_claim`)."""
     rule = rule or Rule()
     samples = samples_of(per_seed)
-    return [check_claim(r.id, samples, rule) for r in READINGS]
+    return [check_claim(r.id, samples, rule, not_learned, construction) for r in READINGS]
 
 
 # --- how many seeds decide: the verdicts of the study's first n seeds -----------------------
@@ -533,7 +668,7 @@ def seed_counts(n_seeds: int, step: int = SEED_STEP) -> list[int]:
 
 
 def verdicts_by_seeds(per_seed: pd.DataFrame, seeds: list[int], rule: Rule | None = None,
-                      step: int = SEED_STEP) -> list[dict]:
+                      step: int = SEED_STEP, not_learned=frozenset()) -> list[dict]:
     """Every claim judged on the runs of the study's first n seeds, for each n of
     :func:`seed_counts`: the measured frontier of seeds against decided claims (the sub-studies are
     nested, each one the start of the next, as a study that stopped early would have been). Each
@@ -544,7 +679,7 @@ def verdicts_by_seeds(per_seed: pd.DataFrame, seeds: list[int], rule: Rule | Non
     out = []
     for n in seed_counts(len(seeds), step):
         first = per_seed[per_seed["seed"].isin(seeds[:n])]
-        verdicts = {f"{c.number}{c.part}": c.verdict for c in check_claims(first, rule)}
+        verdicts = {f"{c.number}{c.part}": c.verdict for c in check_claims(first, rule, not_learned)}
         out.append({"seeds": n, "verdicts": verdicts,
                     "not_decided": [k for k, v in verdicts.items() if v.startswith(UNDECIDED)]})
     return out
@@ -568,43 +703,30 @@ def bonferroni_rule(rule: Rule, n_checks: int) -> Rule:
     return replace(rule, confidence=1.0 - (1.0 - rule.confidence) / max(int(n_checks), 1))
 
 
-def family_wise_verdict(claim: Claim, per_seed: pd.DataFrame | Samples, rule: Rule | None = None) -> str:
-    """The claim's verdict when "does not hold" must survive a Bonferroni correction for the
-    claim's number of checks k: a check that goes against the claim at the rule's confidence counts
-    against it only if its interval at confidence 1 - (1 - confidence) / k still does; otherwise it
-    is undecided. "Holds" and "no difference" are left as the rule gives them: they need every
-    check, so a false one is already no more likely than one check's error (an intersection-union
-    test)."""
+def family_wise_verdicts(claims: list[Claim], rule: Rule | None = None) -> list[dict]:
+    """The verdicts beside the rule's uncorrected ones, one entry per claim that was checked:
+    ``id``, ``checks`` (k, the testable ones), ``confidence`` (of the corrected intervals),
+    ``verdict`` (the rule's, uncorrected) and ``corrected`` (the claim's verdict)."""
     rule = rule or Rule()
-    if not claim.verdict.startswith(FAILS):
-        return claim.verdict
-    wide = reading_checks(CLAIMS[f"{claim.number}{claim.part}"], samples_of(per_seed),
-                          bonferroni_rule(rule, len(claim.checks)))
-    checks = [w if c.outcome == CONTRADICTS else c for c, w in zip(claim.checks, wide)]
-    return _with_boundary(verdict_of([c.outcome for c in checks]), checks)
-
-
-def family_wise_verdicts(claims: list[Claim], per_seed: pd.DataFrame | Samples,
-                         rule: Rule | None = None) -> list[dict]:
-    """:func:`family_wise_verdict` of every claim that was checked, one entry each: ``id``,
-    ``checks`` (k), ``confidence`` (of the widened intervals), ``verdict`` (the rule's) and
-    ``corrected``."""
-    rule = rule or Rule()
-    samples = samples_of(per_seed)
-    return [{"id": f"{c.number}{c.part}", "checks": len(c.checks),
-             "confidence": bonferroni_rule(rule, len(c.checks)).confidence,
-             "verdict": c.verdict, "corrected": family_wise_verdict(c, samples, rule)}
-            for c in claims if c.verdict != NOT_CHECKED]
+    out = []
+    for c in claims:
+        if c.verdict == NOT_CHECKED:
+            continue
+        k = sum(ch.outcome != UNTESTABLE for ch in c.checks)
+        out.append({"id": f"{c.number}{c.part}", "checks": k,
+                    "confidence": bonferroni_rule(rule, k).confidence,
+                    "verdict": c.uncorrected or c.verdict, "corrected": c.verdict})
+    return out
 
 
 def family_wise_markdown(family_wise: list[dict]) -> str:
     """The entries of :func:`family_wise_verdicts` as a table, and how many stay not decided."""
-    lines = ["| # | checks | verdict (the rule above) | 'does not hold' corrected for the number of checks |",
+    lines = ["| # | checks | verdict (corrected for the number of checks) | the rule without the correction |",
              "|---|---:|---|---|"]
     for e in family_wise:
-        mark = "" if e["corrected"] == e["verdict"] else " (changed)"
-        lines.append(f"| {e['id']} | {e['checks']} ({e['confidence']:.2%} intervals) | {e['verdict']} | "
-                     f"**{e['corrected']}**{mark} |")
+        mark = "" if e["corrected"] == e["verdict"] else " (differs)"
+        lines.append(f"| {e['id']} | {e['checks']} ({e['confidence']:.2%} intervals) | **{e['corrected']}** | "
+                     f"{e['verdict']}{mark} |")
     open_ = [e["id"] for e in family_wise if e["corrected"].startswith(UNDECIDED)]
     lines += ["", f"Not decided with the correction: **{len(open_)}** of {len(family_wise)} readings"
               + (f" (claims {', '.join(open_)})" if open_ else "") + "."]
@@ -614,13 +736,12 @@ def family_wise_markdown(family_wise: list[dict]) -> str:
 def family_wise_words(rule: Rule | None = None) -> str:
     """What the corrected verdicts are, for claims.md and REPORT.md."""
     rule = rule or Rule()
-    return (f"A claim read through many checks 'does not hold' as soon as one of them goes against it, and "
+    return (f"A claim read through many checks would 'not hold' as soon as one of them goes against it, and "
             f"each check's {rule.confidence:.0%} interval misses by chance now and then: among 40 checks, "
-            f"one such miss is not rare. This table judges 'does not hold' again with each claim's "
-            f"intervals widened for its number of checks k (Bonferroni: confidence "
-            f"1 - {1 - rule.confidence:.2g} / k). 'Holds' and 'no difference' need every check, so they "
-            f"stay as they are. The study's verdicts are those above; this table shows which 'does not hold' "
-            f"may rest on a chance miss.")
+            f"one such miss is not rare. So a claim's verdict judges 'does not hold' with its intervals "
+            f"widened for its number of checks k (Bonferroni: confidence 1 - {1 - rule.confidence:.2g} / k). "
+            f"'Holds' and 'no difference' need every check, so they stay as the rule gives them. The "
+            f"right-hand column is the rule without the correction, for comparison.")
 
 
 # --- writing ------------------------------------------------------------------------------
@@ -662,41 +783,81 @@ GUESS_NOTE = ("A check marked \"does not beat guessing\" names a variant that is
               "\"two guesses\", neither variant is, and the check compares two guesses whatever its outcome.")
 
 
-def _fmt_check(k: Check, pct: bool, not_learned=frozenset()) -> str:
+def _fmt_check(k: Check, pct: bool, not_learned=frozenset(), rule: Rule | None = None) -> str:
     num = (lambda x: "–" if math.isnan(x) else f"{x:+.1%}") if pct else (lambda x: "–" if math.isnan(x) else f"{x:+.4f}")
     interval = "–" if math.isnan(k.low) else f"{num(k.low)} to {num(k.high)}"
-    flag = " (on the boundary)" if k.boundary else ""
+    flag = " (fragile)" if k.boundary else ""
+    if k.uncorrected_outcome:   # judged at the corrected confidence: say so, and what the rule gave
+        flag += (" after the correction for the number of checks" if k.outcome == k.uncorrected_outcome
+                 else f"; {k.uncorrected_outcome} at {(rule or Rule()).confidence:.0%}, not after the correction")
     variants, unlearned = not_learned_in(k, not_learned)
-    if unlearned:
-        flag += "; two guesses" if len(unlearned) == len(variants) else f"; {', '.join(unlearned)} does not beat guessing"
+    if unlearned and k.outcome != UNTESTABLE:
+        flag += f"; {', '.join(unlearned)} does not beat guessing"
+    elif k.outcome == UNTESTABLE:
+        flag += " (two guesses)"
     return (f"| {k.metric} | {k.what} | {num(k.estimate)} | {interval} | {num(k.paper_estimate)} "
             f"| {k.outcome}{flag} |")
 
 
-def claims_markdown(claims: list[Claim], rule: Rule | None = None, not_learned=frozenset()) -> str:
-    """The checklist as Markdown: the rule, a summary table, then each claim with its checks (those
-    naming a variant that has not learned the metric, ``not_learned``'s (variant, metric) pairs,
-    marked: :data:`GUESS_NOTE`)."""
+#: the order in which REPORT.md, claims.md and the README count verdicts
+VERDICT_ORDER = (HOLDS, FAILS, NO_DIFFERENCE, UNDECIDED, NOT_TESTABLE, NOT_CHECKED)
+
+
+def verdict_counts(verdicts: list[str]) -> dict[str, int]:
+    """How many verdicts of each kind (the fragile label aside), and how many are fragile."""
+    bare = [outcome_of(v) for v in verdicts]
+    counts = {kind: bare.count(kind) for kind in VERDICT_ORDER if bare.count(kind)}
+    return {**counts, "fragile": sum(v != b for v, b in zip(verdicts, bare))}
+
+
+def counts_sentence(counts: dict[str, int]) -> str:
+    """``2 hold, 3 do not hold, 1 not decided, 1 not testable on this benchmark; 2 of them fragile``."""
+    words = {HOLDS: "hold", FAILS: "do not hold"}
+    parts = [f"{n} {words.get(k, k)}" for k, n in counts.items() if k != "fragile"]
+    fragile = counts.get("fragile", 0)
+    return ", ".join(parts) + (f"; {fragile} of them fragile (may differ on another machine)" if fragile else "")
+
+
+def outcome_of(verdict: str) -> str:
+    """A claim's verdict without its fragile label (either spelling of it)."""
+    return verdict.removesuffix(ON_BOUNDARY).removesuffix(LEGACY_BOUNDARY)
+
+
+def claims_markdown(claims: list[Claim], rule: Rule | None = None, not_learned=frozenset(),
+                    evidence: dict | None = None, seeds: list[int] | None = None) -> str:
+    """The checklist as Markdown: the evidence box (``evidence``: ``data.evidence.describe_dataset``),
+    the rule, a summary table with each verdict's one-line why, then each claim with its checks
+    (those naming a variant that has not learned the metric, ``not_learned``'s (variant, metric)
+    pairs, marked: :data:`GUESS_NOTE`)."""
     rule = rule or Rule()
-    lines = ["# Claims checklist", "",
-             "Each claim of the paper (docs/METHOD.md, section \"The paper's claims and Figure 3\") judged on our test numbers. "
-             f"Rule: {rule.text()}. A claim holds when every check supports it, does not hold when any "
-             "check goes against it, shows no difference when the checks that do not support it show "
-             "no difference, and is not decided otherwise. Estimates are improvements in the claimed "
-             "direction (positive favours the claim); claims about direction and about magnitude "
-             "(relative gains) are judged separately.", "",
-             "| # | claim | verdict |", "|---|---|---|"]
-    lines += [f"| {c.number}{c.part} | {c.claim} | **{c.verdict}** |" for c in claims]
+    lines = ["# Claims checklist", ""]
+    if evidence:
+        lines += markdown_box(evidence, seeds)
+    counts = verdict_counts([c.verdict for c in claims])
+    lines += [f"**{len(claims)} readings of the paper's claims: {counts_sentence(counts)}.**", "",
+              "Each claim of the paper (docs/METHOD.md, section \"The paper's claims and Figure 3\") judged on our test numbers. "
+              f"Rule: {rule.text()}. A claim holds when every check supports it, does not hold when any "
+              "check goes against it, shows no difference when the checks that do not support it show "
+              "no difference, and is not decided otherwise. The verdict judges 'does not hold' with the "
+              "intervals widened for the claim's number of checks (Bonferroni; the last sections show the "
+              "rule without it). A check that compares two variants neither of which beats always "
+              "guessing the training mean on its metric is not testable on this benchmark: it is shown "
+              "but left out of the verdict. A verdict marked fragile rests on a check whose interval edge "
+              "is within 10% of its half-width from 0: round-off on another machine may change it. "
+              "Estimates are improvements in the claimed direction (positive favours the claim); claims "
+              "about direction and about magnitude (relative gains) are judged separately.", "",
+              "| # | claim | verdict | why |", "|---|---|---|---|"]
+    lines += [f"| {c.number}{c.part} | {c.claim} | **{c.verdict}** | {c.why.replace('|', '/')} |" for c in claims]
     for c in claims:
-        lines += ["", f"## Claim {c.number}{c.part}: {c.claim}", "", f"**Verdict: {c.verdict}.** {c.reason}", "",
-                  f"How we check it: {c.reading}"]
+        lines += ["", f"## Claim {c.number}{c.part}: {c.claim}", "", f"**Verdict: {c.verdict}.** {c.why}", "",
+                  c.reason, "", f"How we check it: {c.reading}"]
         if len(c.per_metric) > 1:
             lines += ["", "Per metric: " + "; ".join(f"{m}: {v}" for m, v in c.per_metric.items()) + "."]
         if c.checks:
             pct = CLAIMS[f"{c.number}{c.part}"].judged_on_gains
-            lines += ["", f"| metric | check | ours | {rule.confidence:.0%} interval | paper | outcome |",
+            lines += ["", f"| metric | check | ours | interval ({rule.confidence:.0%} unless marked) | paper | outcome |",
                       "|---|---|---:|---|---:|---|"]
-            lines += [_fmt_check(k, pct, not_learned) for k in c.checks]
+            lines += [_fmt_check(k, pct, not_learned, rule) for k in c.checks]
             if any(not_learned_in(k, not_learned)[1] for k in c.checks):
                 lines += ["", GUESS_NOTE]
     return "\n".join(lines) + "\n"
@@ -704,7 +865,8 @@ def claims_markdown(claims: list[Claim], rule: Rule | None = None, not_learned=f
 
 def write_claims(claims: list[Claim], reports_dir: str | Path, rule: Rule | None = None,
                  by_seeds: list[dict] | None = None, family_wise: list[dict] | None = None,
-                 not_learned=frozenset()) -> dict[str, Path]:
+                 not_learned=frozenset(), evidence: dict | None = None,
+                 seeds: list[int] | None = None) -> dict[str, Path]:
     """Write ``<reports>/claims.md`` and ``<reports>/claims.json`` (with ``family_wise``, the
     verdicts of :func:`family_wise_verdicts`, and ``by_seeds``, those of :func:`verdicts_by_seeds`,
     as their last sections when it has more than one step; ``not_learned``, the (variant, metric)
@@ -712,13 +874,16 @@ def write_claims(claims: list[Claim], reports_dir: str | Path, rule: Rule | None
     rule = rule or Rule()
     out = resolve(reports_dir)
     out.mkdir(parents=True, exist_ok=True)
-    record = {"rule": {**asdict(rule), "text": rule.text()},
+    record = {"evidence": evidence, "seeds": seeds,
+              "rule": {**asdict(rule), "text": rule.text(),
+                       "verdict": "corrected for the number of checks (Bonferroni); not testable checks left out"},
+              "counts": verdict_counts([c.verdict for c in claims]),
               "claims": [{"id": f"{c.number}{c.part}", **_json_safe(asdict(c))} for c in claims],
               "not_learned": sorted([v, m] for v, m in not_learned)}
-    markdown = claims_markdown(claims, rule, not_learned)
+    markdown = claims_markdown(claims, rule, not_learned, evidence, seeds)
     if family_wise:
         record["family_wise"] = family_wise
-        markdown += ("\n## 'Does not hold' corrected for the number of checks\n\n" + family_wise_words(rule)
+        markdown += ("\n## The verdicts beside the rule without the correction\n\n" + family_wise_words(rule)
                      + "\n\n" + family_wise_markdown(family_wise))
     if by_seeds and len(by_seeds) > 1:   # one step is the checklist above again
         record["by_seeds"] = by_seeds

@@ -20,8 +20,9 @@ from pathlib import Path
 from cdcml_lib.workflow.paths import atomic_write_text, draw_dir, repo_root, reports_dir, resolve  # reports_dir(config): the one place the rule lives
 from cdcml_lib.matching import IMEMNET_TABLE1
 from cdcml_lib.results import acp, guessing
-from cdcml_lib.results.claims import (MAX_PROJECTED_SEEDS, UNDECIDED, Rule, by_seeds_markdown, compares_guesses,
-                                      family_wise_markdown, family_wise_words)
+from cdcml_lib.data.evidence import describe_dataset, markdown_box
+from cdcml_lib.results.claims import (NOT_TESTABLE, UNDECIDED, UNTESTABLE, Rule, by_seeds_markdown, counts_sentence,
+                                      family_wise_markdown, family_wise_words, projection_range, verdict_counts)
 from cdcml_lib.results.tables import load_study
 from cdcml_lib.runs.folder import is_finished, read_metrics, read_run_info, run_folder
 from cdcml_lib.workflow.params import section
@@ -155,7 +156,9 @@ def _section_timings(reports: Path) -> list[str]:
     for r, f in zip(records, files):
         lines.append(f"| {r.get('step', f.stem)} | {float(r.get('wall_s', 0.0)):.1f} | {r.get('finished', '?')} |")
     total = sum(float(r.get("wall_s", 0.0)) for r in records)
-    return lines + ["", f"All notebook steps together: {total:.1f} s ({total / 60:.1f} min)."]
+    return lines + ["", f"Sum of the step times: {total:.1f} s ({total / 60:.1f} min). This is not the "
+                        "study's wall time: `make reproduce` runs JOBS steps side by side, so the wall "
+                        "time is shorter."]
 
 
 def _required(path: Path, config: str) -> Path:
@@ -179,36 +182,34 @@ def _section_tables(reports: Path, config: str) -> list[str]:
 
 
 def _verdict_words(claim: dict, bold: bool) -> str:
-    """A verdict, and for a claim not decided the seeds that would decide it at the measured
-    spread (claims.seeds_to_decide: a projection)."""
+    """A verdict, and for a claim not decided a rough range of the seeds that might decide it at
+    the measured spread (claims.projection_range: a projection, shown only as a range)."""
     verdict = f"**{claim['verdict']}**" if bold else claim["verdict"]
     needed = claim.get("seeds_to_decide")
-    if needed is None:
-        return verdict
-    if needed > MAX_PROJECTED_SEEDS:
-        return f"{verdict} (more seeds would not decide it: its difference is inside the noise)"
-    return f"{verdict} (about {needed} seeds would decide it, projected)"
+    return verdict if needed is None else f"{verdict} ({projection_range(needed)})"
+
+
+def _why(claim: dict) -> str:
+    """The claim's one-line why (claims.json ``why``; a record written before it existed: its summary)."""
+    return (claim.get("why") or claim.get("summary") or claim.get("reason", "")).replace("|", "/")
 
 
 def _section_claims(reports: Path, config: str) -> list[str]:
     record = _read_json(_required(reports / "claims.json", config))
     rule = record.get("rule", {})
+    counts = verdict_counts([c["verdict"] for c in record["claims"]])
     lines = ["## Claims of the paper, checked", "",
-             f"Rule: {rule.get('text', 'see claims.md')}. Details and every number "
-             f"behind each verdict: [claims.md](claims.md).", "",
-             "| # | claim | verdict | checks |", "|---|---|---|---|"]
-    not_learned = {tuple(pair) for pair in record.get("not_learned", [])}
+             f"**{len(record['claims'])} readings: {counts_sentence(counts)}.**", "",
+             f"Rule: {rule.get('text', 'see claims.md')}. The verdict judges 'does not hold' corrected for "
+             f"the claim's number of checks; checks comparing two variants that do not beat guessing are "
+             f"not testable on this benchmark and left out; a fragile verdict may differ on another "
+             f"machine. Details and every number behind each verdict: [claims.md](claims.md).", "",
+             "| # | claim | verdict | why |", "|---|---|---|---|"]
     for c in record["claims"]:
-        reason = (c.get("summary") or c["reason"]).replace("|", "/")
-        guesses = [k for k in c.get("checks", []) if compares_guesses(k, not_learned)]
-        if guesses:
-            reason += (f" {len(guesses)} of them compare{'s' if len(guesses) == 1 else ''} two guesses "
-                       f"(neither variant beats guessing on "
-                       f"{', '.join(sorted({k['metric'] for k in guesses}))}).")
-        lines.append(f"| {c.get('id', c['number'])} | {c['claim']} | {_verdict_words(c, True)} | {reason} |")
+        lines.append(f"| {c.get('id', c['number'])} | {c['claim']} | {_verdict_words(c, True)} | {_why(c)} |")
     if record.get("family_wise"):
         rule_fields = {k: v for k, v in rule.items() if k in Rule.__dataclass_fields__}
-        lines += ["", "### 'Does not hold' corrected for the number of checks", "",
+        lines += ["", "### The verdicts beside the rule without the correction", "",
                   family_wise_words(Rule(**rule_fields)), "", family_wise_markdown(record["family_wise"]).rstrip()]
     if len(record.get("by_seeds") or []) > 1:
         lines += ["", "### Verdicts by the number of seeds", "",
@@ -386,6 +387,7 @@ def render_report(config: str, reports_dir: str | Path, runs_dir: str | Path, da
     study = study or load_study(config)
     now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     head = [f"# CDCML reproduction report: configuration `{config}`", "",
+            *markdown_box(describe_dataset(data_dir), study["seeds"]),
             f"Written {now} by `python -m cdcml_lib.results.report --config {config}` from the files of "
             f"`params/{config}.yaml`, `{runs_dir}` and `{data_dir}`. Paper: Zhao et al., "
             f"\"Emotion-Based End-to-End Matching Between Image and Music in Valence-Arousal Space\", "
@@ -431,87 +433,74 @@ def not_decided(claims: dict) -> list[str]:
     return [str(c.get("id", c["number"])) for c in claims["claims"] if c["verdict"].startswith(UNDECIDED)]
 
 
-def _not_decided_words(claims: dict) -> str:
-    ids = not_decided(claims)
-    which = f" (claims {', '.join(ids)})" if ids else ""
-    return f"{len(ids)} of {len(claims['claims'])} readings not decided with {paired_seeds(claims)} seeds{which}"
+#: the columns of the README's compact Table 3 (the similarity and the four VA MSEs)
+COMPACT_METRICS = ("sim_mse", "sim_mae", "img_v_mse", "img_a_mse", "mus_v_mse", "mus_a_mse")
 
 
-def _family_wise_count(claims: dict) -> str:
-    """How many readings stay not decided with 'does not hold' corrected for the number of checks."""
-    ids = [e["id"] for e in claims["family_wise"] if e["corrected"].startswith(UNDECIDED)]
-    return (f"{len(ids)} of {len(claims['family_wise'])} with {paired_seeds(claims)} seeds"
-            + (f" (claims {', '.join(ids)})" if ids else ""))
+def compact_table(comparison_csv: Path) -> str:
+    """Table 3 in a few columns: ours (mean over seeds) with the paper's value in parentheses."""
+    import pandas as pd
+
+    table = pd.read_csv(comparison_csv)
+    lines = ["| method | seeds | " + " | ".join(f"{m} ↓" for m in COMPACT_METRICS) + " |",
+             "|---|---:|" + "---:|" * len(COMPACT_METRICS)]
+    for _, row in table.iterrows():
+        name = row["paper_row"] if isinstance(row["paper_row"], str) else f"{row['variant']} (ours)"
+        cells = [f"{row[f'{m}_mean']:.3f}" + ("" if pd.isna(row[f"{m}_paper"]) else f" ({row[f'{m}_paper']:.3f})")
+                 for m in COMPACT_METRICS]
+        lines.append(f"| {name} | {int(row['n_seeds'])} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
-def _claims_rows(claims: dict, more: dict | None, more_rel: str | None) -> list[str]:
-    """The claims table, with a column of the more-seeds study's verdicts when there is one."""
-    if more is None:
-        lines = ["| # | claim | verdict |", "|---|---|---|"]
-        return lines + [f"| {c.get('id', c['number'])} | {c['claim']} | {_verdict_words(c, False)} |"
-                        for c in claims["claims"]]
-    theirs = {str(c.get("id", c["number"])): c for c in more["claims"]}
-    lines = [f"| # | claim | {paired_seeds(claims)} seeds (this study) | {paired_seeds(more)} seeds "
-             f"([{more_rel}/claims.md]({more_rel}/claims.md)) |", "|---|---|---|---|"]
-    for c in claims["claims"]:
-        other = theirs.get(str(c.get("id", c["number"])))
-        lines.append(f"| {c.get('id', c['number'])} | {c['claim']} | {_verdict_words(c, False)} | "
-                     f"{_verdict_words(other, False) if other else '-'} |")
+def _claims_rows(lead: dict, other: dict | None) -> list[str]:
+    """The claims table: the leading study's verdicts and why, with the other study's verdicts beside."""
+    theirs = {str(c.get("id", c["number"])): c for c in (other or {}).get("claims", [])}
+    head = f"| # | claim | {paired_seeds(lead)} seeds |" + (f" {paired_seeds(other)} seeds |" if other else "")
+    lines = [head + " why |", "|---|---|---|" + ("---|" if other else "") + "---|"]
+    for c in lead["claims"]:
+        key = str(c.get("id", c["number"]))
+        beside = f" {theirs[key]['verdict'] if key in theirs else '-'} |" if other else ""
+        lines.append(f"| {key} | {c['claim']} | **{c['verdict']}** |{beside} {_why(c)} |")
     return lines
 
 
 def render_readme_results(config: str, reports_dir: str | Path, more_seeds_dir: str | Path | None = None) -> str:
-    """The README's results section: Table 3 as written, the claims verdicts (beside those of the
-    same study with more seeds, when ``more_seeds_dir`` holds its claims.json) and one figure, all
-    read from the files the study wrote (nothing here is typed by hand)."""
+    """The README's results section, led by the study with more seeds (``more_seeds_dir``, the
+    60-seed study) when its reports exist: what the evidence is, the verdict counts of both studies,
+    the claims table with each verdict's why, a compact Table 3 and the comparison of two machines'
+    reproductions. Every number and word is read from the files the studies wrote."""
     reports = resolve(reports_dir)
     rel = reports.relative_to(repo_root()).as_posix()
     claims = _read_json(_required(reports / "claims.json", config))
     more_path = resolve(more_seeds_dir) / "claims.json" if more_seeds_dir else None
     more = _read_json(more_path) if more_path and more_path.is_file() else None
-    more_rel = more_path.parent.relative_to(repo_root()).as_posix() if more else None
-    table = _required(reports / "tables" / "comparison.md", config).read_text().strip()
-    lines = [f"Written by `python -m cdcml_lib.results.report --config {config} --readme` from `{rel}/` "
-             f"(`make reproduce` regenerates all of it). These numbers come from the **embedded "
-             f"benchmark** (configuration `{config}`), not from IMEMNet: they test the method and "
-             f"the paper's claims on data whose emotions are known, and are not comparable one to one "
-             f"with the paper's values (in parentheses). The whole report: [{rel}/REPORT.md]({rel}/REPORT.md).",
-             "", "**Table 3** (test split; mean ± sd over seeds; the paper's value in parentheses):", "",
-             table, ""]
-    _, words = guessing.words_from_reports(reports)
+    lead, lead_dir = (more, more_path.parent) if more else (claims, reports)
+    lead_rel = lead_dir.relative_to(repo_root()).as_posix()
+    evidence = lead.get("evidence") or {}
+    lines = [f"Generated by `make readme` from `{lead_rel}/`" + (f" and `{rel}/`" if more else "")
+             + "; nothing here is typed by hand.", ""]
+    if evidence:
+        lines += [f"**Evidence: {evidence['description']}.** It can show {evidence['can_show']}. "
+                  f"It cannot show {evidence['cannot_show']}.", ""]
+    studies = [(lead, lead_rel)] + ([(claims, rel)] if more else [])
+    lines += ["**Verdicts** (" + "; ".join(
+        f"[{paired_seeds(c)} seeds]({r}/claims.md): {counts_sentence(verdict_counts([x['verdict'] for x in c['claims']]))}"
+        for c, r in studies) + "). A verdict corrects 'does not hold' for the claim's number of checks; "
+        "'not testable' means both compared variants do no better than always guessing the training mean; "
+        "'fragile' means another machine's round-off may change it.", ""]
+    lines += _claims_rows(lead, claims if more else None)
+    table = lead_dir / "tables" / "comparison.csv"
+    if table.is_file():
+        lines += ["", f"**Table 3, compact** ({paired_seeds(lead)} seeds, test split, mean over seeds; the "
+                      f"paper's IMEMNet value in parentheses, not comparable one to one; full tables with "
+                      f"spreads: [{lead_rel}/REPORT.md]({lead_rel}/REPORT.md)):", "", compact_table(table)]
+    _, words = guessing.words_from_reports(lead_dir)
     if words:
-        lines += [f"**Against guessing** ([{rel}/REPORT.md]({rel}/REPORT.md), section \"Against guessing\"): "
-                  f"some variants {words}", ""]
-    lines += ["**The paper's claims on our numbers** (rule: "
-              f"{claims.get('rule', {}).get('text', 'see claims.md')}; details in "
-              f"[{rel}/claims.md]({rel}/claims.md)):", ""]
-    if more:
-        lines += [f"This study: {_not_decided_words(claims)}. The same study with more paired seeds "
-                  f"(`make reproduce CONFIG={MORE_SEEDS_STUDY}`, [{more_rel}/REPORT.md]({more_rel}/REPORT.md)): "
-                  f"{_not_decided_words(more)}.", ""]
-    lines += _claims_rows(claims, more, more_rel)
-    with_correction = [c for c in (claims, more) if c and c.get("family_wise")]
-    if with_correction:
-        lines += ["", "**With each claim's 'does not hold' corrected for its number of checks** (Bonferroni; "
-                      "the rule above does not correct; `claims.md`, last sections), readings not decided: "
-                  + ", and ".join(_family_wise_count(c) for c in with_correction) + "."]
-    if more and len(more.get("by_seeds") or []) > 1:
-        lines += ["", f"**How many seeds decided each claim**: the {paired_seeds(more)}-seed study's "
-                      f"verdicts on its first n seeds (measured, not projected):", "",
-                  by_seeds_markdown(more["by_seeds"]).rstrip()]
+        lines += ["", f"**Against guessing**: some variants {words}"]
     comparison = reports / "reference_comparison.json"
     if comparison.is_file() and _read_json(comparison).get("headline"):
-        lines += ["", f"**Against the committed reference** ([{rel}/reference_comparison.md]"
-                      f"({rel}/reference_comparison.md)): {_read_json(comparison)['headline']}"]
-    figure = reports / "figures" / "comparison.png"
-    if figure.is_file():
-        lines += ["", f"![Table 3 as bars, ours with seed error bars beside the paper's]({rel}/figures/comparison.png)"]
-    umap = reports / "embeddings" / "umap_compare.png"
-    if umap.is_file():
-        lines += ["", f"![UMAP of the shared space: CDCML beside the Sim-only ablation]({rel}/embeddings/umap_compare.png)"]
-    mixing = modality_mixing_sentence(reports)
-    if mixing:
-        lines += ["", mixing.replace("`embeddings/numbers.json`", f"`{rel}/embeddings/numbers.json`")]
+        lines += ["", f"**Two machines** ([{rel}/reference_comparison.md]({rel}/reference_comparison.md)): "
+                      f"{_read_json(comparison)['headline']}"]
     return "\n".join(lines)
 
 
@@ -539,9 +528,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs-dir", help="default: runs/<config>")
     parser.add_argument("--data-dir", help="default: the dataset section's out_dir")
     parser.add_argument("--readme", action="store_true",
-                        help="also rewrite README.md's results section (the default study's reports, "
-                             "with the decisive study's verdicts beside them)")
+                        help="only rewrite README.md's results section (`make readme`: led by the decisive "
+                             "study's reports, the default study's verdicts beside them); REPORT.md is left alone")
     args = parser.parse_args(argv)
+    if args.readme:
+        print(f"updated {update_readme(README_STUDY, reports_dir(README_STUDY), more_seeds_dir=reports_dir(MORE_SEEDS_STUDY))}")
+        return 0
     try:
         out = write_report(args.config, args.reports_dir or reports_dir(args.config),
                            args.runs_dir or f"runs/{args.config}",
@@ -550,13 +542,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 1
     print(f"wrote {out}")
-    if args.readme:
-        # from either study's run: the section always shows the default study, beside the decisive one
-        if args.config not in (README_STUDY, MORE_SEEDS_STUDY):
-            print(f"error: --readme shows the {README_STUDY} study (and {MORE_SEEDS_STUDY}); "
-                  f"not {args.config}", file=sys.stderr)
-            return 1
-        print(f"updated {update_readme(README_STUDY, reports_dir(README_STUDY), more_seeds_dir=reports_dir(MORE_SEEDS_STUDY))}")
     return 0
 
 
