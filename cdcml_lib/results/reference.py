@@ -155,7 +155,7 @@ def to_markdown(result: dict, reference: dict, fresh_env: dict) -> str:
              "the committed default study. z is the difference in units of the standard error of a "
              "difference of two seed means (sqrt(sd_ref^2/n_ref + sd_new^2/n_new)); |z| <= "
              f"{result['z_tolerance']:g} is within tolerance. A different CPU or library version moves "
-             "numbers in their last digits (see the determinism policy in the README); a verdict that "
+             "numbers in their last digits (docs/REPRODUCIBILITY.md, \"Determinism policy\"); a verdict that "
              "changes is the thing to look at.", "",
              "| | reference | this run |", "|---|---|---|"]
     for key in ("cpu", "python", "torch", "numpy", "scipy", "scikit-learn", "librosa"):

@@ -416,8 +416,8 @@ def write_report(config: str, reports_dir: str | Path, runs_dir: str | Path, dat
 
 README_BEGIN = "<!-- results:begin -->"
 README_END = "<!-- results:end -->"
-#: The README shows the default study; the same study with more paired seeds (params/decisive.yaml,
-#: whose reports are committed too) adds its verdicts beside the default's when they exist.
+#: The README is led by the same study with more paired seeds (params/decisive.yaml, whose reports
+#: are committed too) when its reports exist, with the default study's verdicts beside them.
 README_STUDY = "default"
 MORE_SEEDS_STUDY = "decisive"
 
