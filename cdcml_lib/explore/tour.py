@@ -6,7 +6,8 @@ notebooks run the same code (docs/METHOD.md, section "7. Losses"):
 
 - :class:`TinyStudy` renders the corpus, computes the 193 x 87 music matrices, standardises them,
   builds the IMEMNet pair list (Eq. 1 scores) and then gives ``make_batches``, ``train_tiny``
-  (the study's own ``runs.train.train_epoch``), ``embed_all`` and ``space_numbers``;
+  (the study's own ``runs.train.train_epoch``), ``embed_all`` and ``space_numbers`` (how well
+  the space follows VA, and how far the modalities are mixed);
 - :func:`fit_log_ratio` trains free toy embeddings on one cross-modal loss (Eq. 2 and variants).
 """
 from __future__ import annotations
@@ -21,6 +22,7 @@ from scipy.stats import spearmanr
 from cdcml_lib import losses, matching, nets
 from cdcml_lib.data import features
 from cdcml_lib.data.images import image_to_tensor
+from cdcml_lib.explore.embedding import modality_mixing
 from cdcml_lib.runs import loader, train
 
 
@@ -108,18 +110,31 @@ class TinyStudy:
             curves.append({"step": step, **means})
         return model, pd.DataFrame(curves), before
 
-    def space_numbers(self, embedded) -> dict[str, float]:
-        """How well the shared space follows VA: Spearman correlation of image-clip embedding
-        distances with VA distances, the VA prediction MSE per modality, and the modality gap
-        (distance of the cloud centres over the mean distance of a point to its cloud's centre)."""
+    def space_numbers(self, embedded, neighbours: int = 10) -> dict[str, float]:
+        """How well the shared space follows VA, and how far apart the two modalities sit.
+
+        - Spearman correlation of image-clip embedding distances with VA distances;
+        - the VA prediction MSE per modality;
+        - the modality gap: distance of the cloud centres over the mean distance of a point to
+          its cloud's centre (near 0: one cloud; well above 1: two separate clouds);
+        - modality mixing: the share of each point's ``neighbours`` nearest neighbours in the
+          shared space (itself excluded) that have its own modality, averaged over all points,
+          and the same share if the modality labels were shuffled (the chance level). 1.0 means
+          every point sits among its own modality; the chance level means fully mixed. This is
+          ``explore.embedding.modality_mixing``, which ``04_embeddings`` applies to UMAP maps.
+        """
         f_i, f_m, va_i, va_m = embedded
         d_embed = np.linalg.norm(f_i[:, None] - f_m[None], axis=-1).ravel()
         d_va = matching.label_distances(self.y_img, self.y_mus).ravel()
         within = np.mean([np.linalg.norm(f - f.mean(0), axis=1).mean() for f in (f_i, f_m)])
+        mixing = modality_mixing(np.concatenate([f_i, f_m]), ["image"] * len(f_i) + ["music"] * len(f_m),
+                                 k=neighbours)
         return {"spearman(D, VA distance)": spearmanr(d_embed, d_va)[0],
                 "VA MSE images": float(np.mean((va_i - self.y_img) ** 2)),
                 "VA MSE music": float(np.mean((va_m - self.y_mus) ** 2)),
-                "gap / spread": float(np.linalg.norm(f_i.mean(0) - f_m.mean(0)) / within)}
+                "gap / spread": float(np.linalg.norm(f_i.mean(0) - f_m.mean(0)) / within),
+                "same-modality neighbours": mixing["same_modality_share"],
+                "same-modality neighbours, chance": mixing["chance_share"]}
 
 
 def fit_log_ratio(cfr, toy_img: np.ndarray, toy_mus: np.ndarray, steps: int, dim: int = 3,
