@@ -114,13 +114,26 @@ def test_a_long_file_is_read_in_bounded_blocks(tmp_path, monkeypatch):
     assert peak < 8e6, f"peak {peak / 1e6:.1f} MB while the decoded song is 21 MB"
 
 
-def test_a_text_file_named_wav_is_an_error_naming_it_without_warnings(trained, tmp_path):
-    (tmp_path / "notes.wav").write_text("these are my notes, not audio\n" * 20)
+@pytest.mark.parametrize("name", ["notes.wav", "notes.mp3"])
+def test_a_text_file_named_as_audio_is_refused_with_the_true_cause_and_no_decoder_noise(
+        trained, tmp_path, capfd, name):
+    (tmp_path / name).write_text("these are my notes, not audio\n" * 20)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        with pytest.raises(M.QueryFileError, match=r"notes\.wav: not an audio file libsndfile can decode"):
-            M.predict(trained, tmp_path / "notes.wav")
+        with pytest.raises(M.QueryFileError, match=rf"{name}: not audio: a text file \(it starts "
+                                                   r"'these are my notes"):
+            M.predict(trained, tmp_path / name)
     assert not caught, [str(w.message) for w in caught]
+    err = capfd.readouterr().err
+    assert "Illegal Audio-MPEG-Header" not in err and "resync" not in err, err
+
+
+def test_binary_junk_named_mp3_is_refused_without_decoder_noise(trained, tmp_path, capfd):
+    (tmp_path / "junk.mp3").write_bytes(np.random.default_rng(4).integers(0, 256, 4000, dtype=np.uint8).tobytes())
+    with pytest.raises(M.QueryFileError, match=r"junk\.mp3: not an audio file libsndfile can decode"):
+        M.predict(trained, tmp_path / "junk.mp3")
+    err = capfd.readouterr().err
+    assert "Illegal" not in err and "possibly a pipe" not in err, err
 
 
 def test_a_corrupt_image_is_an_error_naming_it(trained, smoke_data, tmp_path):
@@ -164,16 +177,49 @@ def test_a_folder_is_written_as_csv_with_errors_per_file(run_dir, smoke_data, tm
     (folder / "fake.wav").write_text("not audio")
     (folder / "readme.txt").write_text("ignored: not an image or audio suffix")
     out = tmp_path / "matches.csv"
+    # exit status 1: one file could not be read; the four others are still matched and written
     assert M.main([str(folder), "--run", str(run_dir), "-k", "2", "--batch-size", "2",
-                   "--out", str(out)]) == 0
+                   "--out", str(out)]) == 1
     table = pd.read_csv(out, keep_default_na=False)
     per_file = table.drop_duplicates("path").set_index("path")
     assert len(per_file) == 5 and len(table) == 4 * 2 + 1
-    assert "fake.wav: not an audio file" in per_file.loc[str(folder / "fake.wav"), "error"]
+    assert "fake.wav: not audio: a text file" in per_file.loc[str(folder / "fake.wav"), "error"]
     assert (table[table["error"] == ""]["rank"].astype(int) <= 2).all()
     text = capsys.readouterr()
-    assert "song.wav" in text.out and "1 unreadable" in text.out
+    assert "song.wav" in text.out and "1 unreadable" in text.out and f"wrote {out}" in text.out
     assert "fake.wav" in text.err
+    # --out naming an existing folder writes matches.csv inside it
+    assert M.main([str(folder / "p0.png"), "--run", str(run_dir), "-k", "1", "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "matches.csv").is_file()
+
+
+def test_a_folder_without_out_is_printed_and_nothing_is_written(run_dir, smoke_data, tmp_path,
+                                                                 capsys, monkeypatch):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    Image.fromarray(np.zeros((40, 40, 3), dtype=np.uint8)).save(folder / "p.png")
+    (folder / "fake.wav").write_text("not audio")
+    work = tmp_path / "cwd"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    assert M.main([str(folder), "--run", str(run_dir), "-k", "1"]) == 1
+    text = capsys.readouterr()
+    assert "p.png (image): predicted valence" in text.out and "fake.wav" in text.err
+    assert not list(work.iterdir()) and sorted(f.name for f in folder.iterdir()) == ["fake.wav", "p.png"]
+
+
+def test_exit_status_two_for_configuration_errors_and_the_contract_in_help(run_dir, tmp_path, capsys):
+    Image.fromarray(np.zeros((40, 40, 3), dtype=np.uint8)).save(tmp_path / "p.png")
+    assert M.main([str(tmp_path / "p.png"), "--run", str(tmp_path / "no-run")]) == 2
+    assert "no-run" in capsys.readouterr().err
+    assert M.main([str(tmp_path / "p.png"), "--run", str(run_dir), "--against", str(tmp_path)]) == 2
+    with pytest.raises(SystemExit) as usage:
+        M.main([str(tmp_path / "p.png"), "--run", str(run_dir), "-k", "0"])
+    assert usage.value.code == 2
+    with pytest.raises(SystemExit):
+        M.main(["--help"])
+    help_text = capsys.readouterr().out
+    assert "exit status" in help_text and "1  some files could not be read" in help_text
 
 
 def test_the_command_prints_the_query_va_beside_its_matches(run_dir, smoke_data, tmp_path, capsys):

@@ -29,6 +29,7 @@ Unreadable files raise :class:`QueryFileError` (audio) or ``data.images.ImageFil
 from __future__ import annotations
 
 import argparse
+import contextlib
 import inspect
 import os
 import sys
@@ -69,6 +70,40 @@ class QueryWarning(UserWarning):
 
 # --- reading a song window by window -----------------------------------------------------------
 
+@contextlib.contextmanager
+def quiet_stderr():
+    """Hold back what C decoders write to file descriptor 2 (libmpg123's "Illegal
+    Audio-MPEG-Header" notes): a user sees the kit's one message with the true cause instead."""
+    fd = 2   # C libraries write to descriptor 2 whatever Python's sys.stderr is now
+    sys.stderr.flush()
+    saved = os.dup(fd)
+    sink = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(sink, fd)
+    try:
+        yield
+    finally:
+        os.dup2(saved, fd)
+        os.close(saved)
+        os.close(sink)
+
+
+def what_it_is(path: Path) -> str | None:
+    """A plain description of a file that is not audio, from its first bytes, or None."""
+    with open(path, "rb") as handle:
+        head = handle.read(512)
+    if not head:
+        return "an empty file (0 bytes)"
+    if head.lstrip(b"\xef\xbb\xbf").startswith((b"<html", b"<!DOCTYPE", b"<!doctype")):
+        return "an HTML page (a download that saved the web page, not the audio)"
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if all(c.isprintable() or c in "\r\n\t" for c in text):
+        return f"a text file (it starts {text[:40]!r})"
+    return None
+
+
 def _open_audio(path: Path):
     """An open ``soundfile.SoundFile``, or a :class:`QueryFileError` naming the file and cause."""
     import soundfile as sf
@@ -76,9 +111,18 @@ def _open_audio(path: Path):
     if not path.is_file():
         raise QueryFileError(f"audio: {path}: no such file")
     try:
-        return sf.SoundFile(str(path))
+        with quiet_stderr():
+            return sf.SoundFile(str(path))
     except (sf.LibsndfileError, RuntimeError, TypeError) as err:
-        cause = str(err).split("': ", 1)[-1]  # libsndfile repeats the path; keep the cause
+        found = what_it_is(path)
+        if found:
+            raise QueryFileError(f"audio: {path}: not audio: {found}; give the real audio "
+                                 "file") from None
+        # libsndfile repeats the path, and for a non-MP3 says 'does not exist ... pipe?': keep
+        # only its first sentence when it is informative
+        cause = str(err).split("': ", 1)[-1].split(".Note:")[0].strip()
+        if "possibly a pipe" in cause:
+            cause = "its content is not any audio format libsndfile knows"
         raise QueryFileError(
             f"audio: {path}: not an audio file libsndfile can decode ({cause}). Readable: "
             f"{', '.join(s.lstrip('.') for s in AUDIO_SUFFIXES)}; convert other formats "
@@ -122,8 +166,9 @@ def read_song_windows(path: str | os.PathLike, hop_s: float = CLIP_SECONDS,
             clips = np.zeros((len(part), CLIP_SAMPLES), dtype=np.float32)
             for i, start in enumerate(part):
                 try:
-                    f.seek(int(round(start * sr_in)))
-                    frames = f.read(n_win, dtype="float32", always_2d=True)
+                    with quiet_stderr():
+                        f.seek(int(round(start * sr_in)))
+                        frames = f.read(n_win, dtype="float32", always_2d=True)
                 except (RuntimeError, ValueError) as err:  # libsndfile on truncated data
                     raise QueryFileError(f"audio: {path}: cannot decode the window at "
                                          f"{start:.1f} s ({err}); the file is probably "
@@ -561,9 +606,41 @@ def format_matches(pred: Prediction, found: pd.DataFrame) -> str:
     return head + "\n" + table.to_string(index=False, float_format=lambda v: f"{v:.3f}")
 
 
+EXIT_STATUS = """exit status (the same contract as the audit and the parameter check):
+  0  every file was read and matched
+  1  some files could not be read: each is named on stderr, the others are still matched
+     (and written, with --out)
+  2  usage or configuration error (a bad option, a run folder or --against dataset that cannot
+     be opened): nothing was matched
+
+output: without --out everything is printed and no file is written; with --out the table (one
+row per file and match) is written to that CSV file, or to matches.csv inside that folder if
+--out names an existing folder, and the file written is named on the last line."""
+
+
+def expand_inputs(paths: Sequence[str | os.PathLike]) -> tuple[list[Path], list[str]]:
+    """The files to match (folders expanded as :func:`list_inputs` does) and one problem per
+    path that names nothing to match, so that the other paths still run."""
+    files: list[Path] = []
+    problems: list[str] = []
+    for p in paths:
+        try:
+            files += list_inputs([p])
+        except FileNotFoundError as err:
+            problems.append(str(err))
+    return files, problems
+
+
+def csv_target(out: str) -> Path:
+    """Where ``--out`` writes: the file named, or ``matches.csv`` inside an existing folder."""
+    target = Path(out)
+    return target / "matches.csv" if target.is_dir() else target
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m cdcml_lib.match",
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXIT_STATUS,
         description="Predict the valence and arousal of your own images and songs with a trained "
                     "run, and find their best matches in a dataset's test split. A song is read "
                     "in 2 s windows over its whole length; its VA is the mean over the windows.")
@@ -577,7 +654,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="seconds between a song's 2 s windows (default 2: no overlap)")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--out", default=None,
-                        help="CSV to write (default for a folder: <folder>_matches.csv here)")
+                        help="CSV file (or existing folder) to write the table to; without it "
+                             "nothing is written and the matches are printed")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args(argv)
     if args.k < 1 or args.hop <= 0 or args.batch_size < 1:
@@ -590,29 +668,43 @@ def main(argv: list[str] | None = None) -> int:
             setattr(args, name, str(Path(value).resolve()))
     try:
         trained = load_trained(args.run, device=args.device)
-        warnings.simplefilter("ignore", QueryWarning)  # collected into the output instead
-        folders = [p for p in args.paths if Path(p).is_dir()]
-        if not folders and args.out is None:
-            status = 0
-            for p in args.paths:
-                try:
-                    found = best_matches(trained, p, args.against or trained.params["data_dir"],
-                                         k=args.k, split=args.split, hop_s=args.hop)
-                except (QueryFileError, ImageFileError, ValueError, FileNotFoundError) as err:
-                    print(f"error: {err}", file=sys.stderr)
-                    status = 1
-                    continue
-                pred = found.attrs["query"]
-                for w in pred.warnings:
-                    print(f"warning: {w}", file=sys.stderr)
-                print(format_matches(pred, found) + "\n")
-            return status
-        table = match_paths(trained, args.paths, args.against, args.k, args.split, args.hop,
-                            args.batch_size)
-    except (FileNotFoundError, ValueError) as err:
+        against = args.against or trained.params["data_dir"]
+        open_dataset(resolve(against))
+    except (FileNotFoundError, ValueError, KeyError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
-        return 1
-    out = Path(args.out or f"{Path(folders[0] if folders else 'files').name}_matches.csv")
+        return 2
+    warnings.simplefilter("ignore", QueryWarning)  # collected into the output instead
+    files, problems = expand_inputs(args.paths)
+    for problem in problems:
+        print(f"error: {problem}", file=sys.stderr)
+    if args.out is None:
+        return max(print_matches(trained, files, against, args), 1 if problems else 0)
+    return max(write_matches(trained, files, against, args), 1 if problems else 0)
+
+
+def print_matches(trained, files: Sequence[Path], against, args) -> int:
+    """Each file's VA and matches printed (nothing written); 1 if any file failed, else 0."""
+    status = 0
+    for p in files:
+        try:
+            found = best_matches(trained, p, against, k=args.k, split=args.split, hop_s=args.hop)
+        except (QueryFileError, ImageFileError, ValueError, FileNotFoundError) as err:
+            print(f"error: {err}", file=sys.stderr)
+            status = 1
+            continue
+        pred = found.attrs["query"]
+        for w in pred.warnings:
+            print(f"warning: {w}", file=sys.stderr)
+        print(format_matches(pred, found) + "\n")
+    return status
+
+
+def write_matches(trained, files: Sequence[Path], against, args) -> int:
+    """The table of every file's matches written where ``--out`` says; 1 if any file failed."""
+    out = csv_target(args.out)
+    table = match_paths(trained, files, against, args.k, args.split, args.hop, args.batch_size) \
+        if files else pd.DataFrame(columns=["path", "error"])
+    out.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(out, index=False, float_format="%.4f")
     per_file = table.drop_duplicates("path")
     bad = per_file["error"].fillna("").ne("")
@@ -622,8 +714,9 @@ def main(argv: list[str] | None = None) -> int:
     for _, r in per_file[warned].iterrows():
         for w in str(r["warnings"]).split(" | "):
             print(f"warning: {w}", file=sys.stderr)
-    print(per_file.loc[~bad, ["path", "modality", "pred_valence", "pred_arousal"]]
-          .to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    if (~bad).any():
+        print(per_file.loc[~bad, ["path", "modality", "pred_valence", "pred_arousal"]]
+              .to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     print(f"wrote {out}: {len(per_file)} files ({int(bad.sum())} unreadable, "
           f"{int(warned.sum())} with warnings), {args.k} matches each")
-    return 0
+    return 1 if bad.any() else 0
