@@ -231,3 +231,22 @@ def test_a_byte_order_mark_does_not_add_a_song_to_the_published_list(tmp_path):
     report = audit_pairs([tmp_path / "val_bom.txt"], fit=False)
     counts = report["files"][str(tmp_path / "val_bom.txt")]
     assert (counts["songs"], counts["clips"]) == (90, 1750)
+
+
+@needs_reference
+def test_the_default_fit_says_how_little_it_rests_on():
+    report = audit_pairs([VAL], image_va=IMAGE_VA, forms=("exp",))
+    fitted = report["eq1"]["fitted_clip_va"]
+    support = fitted["support"]
+    assert (support["pairs"], support["clips"]) == (21, 7) and support["thin"]
+    lo, hi = support["sigma_leave_one_clip_out"]
+    assert lo <= fitted["exp"]["sigma"] <= hi
+    assert "rests on only 21 pairs of 7 clips" in format_audit(report)
+
+
+def test_a_fit_on_many_clips_is_not_called_thin():
+    from cdcml_lib.data.audit import ClipGroups, fit_support
+    rng = np.random.default_rng(0)
+    groups = ClipGroups.from_pairs([(rng.random((5, 2)), rng.random(5)) for _ in range(40)])
+    support = fit_support(groups)
+    assert support == {"pairs": 200, "clips": 40, "residual_dof": 119, "thin": False}

@@ -345,7 +345,45 @@ def eq1_agreement(pairs: pd.DataFrame, image_labels: pd.DataFrame | None,
             t = time.perf_counter()
             sigma, rms = fit_sigma_clip_va(groups, form, progress=progress)
             fitted[form] = {"sigma": sigma, "rms": rms, "seconds": round(time.perf_counter() - t, 2)}
+    fitted["support"] = fit_support(groups, "exp" in forms)
     out["fitted_clip_va"] = fitted
+    return out
+
+
+#: Below these, the clip-VA fit's sigma rests on too little: fewer clips than this, or fewer
+#: residual degrees of freedom (pairs minus 2 fitted VA values per clip minus sigma) than this.
+MIN_FIT_CLIPS = 30
+MIN_FIT_DOF = 60
+
+
+def drop_clip(groups: ClipGroups, j: int) -> ClipGroups:
+    """The same pairs without clip ``j`` (for the leave-one-clip-out range of sigma)."""
+    keep = groups.clip != j
+    clip = groups.clip[keep]
+    _, starts, clip = np.unique(clip, return_index=True, return_inverse=True)
+    return ClipGroups(clip=clip, y_img=groups.y_img[keep], s=groups.s[keep], starts=starts)
+
+
+def fit_support(groups: ClipGroups, with_range: bool = True) -> dict:
+    """How much the clip-VA fit rests on: pairs, clips, residual degrees of freedom, and for a
+    thin fit a warning with the range of Eq. 1's sigma when each clip is left out in turn."""
+    pairs, clips = int(len(groups.s)), int(groups.n_clips)
+    dof = pairs - 2 * clips - 1
+    out = {"pairs": pairs, "clips": clips, "residual_dof": dof,
+           "thin": clips < MIN_FIT_CLIPS or dof < MIN_FIT_DOF}
+    if not out["thin"]:
+        return out
+    if with_range and clips > 2:
+        sigmas = [fit_sigma_clip_va(drop_clip(groups, j), "exp")[0] for j in range(clips)]
+        out["sigma_leave_one_clip_out"] = [float(min(sigmas)), float(max(sigmas))]
+    spread = (" Leaving one clip out at a time moves sigma between "
+              f"{out['sigma_leave_one_clip_out'][0]:.3f} and {out['sigma_leave_one_clip_out'][1]:.3f}."
+              if "sigma_leave_one_clip_out" in out else "")
+    out["warning"] = (f"the fit rests on only {pairs} pairs of {clips} clips, and each clip's VA "
+                      f"is fitted too ({dof} residual degrees of freedom; at least "
+                      f"{MIN_FIT_CLIPS} clips and {MIN_FIT_DOF} are wanted): too few to pin "
+                      f"sigma down, so read it as a rough value.{spread} More labelled pairs "
+                      "(more lists, or --images-like all) make it firmer")
     return out
 
 
@@ -537,6 +575,9 @@ def format_audit(report: dict) -> str:
             lines += _fits("known music and image VA", eq1["known_va"])
         if "fitted_clip_va" in eq1:
             lines += _fits("clip VA fitted to its images' scores", eq1["fitted_clip_va"])
+            support = eq1["fitted_clip_va"].get("support", {})
+            if support.get("warning"):
+                lines.append(f"    WARNING: {support['warning']}")
     return "\n".join(lines)
 
 
