@@ -228,3 +228,62 @@ def test_the_command_prints_the_query_va_beside_its_matches(run_dir, smoke_data,
     out = capsys.readouterr().out
     assert "song.wav (music): predicted valence" in out and "matched image" in out
     assert M.main([str(tmp_path / "nothing.wav"), "--run", str(run_dir)]) == 1
+
+
+# --- the novelty guard: has the model seen media like this? -------------------------------------
+
+def test_noise_clicks_and_a_random_image_are_unfamiliar_and_benchmark_test_items_are_not(
+        trained, run_dir, smoke_data, tmp_path):
+    rng = np.random.default_rng(5)
+    sf.write(tmp_path / "noise.wav", np.clip(rng.normal(0, 0.3, 4 * SR), -1, 1), SR)
+    clicks = np.zeros(4 * SR)
+    clicks[::SR // 10] = 0.9
+    sf.write(tmp_path / "clicks.wav", clicks, SR)
+    Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(tmp_path / "grain.png")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", M.QueryWarning)
+        for name in ("noise.wav", "clicks.wav", "grain.png"):
+            pred = M.predict(trained, tmp_path / name)
+            assert pred.unfamiliar and pred.novelty > 1, (name, pred.novelty)
+            assert any("the model has not seen media like this" in w for w in pred.warnings)
+            assert pred.row()["unfamiliar"] is True
+    # the guard was fitted on first use and cached in the run folder
+    assert (run_dir / "novelty.npz").is_file()
+    ds = open_dataset(smoke_data)
+    test = ds.items.query("split == 'test'")
+    images = np.asarray(ds.array("images"))[test.query("modality == 'image'")["row"].to_numpy()]
+    music = np.asarray(ds.array("music_features"))[test.query("modality == 'music'")["row"].to_numpy()]
+    assert np.mean(M.novelty_of(trained, "image", images) > 1) <= 0.1
+    assert np.mean(M.novelty_of(trained, "music", music) > 1) <= 0.1
+
+
+def test_a_cached_guard_is_refitted_when_it_was_made_for_another_checkpoint(trained, run_dir, tmp_path):
+    from cdcml_lib.explore import novelty as N
+    N.guard_for(trained, run_dir)
+    key = str(np.load(run_dir / "novelty.npz")["key"])
+    assert N.load_guard(run_dir / "novelty.npz", key) is not None
+    assert N.load_guard(run_dir / "novelty.npz", "another-key") is None
+
+
+def test_the_command_names_the_corpus_and_flags_noise_but_not_a_benchmark_clip(
+        run_dir, smoke_data, tmp_path, capsys):
+    rng = np.random.default_rng(6)
+    sf.write(tmp_path / "noise.wav", np.clip(rng.normal(0, 0.3, 4 * SR), -1, 1), SR)
+    sf.write(tmp_path / "bench.wav", embedded_song(smoke_data, 4), SR)
+    assert M.main([str(tmp_path / "noise.wav"), "--run", str(run_dir), "-k", "1"]) == 0
+    text = capsys.readouterr()
+    assert text.out.count("trained on the 'embedded' corpus") == 1
+    assert "ratings of real photos and music are NOT validated" in text.out
+    assert "UNFAMILIAR: the model has not seen media like this" in text.out
+    assert "noise.wav: the model has not seen media like this" in text.err
+    assert M.main([str(tmp_path / "bench.wav"), "--run", str(run_dir), "-k", "1"]) == 0
+    text = capsys.readouterr()
+    assert "UNFAMILIAR" not in text.out and "has not seen media like this" not in text.err
+    out = tmp_path / "m.csv"
+    assert M.main([str(tmp_path / "noise.wav"), str(tmp_path / "bench.wav"), "--run", str(run_dir),
+                   "-k", "1", "--out", str(out)]) == 0
+    table = pd.read_csv(out).set_index("path")
+    assert (table["run_corpus"] == "embedded").all()
+    assert bool(table.loc[str(tmp_path / "noise.wav"), "unfamiliar"]) is True
+    assert bool(table.loc[str(tmp_path / "bench.wav"), "unfamiliar"]) is False
+    assert "has not seen media like this" in table.loc[str(tmp_path / "noise.wav"), "warnings"]

@@ -23,6 +23,11 @@ features z of a training clip have a mean square of 1 over rows and frames by co
 a window whose root-mean-square z exceeds :data:`OOD_RMS_Z` (2, where the training clips of a
 smoke run reach at most 1.25) lies far outside what the run saw; a song is flagged when most of
 its non-silent windows are.
+Every prediction also carries its *novelty* (:mod:`cdcml_lib.explore.novelty`): how far the
+file lies from the run's own training media, for images as for songs. Above 1 the model has not
+seen media like it, and the prediction says so plainly (``Prediction.unfamiliar``, the CSV's
+``unfamiliar`` column, a warning in the terminal). A run trained on the embedded benchmark has
+only seen synthetic media: :func:`run_notice` says so once, up front.
 Unreadable files raise :class:`QueryFileError` (audio) or ``data.images.ImageFileError``
 (images), each naming the file and the cause.
 """
@@ -45,6 +50,7 @@ from cdcml_lib.audio import CLIP_SAMPLES, CLIP_SECONDS, SR
 from cdcml_lib.data.dataset import open_dataset
 from cdcml_lib.data.features import extract_features, log_spectrogram
 from cdcml_lib.data.images import IMAGE_SUFFIXES, ImageFileError, load_image, resize_images
+from cdcml_lib.explore import novelty
 from cdcml_lib.nets import music_input
 from cdcml_lib.runs.train import load_trained
 from cdcml_lib.workflow.paths import resolve
@@ -242,8 +248,10 @@ def read_query(path: str | os.PathLike, params: dict, hop_s: float = CLIP_SECOND
                  np.concatenate(peaks), audio_duration(path))
 
 
-def song_warnings(path: str, duration_s: float, peaks: np.ndarray, z: np.ndarray) -> list[str]:
-    """The warnings of a song: too short, digital silence, far out of distribution."""
+def song_warnings(path: str, duration_s: float, peaks: np.ndarray, z: np.ndarray,
+                  novel: np.ndarray | None = None, problem: str = "") -> list[str]:
+    """The warnings of a song: too short, digital silence, far out of distribution, unlike the
+    run's training music (most non-silent windows' novelty above 1)."""
     out = []
     if duration_s < CLIP_SECONDS:
         out.append(f"{path}: {duration_s:.2f} s is shorter than the model's {CLIP_SECONDS:g} s "
@@ -260,7 +268,19 @@ def song_warnings(path: str, duration_s: float, peaks: np.ndarray, z: np.ndarray
         out.append(f"{path}: far outside the run's training music: the median window's RMS "
                    f"standardised feature is {np.median(z[~silent]):.1f} (training clips: about 1; "
                    f"threshold {OOD_RMS_Z:g}); the prediction is an extrapolation")
+    if novel is not None and np.isnan(novel).all() and problem:
+        out.append(f"{path}: {problem}")
+    elif novel is not None and song_unfamiliar(novel, peaks):
+        share = np.mean(novel[~silent] > 1)
+        out.append(f"{path}: " + novelty.unfamiliar_message(
+            f"this song ({share:.0%} of its sounding windows)", float(np.median(novel[~silent]))))
     return out
+
+
+def song_unfamiliar(novel: np.ndarray, peaks: np.ndarray) -> bool:
+    """A song is unfamiliar when most of its non-silent windows are (novelty above 1)."""
+    sounding = peaks >= SILENCE_PEAK
+    return bool(sounding.any() and np.mean(novel[sounding] > 1) > 0.5)
 
 
 def rms_z(trained, inputs: np.ndarray) -> np.ndarray:
@@ -268,6 +288,53 @@ def rms_z(trained, inputs: np.ndarray) -> np.ndarray:
     over the training clips by construction of the standardiser)."""
     z = trained.standardiser(inputs).numpy()
     return np.sqrt(np.mean(z.astype(np.float64) ** 2, axis=(1, 2)))
+
+
+# --- has the model seen media like this? --------------------------------------------------------
+
+def attach_guard(trained, run_dir=None) -> novelty.NoveltyGuard | None:
+    """The run's novelty guard (fitted on first use, cached in the run folder), kept on
+    ``trained``; None, with the reason in ``trained.novelty_problem``, when it cannot be fitted
+    (the run's dataset is not on this machine)."""
+    if not hasattr(trained, "novelty_guard"):
+        try:
+            trained.novelty_guard = novelty.guard_for(trained, run_dir)
+            trained.novelty_problem = ""
+        except (OSError, ValueError, KeyError) as err:
+            trained.novelty_guard = None
+            trained.novelty_problem = (f"not checked whether the model has seen media like this "
+                                       f"(the run's training items cannot be read: {err})")
+    return trained.novelty_guard
+
+
+def novelty_of(trained, modality: str, inputs: np.ndarray) -> np.ndarray:
+    """Each input's novelty (above 1: unlike anything the run trained on), NaN when unchecked."""
+    guard = attach_guard(trained)
+    if guard is None:
+        return np.full(len(inputs), np.nan)
+    return guard.novelty(trained, modality, inputs)
+
+
+def image_warnings(trained, path: str, score: float) -> list[str]:
+    """An image's warning when the model has not seen images like it (or could not check)."""
+    if np.isnan(score):
+        return [f"{path}: {trained.novelty_problem}"] if getattr(trained, "novelty_problem", "") else []
+    if score > 1:
+        return [f"{path}: " + novelty.unfamiliar_message("this image", score)]
+    return []
+
+
+def run_notice(trained) -> str:
+    """What the run was trained on, said once before any prediction; for the embedded benchmark,
+    that its ratings of real media are not validated."""
+    corpus = novelty.run_corpus(trained)
+    line = f"run {trained.params.get('run_dir', '?')}: trained on the {corpus!r} corpus"
+    if corpus == "embedded":
+        line += ("; NOTE: that is the kit's synthetic benchmark (generated images and tones). Its "
+                 "ratings of real photos and music are NOT validated: measured on 40 real "
+                 "orchestral tracks, its arousal followed loudness, its valence ran against a "
+                 "real-music model's, and seeds disagreed on the level (docs/YOUR_MEDIA.md)")
+    return line
 
 
 # --- predictions --------------------------------------------------------------------------------
@@ -284,12 +351,18 @@ class Prediction:
     duration_s: float = float("nan")
     warnings: list[str] = field(default_factory=list)
     embedding: np.ndarray | None = None   # [W, D] (songs) or [1, D] (images)
+    #: how far the file lies from the run's training media (a song's: its median window's);
+    #: above 1 the model has not seen media like it; NaN when it could not be checked
+    novelty: float = float("nan")
+    #: True when the model has not seen media like this file: its VA and matches are guesses
+    unfamiliar: bool = False
 
     def row(self) -> dict:
         return {"path": self.path, "modality": self.modality, "pred_valence": self.valence,
                 "pred_arousal": self.arousal,
                 "n_windows": 1 if self.windows is None else len(self.windows),
-                "duration_s": self.duration_s, "warnings": " | ".join(self.warnings)}
+                "duration_s": self.duration_s, "novelty": self.novelty,
+                "unfamiliar": self.unfamiliar, "warnings": " | ".join(self.warnings)}
 
 
 def predict_va(trained, f: np.ndarray, modality: str) -> np.ndarray:
@@ -308,15 +381,34 @@ def predict_query(trained, q: Query) -> Prediction:
     """The predicted VA of a read query (a song's: the mean over its windows)."""
     f = encode(trained, q.modality, q.inputs)
     va = predict_va(trained, f, q.modality)
+    novel = novelty_of(trained, q.modality, q.inputs)
     if q.modality == "image":
-        return Prediction(q.path, "image", float(va[0, 0]), float(va[0, 1]), embedding=f)
+        return image_prediction(trained, q.path, va[0], f, float(novel[0]))
     z = rms_z(trained, q.inputs)
     peaks = q.peaks if len(q.peaks) else np.ones(len(f))
     windows = pd.DataFrame({"start_s": q.starts if len(q.starts) else np.zeros(len(f)),
                             "pred_valence": va[:, 0], "pred_arousal": va[:, 1],
-                            "peak": peaks, "rms_z": z})
-    return Prediction(q.path, "music", float(va[:, 0].mean()), float(va[:, 1].mean()), windows,
-                      q.duration_s, song_warnings(q.path, q.duration_s, peaks, z), f)
+                            "peak": peaks, "rms_z": z, "novelty": novel})
+    return song_prediction(trained, q.path, va, windows, q.duration_s, f)
+
+
+def image_prediction(trained, path: str, va: np.ndarray, f: np.ndarray, score: float) -> Prediction:
+    """An image's prediction with its novelty and, when unfamiliar, the plain warning."""
+    return Prediction(path, "image", float(va[0]), float(va[1]), embedding=f.reshape(1, -1),
+                      novelty=score, unfamiliar=bool(score > 1),
+                      warnings=image_warnings(trained, path, score))
+
+
+def song_prediction(trained, path: str, va: np.ndarray, windows: pd.DataFrame, duration: float,
+                    f: np.ndarray) -> Prediction:
+    """A song's prediction from its windows (``start_s, pred_*, peak, rms_z, novelty``)."""
+    peaks, novel = windows["peak"].to_numpy(), windows["novelty"].to_numpy()
+    sounding = novel[peaks >= SILENCE_PEAK]
+    return Prediction(path, "music", float(va[:, 0].mean()), float(va[:, 1].mean()), windows,
+                      duration, song_warnings(path, duration, peaks, windows["rms_z"].to_numpy(),
+                                              novel, getattr(trained, "novelty_problem", "")),
+                      f, novelty=float(np.median(sounding)) if len(sounding) else float("nan"),
+                      unfamiliar=song_unfamiliar(novel, peaks))
 
 
 def predict_file(trained, path: str | os.PathLike, hop_s: float = CLIP_SECONDS) -> Prediction:
@@ -325,24 +417,21 @@ def predict_file(trained, path: str | os.PathLike, hop_s: float = CLIP_SECONDS) 
     path = Path(path)
     if modality_of(path) == "image":
         return predict_query(trained, read_query(path, trained.params))
-    parts: dict[str, list] = {"start_s": [], "peak": [], "rms_z": [], "f": []}
+    parts: dict[str, list] = {"start_s": [], "peak": [], "rms_z": [], "novelty": [], "f": []}
     for starts, clips in read_song_windows(path, hop_s):
         inputs = music_inputs(clips, trained.params["model"],
                               trained.params.get("feature_backend", "fast"))
         parts["start_s"].append(starts)
         parts["peak"].append(np.abs(clips).max(axis=1))
         parts["rms_z"].append(rms_z(trained, inputs))
+        parts["novelty"].append(novelty_of(trained, "music", inputs))
         parts["f"].append(encode(trained, "music", inputs))
     f = np.concatenate(parts.pop("f"))
     va = predict_va(trained, f, "music")
     windows = pd.DataFrame({k: np.concatenate(v) for k, v in parts.items()})
     windows.insert(1, "pred_valence", va[:, 0])
     windows.insert(2, "pred_arousal", va[:, 1])
-    duration = audio_duration(path)
-    return Prediction(str(path), "music", float(va[:, 0].mean()), float(va[:, 1].mean()),
-                      windows, duration,
-                      song_warnings(str(path), duration, windows["peak"].to_numpy(),
-                                    windows["rms_z"].to_numpy()), f)
+    return song_prediction(trained, str(path), va, windows, audio_duration(path), f)
 
 
 def _warn(messages: Sequence[str]) -> None:
@@ -564,9 +653,11 @@ def match_paths(trained, paths: Sequence[str | os.PathLike], against: Any = None
         if batch:
             emb = encode(trained, "image", np.stack(arrays))
             va = predict_va(trained, emb, "image")
+            novel = novelty_of(trained, "image", np.stack(arrays))
             for i, f in enumerate(batch):
-                add(Prediction(str(f), "image", float(va[i, 0]), float(va[i, 1]),
-                               embedding=emb[i:i + 1]))
+                pred = image_prediction(trained, str(f), va[i], emb[i], float(novel[i]))
+                _warn(pred.warnings)
+                add(pred)
                 bar.update(1)
     for f in others:
         try:
@@ -593,6 +684,9 @@ def format_matches(pred: Prediction, found: pd.DataFrame) -> str:
     """A query's own VA, then its matches, as text for the terminal."""
     head = (f"{pred.path} ({pred.modality}): predicted valence {pred.valence:.3f}, "
             f"arousal {pred.arousal:.3f}")
+    if pred.unfamiliar:
+        head = ("UNFAMILIAR: the model has not seen media like this; what follows is a guess\n"
+                + head)
     if pred.windows is not None:
         head += (f" (mean of {len(pred.windows)} windows over {pred.duration_s:.1f} s; "
                  f"window valence {pred.windows['pred_valence'].min():.2f}-"
@@ -673,6 +767,8 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError, KeyError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    attach_guard(trained, args.run)
+    print(run_notice(trained) + "\n")
     warnings.simplefilter("ignore", QueryWarning)  # collected into the output instead
     files, problems = expand_inputs(args.paths)
     for problem in problems:
@@ -704,6 +800,7 @@ def write_matches(trained, files: Sequence[Path], against, args) -> int:
     out = csv_target(args.out)
     table = match_paths(trained, files, against, args.k, args.split, args.hop, args.batch_size) \
         if files else pd.DataFrame(columns=["path", "error"])
+    table.insert(0, "run_corpus", novelty.run_corpus(trained))   # what the ratings rest on
     out.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(out, index=False, float_format="%.4f")
     per_file = table.drop_duplicates("path")
@@ -715,8 +812,12 @@ def write_matches(trained, files: Sequence[Path], against, args) -> int:
         for w in str(r["warnings"]).split(" | "):
             print(f"warning: {w}", file=sys.stderr)
     if (~bad).any():
-        print(per_file.loc[~bad, ["path", "modality", "pred_valence", "pred_arousal"]]
+        print(per_file.loc[~bad, ["path", "modality", "pred_valence", "pred_arousal", "novelty",
+                                  "unfamiliar"]]
               .to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    unfamiliar = int(per_file["unfamiliar"].fillna(False).astype(bool).sum()) \
+        if "unfamiliar" in per_file else 0
     print(f"wrote {out}: {len(per_file)} files ({int(bad.sum())} unreadable, "
-          f"{int(warned.sum())} with warnings), {args.k} matches each")
+          f"{int(warned.sum())} with warnings, {unfamiliar} unlike anything the model was "
+          f"trained on), {args.k} matches each")
     return 1 if bad.any() else 0
