@@ -287,3 +287,14 @@ def test_the_command_names_the_corpus_and_flags_noise_but_not_a_benchmark_clip(
     assert bool(table.loc[str(tmp_path / "noise.wav"), "unfamiliar"]) is True
     assert bool(table.loc[str(tmp_path / "bench.wav"), "unfamiliar"]) is False
     assert "has not seen media like this" in table.loc[str(tmp_path / "noise.wav"), "warnings"]
+
+
+def test_an_mp3_cut_short_is_an_error_naming_the_missing_audio(trained, tmp_path):
+    y = 0.3 * np.sin(2 * np.pi * 330 * np.arange(12 * SR) / SR)
+    sf.write(tmp_path / "full.mp3", y, SR)
+    data = (tmp_path / "full.mp3").read_bytes()
+    (tmp_path / "cut.mp3").write_bytes(data[:len(data) // 2])
+    assert sum(len(s) for s, _ in M.read_song_windows(tmp_path / "full.mp3")) == 6
+    with pytest.raises(M.QueryFileError, match=r"cut\.mp3: the window at .* s less audio than "
+                                               r"the header promises \(12\.0 s in all\); the file is truncated"):
+        M.predict(trained, tmp_path / "cut.mp3")

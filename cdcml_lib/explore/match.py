@@ -179,6 +179,12 @@ def read_song_windows(path: str | os.PathLike, hop_s: float = CLIP_SECONDS,
                     raise QueryFileError(f"audio: {path}: cannot decode the window at "
                                          f"{start:.1f} s ({err}); the file is probably "
                                          "truncated or corrupt") from None
+                short_s = (min(n_win, n_in - int(round(start * sr_in))) - len(frames)) / sr_in
+                if short_s > 0.05:   # the header promised audio the file does not hold
+                    raise QueryFileError(
+                        f"audio: {path}: the window at {start:.1f} s gets {short_s:.2f} s less "
+                        f"audio than the header promises ({n_in / sr_in:.1f} s in all); the file "
+                        "is truncated: get it again")
                 mono = frames.mean(axis=1)
                 if sr_in != SR and len(mono):
                     mono = librosa.resample(mono, orig_sr=sr_in, target_sr=SR)
