@@ -298,3 +298,27 @@ def test_an_mp3_cut_short_is_an_error_naming_the_missing_audio(trained, tmp_path
     with pytest.raises(M.QueryFileError, match=r"cut\.mp3: the window at .* s less audio than "
                                                r"the header promises \(12\.0 s in all\); the file is truncated"):
         M.predict(trained, tmp_path / "cut.mp3")
+
+
+def test_several_runs_report_the_spread_of_their_predictions_per_file(run_dir, smoke_data, tmp_path,
+                                                                     capsys):
+    params = yaml.safe_load((repo_root() / "params" / "smoke.yaml").read_text())["train"]
+    other = tmp_path / "cdcml-s1"
+    params.update({"data_dir": smoke_data, "run_dir": str(other), "epochs": 1, "num_threads": 1,
+                   "seed": 1})
+    train_run(params, progress=False)
+    Image.fromarray(np.zeros((40, 40, 3), dtype=np.uint8)).save(tmp_path / "p.png")
+    sf.write(tmp_path / "song.wav", embedded_song(smoke_data, 4), SR)
+    files = [str(tmp_path / "p.png"), str(tmp_path / "song.wav")]
+    assert M.main(files + ["--run", str(run_dir), "--run", str(other), "-k", "1"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("over 2 runs: valence") == 2 and "the matches above are the first run's" in out
+    assert M.main(files + ["--run", str(run_dir), "--run", str(other), "-k", "1",
+                           "--out", str(tmp_path / "m.csv")]) == 0
+    table = pd.read_csv(tmp_path / "m.csv").drop_duplicates("path").set_index("path")
+    assert (table["n_runs"] == 2).all()
+    first = M.predict(load_trained(run_dir), tmp_path / "song.wav")
+    second = M.predict(load_trained(other), tmp_path / "song.wav")
+    row = table.loc[str(tmp_path / "song.wav")]
+    assert row["runs_valence_mean"] == pytest.approx((first.valence + second.valence) / 2, abs=1e-3)
+    assert row["runs_valence_min"] == pytest.approx(min(first.valence, second.valence), abs=1e-3)

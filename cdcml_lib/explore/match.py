@@ -745,7 +745,10 @@ def main(argv: list[str] | None = None) -> int:
                     "run, and find their best matches in a dataset's test split. A song is read "
                     "in 2 s windows over its whole length; its VA is the mean over the windows.")
     parser.add_argument("paths", nargs="+", metavar="PATH", help="image or audio files, or folders")
-    parser.add_argument("--run", required=True, help="a finished run folder, e.g. runs/default/cdcml-s0")
+    parser.add_argument("--run", required=True, action="append",
+                        help="a finished run folder, e.g. runs/default/cdcml-s0; give it again for "
+                             "other seeds to see how far their predictions differ per file (the "
+                             "matches are the first run's)")
     parser.add_argument("--against", default=None,
                         help="dataset folder to search (default: the run's own data_dir)")
     parser.add_argument("--split", default="test")
@@ -762,19 +765,21 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("-k and --batch-size must be at least 1 and --hop positive")
 
     # a path that exists from here is the user's (the library resolves others from the repo root)
-    for name in ("run", "against"):
-        value = getattr(args, name)
-        if value is not None and Path(value).exists():
-            setattr(args, name, str(Path(value).resolve()))
+    args.run = [str(Path(r).resolve()) if Path(r).exists() else r for r in args.run]
+    if args.against is not None and Path(args.against).exists():
+        args.against = str(Path(args.against).resolve())
     try:
-        trained = load_trained(args.run, device=args.device)
+        runs = [load_trained(r, device=args.device) for r in args.run]
+        trained = runs[0]
         against = args.against or trained.params["data_dir"]
         open_dataset(resolve(against))
     except (FileNotFoundError, ValueError, KeyError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    attach_guard(trained, args.run)
+    for run, folder in zip(runs, args.run):
+        attach_guard(run, folder)
     print(run_notice(trained) + "\n")
+    args.other_runs = runs[1:]
     warnings.simplefilter("ignore", QueryWarning)  # collected into the output instead
     files, problems = expand_inputs(args.paths)
     for problem in problems:
@@ -797,8 +802,43 @@ def print_matches(trained, files: Sequence[Path], against, args) -> int:
         pred = found.attrs["query"]
         for w in pred.warnings:
             print(f"warning: {w}", file=sys.stderr)
-        print(format_matches(pred, found) + "\n")
+        text = format_matches(pred, found)
+        if args.other_runs:
+            text += "\n" + format_spread(run_spread(pred, args.other_runs, p, args.hop))
+        print(text + "\n")
     return status
+
+
+def run_spread(pred: Prediction, others: Sequence, path, hop_s: float) -> dict:
+    """The file's predicted VA under each run (``pred`` under the first, then ``others``): the
+    mean, standard deviation and range over runs. One seed's level is not to be trusted alone."""
+    preds = [pred] + [predict_file(t, path, hop_s) for t in others]
+    v = np.array([q.valence for q in preds])
+    a = np.array([q.arousal for q in preds])
+    return {"n_runs": len(preds), "runs_valence_mean": v.mean(), "runs_valence_sd": v.std(ddof=1),
+            "runs_valence_min": v.min(), "runs_valence_max": v.max(),
+            "runs_arousal_mean": a.mean(), "runs_arousal_sd": a.std(ddof=1),
+            "runs_arousal_min": a.min(), "runs_arousal_max": a.max()}
+
+
+def format_spread(s: dict) -> str:
+    return (f"over {s['n_runs']} runs: valence {s['runs_valence_mean']:.3f} (sd "
+            f"{s['runs_valence_sd']:.3f}, {s['runs_valence_min']:.2f}-{s['runs_valence_max']:.2f}), "
+            f"arousal {s['runs_arousal_mean']:.3f} (sd {s['runs_arousal_sd']:.3f}, "
+            f"{s['runs_arousal_min']:.2f}-{s['runs_arousal_max']:.2f}); the matches above are the "
+            "first run's")
+
+
+def add_run_spread(table: pd.DataFrame, others: Sequence, hop_s: float) -> pd.DataFrame:
+    """The table with each readable file's spread over the runs (:func:`run_spread`)."""
+    rows = {}
+    for _, r in table.drop_duplicates("path").iterrows():
+        if r.get("error", ""):
+            continue
+        first = Prediction(r["path"], r["modality"], float(r["pred_valence"]), float(r["pred_arousal"]))
+        rows[r["path"]] = run_spread(first, others, r["path"], hop_s)
+    spread = pd.DataFrame.from_dict(rows, orient="index")
+    return table.join(spread, on="path") if len(spread) else table
 
 
 def write_matches(trained, files: Sequence[Path], against, args) -> int:
@@ -807,6 +847,8 @@ def write_matches(trained, files: Sequence[Path], against, args) -> int:
     table = match_paths(trained, files, against, args.k, args.split, args.hop, args.batch_size) \
         if files else pd.DataFrame(columns=["path", "error"])
     table.insert(0, "run_corpus", novelty.run_corpus(trained))   # what the ratings rest on
+    if args.other_runs and "modality" in table:
+        table = add_run_spread(table, args.other_runs, args.hop)
     out.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(out, index=False, float_format="%.4f")
     per_file = table.drop_duplicates("path")
