@@ -114,7 +114,7 @@ def main(argv=None) -> int:
     ds = open_dataset(resolve(trained.params["data_dir"]))
     print("\nheld-out benchmark test items (should pass):")
     for modality in ("image", "music"):
-        inputs = N._split_inputs(ds, trained, modality, "test", rng)
+        inputs = N.split_inputs(ds, trained, modality, "test", rng)
         print(f"  {modality:6s} flagged {rate(M.novelty_of(trained, modality, inputs) > 1)}")
 
     print("\nnoise and clicks (should be flagged):")

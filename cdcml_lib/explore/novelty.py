@@ -34,7 +34,9 @@ from pathlib import Path
 
 import numpy as np
 
+from cdcml_lib.data.dataset import open_dataset
 from cdcml_lib.nets import music_input
+from cdcml_lib.workflow.paths import resolve
 
 #: Neighbours the music novelty averages over (one nearest window is noisy).
 K = 5
@@ -180,7 +182,7 @@ class NoveltyGuard:
         return np.max(np.stack(list(self.scores(trained, modality, inputs).values())), axis=0)
 
 
-def _split_inputs(ds, trained, modality: str, split: str, rng) -> np.ndarray:
+def split_inputs(ds, trained, modality: str, split: str, rng) -> np.ndarray:
     """The run's model inputs of one split and modality (a random subset when very many)."""
     items = ds.items
     rows = items.loc[(items["split"] == split) & (items["modality"] == modality), "row"]
@@ -204,8 +206,8 @@ def fit_guard(trained, dataset) -> NoveltyGuard:
     rng = np.random.default_rng(0)
     detectors: dict = {}
     for modality, kinds in DETECTORS.items():
-        train = _split_inputs(dataset, trained, modality, "train", rng)
-        val = _split_inputs(dataset, trained, modality, "val", rng)
+        train = split_inputs(dataset, trained, modality, "train", rng)
+        val = split_inputs(dataset, trained, modality, "val", rng)
         detectors[modality] = {
             name: fit_detector(kind, _describe_all(describe, trained, train),
                                _describe_all(describe, trained, val))
@@ -218,8 +220,6 @@ def run_corpus(trained, dataset=None) -> str:
     """The corpus a run was trained on (``embedded``, ``imemnet``, ...), from its dataset."""
     try:
         if dataset is None:
-            from cdcml_lib.data.dataset import open_dataset
-            from cdcml_lib.workflow.paths import resolve
             dataset = open_dataset(resolve(trained.params["data_dir"]))
         for entry in dataset.manifest.values():
             corpus = entry.get("made_by", {}).get("corpus")
@@ -271,9 +271,6 @@ def load_guard(path: Path, key: str) -> NoveltyGuard | None:
 def guard_for(trained, run_dir=None, dataset=None) -> NoveltyGuard:
     """The run's guard: read from ``run_dir/novelty.npz`` when it matches the run and dataset,
     else fitted now and cached there (when the folder is writable)."""
-    from cdcml_lib.data.dataset import open_dataset
-    from cdcml_lib.workflow.paths import resolve
-
     dataset = dataset or open_dataset(resolve(trained.params["data_dir"]))
     run_dir = Path(resolve(run_dir or trained.params["run_dir"]))
     key = _key(run_dir, dataset)
