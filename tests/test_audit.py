@@ -117,7 +117,7 @@ def test_command_line_writes_json_and_summary(tmp_path, capsys):
     assert f"pairs {len(pairs)}" in summary and "mean -log(s)" in summary
     report = json.loads(out.read_text())
     assert report["files"][str(tmp_path / "pairs.txt")]["pairs"] == len(read_pairs(tmp_path / "pairs.txt"))
-    assert main([str(tmp_path / "missing.txt")]) == 2
+    assert main([str(tmp_path / "missing.txt")]) == 1      # an input that failed: status 1
     assert "missing.txt does not exist" in capsys.readouterr().err
 
 
@@ -178,7 +178,7 @@ def test_empty_pair_list_is_an_error_not_nan(tmp_path, capsys):
     (tmp_path / "val.txt").write_text("")
     with pytest.raises(CorpusError, match=r"val\.txt holds no pairs"):
         audit_pairs([tmp_path / "val.txt"])
-    assert main([str(tmp_path / "val.txt")]) == 2
+    assert main([str(tmp_path / "val.txt")]) == 1
     captured = capsys.readouterr()
     assert "holds no pairs" in captured.err and "nan" not in captured.out + captured.err
 
@@ -206,3 +206,47 @@ def test_emotic_labels_of_image_va_fit_the_published_scores_far_worse():
         emotic = audit_pairs([VAL], image_va=IMAGE_VA, images_like=r"(COCO_|frame_).*",
                              forms=("exp",))["eq1"]["fitted_clip_va"]
     assert emotic["clips"] > 1000 and emotic["exp"]["rms"] > 0.05      # IAPS: < 0.008
+
+
+def test_exit_contract_one_bad_list_is_named_and_the_others_audited(tmp_path, capsys):
+    pairs = _known_va_files(tmp_path)
+    write_pairs(pairs, tmp_path / "good.txt")
+    (tmp_path / "broken.txt").write_text("a-1 b\n")
+    out = tmp_path / "a.json"
+    assert main([str(tmp_path / "good.txt"), str(tmp_path / "broken.txt"), "--json", str(out)]) == 1
+    captured = capsys.readouterr()
+    assert "broken.txt, line 1: expected 3 fields" in captured.err
+    assert list(json.loads(out.read_text())["files"]) == [str(tmp_path / "good.txt")]
+    # a label file that cannot be read is a configuration error: 2, nothing audited
+    assert main([str(tmp_path / "good.txt"), "--image-va", str(tmp_path / "none.csv")]) == 2
+    with pytest.raises(SystemExit) as usage:
+        main(["--help"])
+    assert usage.value.code == 0
+    assert "1  some pair lists could not be read" in capsys.readouterr().out
+
+
+@needs_reference
+def test_a_byte_order_mark_does_not_add_a_song_to_the_published_list(tmp_path):
+    (tmp_path / "val_bom.txt").write_bytes(b"\xef\xbb\xbf" + VAL.read_bytes())
+    report = audit_pairs([tmp_path / "val_bom.txt"], fit=False)
+    counts = report["files"][str(tmp_path / "val_bom.txt")]
+    assert (counts["songs"], counts["clips"]) == (90, 1750)
+
+
+@needs_reference
+def test_the_default_fit_says_how_little_it_rests_on():
+    report = audit_pairs([VAL], image_va=IMAGE_VA, forms=("exp",))
+    fitted = report["eq1"]["fitted_clip_va"]
+    support = fitted["support"]
+    assert (support["pairs"], support["clips"]) == (21, 7) and support["thin"]
+    lo, hi = support["sigma_leave_one_clip_out"]
+    assert lo <= fitted["exp"]["sigma"] <= hi
+    assert "rests on only 21 pairs of 7 clips" in format_audit(report)
+
+
+def test_a_fit_on_many_clips_is_not_called_thin():
+    from cdcml_lib.data.audit import ClipGroups, fit_support
+    rng = np.random.default_rng(0)
+    groups = ClipGroups.from_pairs([(rng.random((5, 2)), rng.random(5)) for _ in range(40)])
+    support = fit_support(groups)
+    assert support == {"pairs": 200, "clips": 40, "residual_dof": 119, "thin": False}

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cdcml_lib.data.corpora import (ITEM_COLUMNS, CorpusError, clip_windows, load_audio_clip, load_image,
+from cdcml_lib.data.corpora import (ITEM_COLUMNS, AudioWindowWarning, CorpusError, clip_windows, load_audio_clip, load_image,
                                load_imemnet_items, read_deam, read_deam_static, read_emotic,
                                read_folder_corpus, read_iaps, read_image_va, read_pairs, write_pairs)
 from cdcml_lib.workflow.paths import repo_root
@@ -307,7 +307,9 @@ def test_load_audio_clip_is_two_seconds_padded_at_the_song_end(tmp_path):
     clip = load_audio_clip(tmp_path / "song.wav", 0.5)
     assert clip.shape == (44100,) and clip.dtype == np.float32
     assert np.allclose(clip[:100], 0.5 * np.sin(2 * np.pi * 440 * t[sr // 2: sr // 2 + 100]), atol=1e-3)
-    tail = load_audio_clip(tmp_path / "song.wav", 2.0)      # only 1 s left: the rest is silence
+    with pytest.warns(AudioWindowWarning, match=r"song\.wav: the clip 2\.00-4\.00 s crosses the "
+                      r"end of the audio at 3\.00 s; its last 1\.00 s \(50%\) are silence"):
+        tail = load_audio_clip(tmp_path / "song.wav", 2.0)  # only 1 s left: the rest is silence
     assert np.abs(tail[: sr - 10]).max() > 0.4 and np.all(tail[sr + 10:] == 0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -427,3 +429,40 @@ def test_truncated_audio_is_reported_as_truncated_not_as_a_bad_start(tmp_path):
 def test_empty_pair_list_reads_as_no_pairs(tmp_path):
     (tmp_path / "empty.txt").write_text("")
     assert len(read_pairs(tmp_path / "empty.txt")) == 0
+
+
+def test_a_window_past_the_end_of_a_truncated_wav_is_warned_with_the_seconds_missing(tmp_path):
+    """A WAV cut at 20 s (its header rewritten by libsndfile's reader to the data present): the
+    window at 19.0 s is half silence, and the warning names the file and the 1.00 s missing."""
+    import soundfile as sf
+    sr = 22050
+    sf.write(tmp_path / "full.wav", 0.3 * np.sin(2 * np.pi * 330 * np.arange(30 * sr) / sr), sr,
+             subtype="PCM_16")
+    data = (tmp_path / "full.wav").read_bytes()
+    (tmp_path / "cut.wav").write_bytes(data[:44 + 20 * sr * 2])   # header + 20 s of samples
+    with pytest.warns(AudioWindowWarning, match=r"cut\.wav: the clip 19\.00-21\.00 s crosses the end "
+                                                r"of the audio at 20\.00 s; its last 1\.00 s"):
+        load_audio_clip(tmp_path / "cut.wav", 19.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", AudioWindowWarning)   # a window inside the audio: silent
+        load_audio_clip(tmp_path / "cut.wav", 10.0)
+
+
+def test_a_byte_order_mark_is_stripped_from_pair_lists_and_csv_tables(tmp_path):
+    (tmp_path / "val.txt").write_bytes("\ufeff1967-11 COCO_1 0.875\n238-12 frame_a 0.89\n".encode("utf-8"))
+    pairs = read_pairs(tmp_path / "val.txt")
+    assert pairs["music_id"].tolist() == ["1967-11", "238-12"]
+    (tmp_path / "va.csv").write_bytes("\ufeffimg,valence,arousal\n1,0.2,0.3\n".encode("utf-8"))
+    assert read_image_va(tmp_path / "va.csv").labels.index.tolist() == ["1"]
+
+
+def test_a_pair_list_cut_mid_score_is_an_error_naming_the_file_and_line(tmp_path):
+    full = "1967-11 COCO_1 0.8757995366765425\n238-12 frame_a 0.8956136698601915\n"
+    (tmp_path / "val.txt").write_text(full + "2014-64 COCO_2 0.72")   # cut, no newline
+    with pytest.raises(CorpusError, match=r"val\.txt, line 3: the file ends without a newline in "
+                                          r"the middle of a score \('0\.72'"):
+        read_pairs(tmp_path / "val.txt")
+    (tmp_path / "whole.txt").write_text(full + "2014-64 COCO_2 0.7203913989161926")  # no newline, whole
+    assert len(read_pairs(tmp_path / "whole.txt")) == 3
+    (tmp_path / "hand.txt").write_text("a-1 b 0.5\nc-2 d 0.25")      # hand-written short scores
+    assert len(read_pairs(tmp_path / "hand.txt")) == 2

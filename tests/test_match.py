@@ -114,13 +114,26 @@ def test_a_long_file_is_read_in_bounded_blocks(tmp_path, monkeypatch):
     assert peak < 8e6, f"peak {peak / 1e6:.1f} MB while the decoded song is 21 MB"
 
 
-def test_a_text_file_named_wav_is_an_error_naming_it_without_warnings(trained, tmp_path):
-    (tmp_path / "notes.wav").write_text("these are my notes, not audio\n" * 20)
+@pytest.mark.parametrize("name", ["notes.wav", "notes.mp3"])
+def test_a_text_file_named_as_audio_is_refused_with_the_true_cause_and_no_decoder_noise(
+        trained, tmp_path, capfd, name):
+    (tmp_path / name).write_text("these are my notes, not audio\n" * 20)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        with pytest.raises(M.QueryFileError, match=r"notes\.wav: not an audio file libsndfile can decode"):
-            M.predict(trained, tmp_path / "notes.wav")
+        with pytest.raises(M.QueryFileError, match=rf"{name}: not audio: a text file \(it starts "
+                                                   r"'these are my notes"):
+            M.predict(trained, tmp_path / name)
     assert not caught, [str(w.message) for w in caught]
+    err = capfd.readouterr().err
+    assert "Illegal Audio-MPEG-Header" not in err and "resync" not in err, err
+
+
+def test_binary_junk_named_mp3_is_refused_without_decoder_noise(trained, tmp_path, capfd):
+    (tmp_path / "junk.mp3").write_bytes(np.random.default_rng(4).integers(0, 256, 4000, dtype=np.uint8).tobytes())
+    with pytest.raises(M.QueryFileError, match=r"junk\.mp3: not an audio file libsndfile can decode"):
+        M.predict(trained, tmp_path / "junk.mp3")
+    err = capfd.readouterr().err
+    assert "Illegal" not in err and "possibly a pipe" not in err, err
 
 
 def test_a_corrupt_image_is_an_error_naming_it(trained, smoke_data, tmp_path):
@@ -164,16 +177,49 @@ def test_a_folder_is_written_as_csv_with_errors_per_file(run_dir, smoke_data, tm
     (folder / "fake.wav").write_text("not audio")
     (folder / "readme.txt").write_text("ignored: not an image or audio suffix")
     out = tmp_path / "matches.csv"
+    # exit status 1: one file could not be read; the four others are still matched and written
     assert M.main([str(folder), "--run", str(run_dir), "-k", "2", "--batch-size", "2",
-                   "--out", str(out)]) == 0
+                   "--out", str(out)]) == 1
     table = pd.read_csv(out, keep_default_na=False)
     per_file = table.drop_duplicates("path").set_index("path")
     assert len(per_file) == 5 and len(table) == 4 * 2 + 1
-    assert "fake.wav: not an audio file" in per_file.loc[str(folder / "fake.wav"), "error"]
+    assert "fake.wav: not audio: a text file" in per_file.loc[str(folder / "fake.wav"), "error"]
     assert (table[table["error"] == ""]["rank"].astype(int) <= 2).all()
     text = capsys.readouterr()
-    assert "song.wav" in text.out and "1 unreadable" in text.out
+    assert "song.wav" in text.out and "1 unreadable" in text.out and f"wrote {out}" in text.out
     assert "fake.wav" in text.err
+    # --out naming an existing folder writes matches.csv inside it
+    assert M.main([str(folder / "p0.png"), "--run", str(run_dir), "-k", "1", "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "matches.csv").is_file()
+
+
+def test_a_folder_without_out_is_printed_and_nothing_is_written(run_dir, smoke_data, tmp_path,
+                                                                 capsys, monkeypatch):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    Image.fromarray(np.zeros((40, 40, 3), dtype=np.uint8)).save(folder / "p.png")
+    (folder / "fake.wav").write_text("not audio")
+    work = tmp_path / "cwd"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    assert M.main([str(folder), "--run", str(run_dir), "-k", "1"]) == 1
+    text = capsys.readouterr()
+    assert "p.png (image): predicted valence" in text.out and "fake.wav" in text.err
+    assert not list(work.iterdir()) and sorted(f.name for f in folder.iterdir()) == ["fake.wav", "p.png"]
+
+
+def test_exit_status_two_for_configuration_errors_and_the_contract_in_help(run_dir, tmp_path, capsys):
+    Image.fromarray(np.zeros((40, 40, 3), dtype=np.uint8)).save(tmp_path / "p.png")
+    assert M.main([str(tmp_path / "p.png"), "--run", str(tmp_path / "no-run")]) == 2
+    assert "no-run" in capsys.readouterr().err
+    assert M.main([str(tmp_path / "p.png"), "--run", str(run_dir), "--against", str(tmp_path)]) == 2
+    with pytest.raises(SystemExit) as usage:
+        M.main([str(tmp_path / "p.png"), "--run", str(run_dir), "-k", "0"])
+    assert usage.value.code == 2
+    with pytest.raises(SystemExit):
+        M.main(["--help"])
+    help_text = capsys.readouterr().out
+    assert "exit status" in help_text and "1  some files could not be read" in help_text
 
 
 def test_the_command_prints_the_query_va_beside_its_matches(run_dir, smoke_data, tmp_path, capsys):
@@ -182,3 +228,97 @@ def test_the_command_prints_the_query_va_beside_its_matches(run_dir, smoke_data,
     out = capsys.readouterr().out
     assert "song.wav (music): predicted valence" in out and "matched image" in out
     assert M.main([str(tmp_path / "nothing.wav"), "--run", str(run_dir)]) == 1
+
+
+# --- the novelty guard: has the model seen media like this? -------------------------------------
+
+def test_noise_clicks_and_a_random_image_are_unfamiliar_and_benchmark_test_items_are_not(
+        trained, run_dir, smoke_data, tmp_path):
+    rng = np.random.default_rng(5)
+    sf.write(tmp_path / "noise.wav", np.clip(rng.normal(0, 0.3, 4 * SR), -1, 1), SR)
+    clicks = np.zeros(4 * SR)
+    clicks[::SR // 10] = 0.9
+    sf.write(tmp_path / "clicks.wav", clicks, SR)
+    Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(tmp_path / "grain.png")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", M.QueryWarning)
+        for name in ("noise.wav", "clicks.wav", "grain.png"):
+            pred = M.predict(trained, tmp_path / name)
+            assert pred.unfamiliar and pred.novelty > 1, (name, pred.novelty)
+            assert any("the model has not seen media like this" in w for w in pred.warnings)
+            assert pred.row()["unfamiliar"] is True
+    # the guard was fitted on first use and cached in the run folder
+    assert (run_dir / "novelty.npz").is_file()
+    ds = open_dataset(smoke_data)
+    test = ds.items.query("split == 'test'")
+    images = np.asarray(ds.array("images"))[test.query("modality == 'image'")["row"].to_numpy()]
+    music = np.asarray(ds.array("music_features"))[test.query("modality == 'music'")["row"].to_numpy()]
+    assert np.mean(M.novelty_of(trained, "image", images) > 1) <= 0.1
+    assert np.mean(M.novelty_of(trained, "music", music) > 1) <= 0.1
+
+
+def test_a_cached_guard_is_refitted_when_it_was_made_for_another_checkpoint(trained, run_dir, tmp_path):
+    from cdcml_lib.explore import novelty as N
+    N.guard_for(trained, run_dir)
+    key = str(np.load(run_dir / "novelty.npz")["key"])
+    assert N.load_guard(run_dir / "novelty.npz", key) is not None
+    assert N.load_guard(run_dir / "novelty.npz", "another-key") is None
+
+
+def test_the_command_names_the_corpus_and_flags_noise_but_not_a_benchmark_clip(
+        run_dir, smoke_data, tmp_path, capsys):
+    rng = np.random.default_rng(6)
+    sf.write(tmp_path / "noise.wav", np.clip(rng.normal(0, 0.3, 4 * SR), -1, 1), SR)
+    sf.write(tmp_path / "bench.wav", embedded_song(smoke_data, 4), SR)
+    assert M.main([str(tmp_path / "noise.wav"), "--run", str(run_dir), "-k", "1"]) == 0
+    text = capsys.readouterr()
+    assert text.out.count("trained on the 'embedded' corpus") == 1
+    assert "ratings of real photos and music are NOT validated" in text.out
+    assert "UNFAMILIAR: the model has not seen media like this" in text.out
+    assert "noise.wav: the model has not seen media like this" in text.err
+    assert M.main([str(tmp_path / "bench.wav"), "--run", str(run_dir), "-k", "1"]) == 0
+    text = capsys.readouterr()
+    assert "UNFAMILIAR" not in text.out and "has not seen media like this" not in text.err
+    out = tmp_path / "m.csv"
+    assert M.main([str(tmp_path / "noise.wav"), str(tmp_path / "bench.wav"), "--run", str(run_dir),
+                   "-k", "1", "--out", str(out)]) == 0
+    table = pd.read_csv(out).set_index("path")
+    assert (table["run_corpus"] == "embedded").all()
+    assert bool(table.loc[str(tmp_path / "noise.wav"), "unfamiliar"]) is True
+    assert bool(table.loc[str(tmp_path / "bench.wav"), "unfamiliar"]) is False
+    assert "has not seen media like this" in table.loc[str(tmp_path / "noise.wav"), "warnings"]
+
+
+def test_an_mp3_cut_short_is_an_error_naming_the_missing_audio(trained, tmp_path):
+    y = 0.3 * np.sin(2 * np.pi * 330 * np.arange(12 * SR) / SR)
+    sf.write(tmp_path / "full.mp3", y, SR)
+    data = (tmp_path / "full.mp3").read_bytes()
+    (tmp_path / "cut.mp3").write_bytes(data[:len(data) // 2])
+    assert sum(len(s) for s, _ in M.read_song_windows(tmp_path / "full.mp3")) == 6
+    with pytest.raises(M.QueryFileError, match=r"cut\.mp3: the window at .* s less audio than "
+                                               r"the header promises \(12\.0 s in all\); the file is truncated"):
+        M.predict(trained, tmp_path / "cut.mp3")
+
+
+def test_several_runs_report_the_spread_of_their_predictions_per_file(run_dir, smoke_data, tmp_path,
+                                                                     capsys):
+    params = yaml.safe_load((repo_root() / "params" / "smoke.yaml").read_text())["train"]
+    other = tmp_path / "cdcml-s1"
+    params.update({"data_dir": smoke_data, "run_dir": str(other), "epochs": 1, "num_threads": 1,
+                   "seed": 1})
+    train_run(params, progress=False)
+    Image.fromarray(np.zeros((40, 40, 3), dtype=np.uint8)).save(tmp_path / "p.png")
+    sf.write(tmp_path / "song.wav", embedded_song(smoke_data, 4), SR)
+    files = [str(tmp_path / "p.png"), str(tmp_path / "song.wav")]
+    assert M.main(files + ["--run", str(run_dir), "--run", str(other), "-k", "1"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("over 2 runs: valence") == 2 and "the matches above are the first run's" in out
+    assert M.main(files + ["--run", str(run_dir), "--run", str(other), "-k", "1",
+                           "--out", str(tmp_path / "m.csv")]) == 0
+    table = pd.read_csv(tmp_path / "m.csv").drop_duplicates("path").set_index("path")
+    assert (table["n_runs"] == 2).all()
+    first = M.predict(load_trained(run_dir), tmp_path / "song.wav")
+    second = M.predict(load_trained(other), tmp_path / "song.wav")
+    row = table.loc[str(tmp_path / "song.wav")]
+    assert row["runs_valence_mean"] == pytest.approx((first.valence + second.valence) / 2, abs=1e-3)
+    assert row["runs_valence_min"] == pytest.approx(min(first.valence, second.valence), abs=1e-3)

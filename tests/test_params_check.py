@@ -91,3 +91,16 @@ def test_the_command_exits_non_zero_and_lists_the_problems(root):
     bad = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert bad.returncode == 2
     assert "train.batch_size: 0 is out of range" in bad.stderr
+
+
+def test_exit_contract_of_the_parameter_check_and_its_help(capsys):
+    assert P._main(["check", "smoke"]) == 0
+    for command in (["check", "no_such_config"], ["study-runs", "no_such_config"]):
+        assert P._main(command) == 2
+        assert "no_such_config.yaml" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as usage:
+        P._main(["no-such-command"])
+    assert usage.value.code == 2
+    with pytest.raises(SystemExit):
+        P._main(["--help"])
+    assert "2  usage or configuration error" in capsys.readouterr().out

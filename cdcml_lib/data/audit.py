@@ -345,7 +345,45 @@ def eq1_agreement(pairs: pd.DataFrame, image_labels: pd.DataFrame | None,
             t = time.perf_counter()
             sigma, rms = fit_sigma_clip_va(groups, form, progress=progress)
             fitted[form] = {"sigma": sigma, "rms": rms, "seconds": round(time.perf_counter() - t, 2)}
+    fitted["support"] = fit_support(groups, "exp" in forms)
     out["fitted_clip_va"] = fitted
+    return out
+
+
+#: Below these, the clip-VA fit's sigma rests on too little: fewer clips than this, or fewer
+#: residual degrees of freedom (pairs minus 2 fitted VA values per clip minus sigma) than this.
+MIN_FIT_CLIPS = 30
+MIN_FIT_DOF = 60
+
+
+def drop_clip(groups: ClipGroups, j: int) -> ClipGroups:
+    """The same pairs without clip ``j`` (for the leave-one-clip-out range of sigma)."""
+    keep = groups.clip != j
+    clip = groups.clip[keep]
+    _, starts, clip = np.unique(clip, return_index=True, return_inverse=True)
+    return ClipGroups(clip=clip, y_img=groups.y_img[keep], s=groups.s[keep], starts=starts)
+
+
+def fit_support(groups: ClipGroups, with_range: bool = True) -> dict:
+    """How much the clip-VA fit rests on: pairs, clips, residual degrees of freedom, and for a
+    thin fit a warning with the range of Eq. 1's sigma when each clip is left out in turn."""
+    pairs, clips = int(len(groups.s)), int(groups.n_clips)
+    dof = pairs - 2 * clips - 1
+    out = {"pairs": pairs, "clips": clips, "residual_dof": dof,
+           "thin": clips < MIN_FIT_CLIPS or dof < MIN_FIT_DOF}
+    if not out["thin"]:
+        return out
+    if with_range and clips > 2:
+        sigmas = [fit_sigma_clip_va(drop_clip(groups, j), "exp")[0] for j in range(clips)]
+        out["sigma_leave_one_clip_out"] = [float(min(sigmas)), float(max(sigmas))]
+    spread = (" Leaving one clip out at a time moves sigma between "
+              f"{out['sigma_leave_one_clip_out'][0]:.3f} and {out['sigma_leave_one_clip_out'][1]:.3f}."
+              if "sigma_leave_one_clip_out" in out else "")
+    out["warning"] = (f"the fit rests on only {pairs} pairs of {clips} clips, and each clip's VA "
+                      f"is fitted too ({dof} residual degrees of freedom; at least "
+                      f"{MIN_FIT_CLIPS} clips and {MIN_FIT_DOF} are wanted): too few to pin "
+                      f"sigma down, so read it as a rough value.{spread} More labelled pairs "
+                      "(more lists, or --images-like all) make it firmer")
     return out
 
 
@@ -537,12 +575,43 @@ def format_audit(report: dict) -> str:
             lines += _fits("known music and image VA", eq1["known_va"])
         if "fitted_clip_va" in eq1:
             lines += _fits("clip VA fitted to its images' scores", eq1["fitted_clip_va"])
+            support = eq1["fitted_clip_va"].get("support", {})
+            if support.get("warning"):
+                lines.append(f"    WARNING: {support['warning']}")
     return "\n".join(lines)
+
+
+EXIT_STATUS = """exit status (the same contract as python -m cdcml_lib.match and the parameter check):
+  0  every pair list was read and audited (and, with --strict, no violation was found)
+  1  some pair lists could not be read (each named on stderr; the others are still audited and
+     reported), or --strict found violations
+  2  usage or configuration error: a bad option, or a --image-va / --music-va file that cannot be
+     read; nothing was audited
+
+output: the summary (or, with --json -, the JSON report) is printed; a file is written only
+where --json names one."""
+
+
+def readable_lists(files: Sequence[str]) -> tuple[list[str], list[str]]:
+    """The pair lists that can be read and hold pairs, and one message per list that cannot."""
+    good, problems = [], []
+    for f in files:
+        try:
+            if not len(read_pairs(f)):
+                raise CorpusError(f"audit: {f} holds no pairs (an empty file); a pair list has one "
+                                  "'music_clip_id image_id matching_score' per line: check the path "
+                                  "or download the list again")
+        except CorpusError as err:
+            problems.append(str(err))
+        else:
+            good.append(f)
+    return good, problems
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m cdcml_lib.data.audit",
-                                     description=__doc__.split("\n\n")[0])
+                                     description=__doc__.split("\n\n")[0], epilog=EXIT_STATUS,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("pairs", nargs="+", help="pair lists: music_clip_id image_id matching_score")
     parser.add_argument("--image-va", help="CSV of image VA in [0,1] (img or id, valence, arousal)")
     parser.add_argument("--music-va", help="CSV of music VA in [0,1] (id, valence, arousal)")
@@ -557,10 +626,19 @@ def main(argv: list[str] | None = None) -> int:
                         help="exit with status 1 when the verdict lists any violation")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
+    if len(set(args.pairs)) != len(args.pairs):
+        parser.error(f"a pair list is given twice in {args.pairs}")
+    good, problems = readable_lists(args.pairs)
+    for problem in problems:
+        print(f"error: {problem}", file=sys.stderr)
+    if not good:
+        print(f"error: none of the {len(args.pairs)} pair list(s) could be read; nothing audited",
+              file=sys.stderr)
+        return 1
     try:
-        report = audit_pairs(args.pairs, args.image_va, args.music_va, args.images_like,
+        report = audit_pairs(good, args.image_va, args.music_va, args.images_like,
                              args.min_images_per_clip, progress=not args.quiet)
-    except CorpusError as err:
+    except CorpusError as err:   # the label files: the lists themselves were read above
         print(f"error: {err}", file=sys.stderr)
         return 2
     text = json.dumps(report, indent=2)
@@ -570,10 +648,15 @@ def main(argv: list[str] | None = None) -> int:
         print(format_audit(report))
         if args.json:
             Path(args.json).write_text(text + "\n")
+            print(f"wrote {args.json}")
+    if problems:
+        print(f"{len(problems)} of {len(args.pairs)} pair list(s) could not be read and are "
+              "left out of this audit (named above)", file=sys.stderr)
+    status = 1 if problems else 0
     if args.strict and report["verdict"]["violations"]:
         print(f"strict: {report['verdict']['violations']} violation(s)", file=sys.stderr)
-        return 1
-    return 0
+        status = 1
+    return status
 
 
 if __name__ == "__main__":

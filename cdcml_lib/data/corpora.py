@@ -70,7 +70,8 @@ def read_table(path, what: str, sep: str | None = ",") -> pd.DataFrame:
         raise CorpusError(f"{what}: file {path} does not exist; download it and set its path "
                           "in params/imemnet.yaml (dataset section)")
     try:
-        frame = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False,
+        # utf-8-sig: a byte-order mark (Excel's "CSV UTF-8") is dropped, not kept in a name
+        frame = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, encoding="utf-8-sig",
                             skipinitialspace=True, engine="python" if sep is None else "c")
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as err:
         raise CorpusError(f"{what}: cannot read {path} as a table ({err}); check that it is the "
@@ -575,7 +576,9 @@ def read_pairs(path) -> pd.DataFrame:
     if not path.is_file():
         raise CorpusError(f"{what}: file {path} does not exist")
     try:
-        lines = path.read_text().splitlines()
+        # utf-8-sig: a byte-order mark would otherwise stay in the first clip id ('\ufeff1967-11')
+        text = path.read_text(encoding="utf-8-sig")
+        lines = text.splitlines()
     except UnicodeDecodeError as err:
         raise CorpusError(f"{what}: {path} is not UTF-8 text ({err}); each line must be "
                           "'music_clip_id image_id matching_score'") from err
@@ -594,8 +597,26 @@ def read_pairs(path) -> pd.DataFrame:
         row = int(np.flatnonzero(bad)[0])
         raise CorpusError(f"{what}: {path}, line {line_no[row]}, field matching_score: "
                           f"{table[2].iloc[row]!r} is not a number in [0, 1]; fix that line")
+    _refuse_cut_last_line(path, text, table[2].tolist(), int(line_no[-1]) if len(line_no) else 0)
     return pd.DataFrame({"music_id": table[0].to_numpy(dtype=object),
                          "image_id": table[1].to_numpy(dtype=object), "score": score})
+
+
+def _refuse_cut_last_line(path: Path, text: str, scores: list[str], last_line: int) -> None:
+    """Refuse a pair list whose last line looks cut mid-score (an interrupted download).
+
+    The sign is a file that does not end with a newline and whose last score has fewer decimals
+    than every other score of the file (the published lists write 13 to 18): ``0.87`` after
+    thousands of ``0.8757995366765425``. A hand-written list with short scores passes.
+    """
+    if len(scores) < 2 or text.endswith(("\n", "\r")):
+        return
+    decimals = [len(s.partition(".")[2]) for s in scores]
+    if decimals[-1] < min(decimals[:-1]):
+        raise CorpusError(f"pair list: {path}, line {last_line}: the file ends without a newline "
+                          f"in the middle of a score ({scores[-1]!r} has {decimals[-1]} decimals, "
+                          f"every other line at least {min(decimals[:-1])}): the file was cut "
+                          "short; download it again (or delete that line)")
 
 
 def write_pairs(pairs: pd.DataFrame, path) -> Path:
@@ -753,7 +774,23 @@ def load_song_clips(path, starts: Sequence[float], sr: int = SR,
                               "truncated or is not the annotated recording")
         clip = y[int(round(start * sr)): int(round(start * sr)) + n]
         out[row, :clip.size] = clip
+        _warn_if_padded(path, start, seconds, decoded_s, (n - clip.size) / sr)
     return out
+
+
+class AudioWindowWarning(UserWarning):
+    """A clip window that crosses the real end of its audio file and was padded with silence."""
+
+
+def _warn_if_padded(path, start: float, seconds: float, end_s: float, missing_s: float) -> None:
+    """Say which file and how many seconds of a clip are silence because the audio ended: a
+    window past the end of a cut file would otherwise train on zeros without a word."""
+    if missing_s > 0.01:
+        warnings.warn(f"audio: {path}: the clip {start:.2f}-{start + seconds:.2f} s crosses the end "
+                      f"of the audio at {end_s:.2f} s; its last {missing_s:.2f} s "
+                      f"({100 * missing_s / seconds:.0f}%) are silence padding. If the file should "
+                      "be longer, it is cut short: download it again", AudioWindowWarning,
+                      stacklevel=3)
 
 
 def load_audio_clip(path, start_s: float, sr: int = SR, seconds: float = CLIP_SECONDS) -> np.ndarray:

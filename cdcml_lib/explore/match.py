@@ -23,12 +23,18 @@ features z of a training clip have a mean square of 1 over rows and frames by co
 a window whose root-mean-square z exceeds :data:`OOD_RMS_Z` (2, where the training clips of a
 smoke run reach at most 1.25) lies far outside what the run saw; a song is flagged when most of
 its non-silent windows are.
+Every prediction also carries its *novelty* (:mod:`cdcml_lib.explore.novelty`): how far the
+file lies from the run's own training media, for images as for songs. Above 1 the model has not
+seen media like it, and the prediction says so plainly (``Prediction.unfamiliar``, the CSV's
+``unfamiliar`` column, a warning in the terminal). A run trained on the embedded benchmark has
+only seen synthetic media: :func:`run_notice` says so once, up front.
 Unreadable files raise :class:`QueryFileError` (audio) or ``data.images.ImageFileError``
 (images), each naming the file and the cause.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import inspect
 import os
 import sys
@@ -44,6 +50,7 @@ from cdcml_lib.audio import CLIP_SAMPLES, CLIP_SECONDS, SR
 from cdcml_lib.data.dataset import open_dataset
 from cdcml_lib.data.features import extract_features, log_spectrogram
 from cdcml_lib.data.images import IMAGE_SUFFIXES, ImageFileError, load_image, resize_images
+from cdcml_lib.explore import novelty
 from cdcml_lib.nets import music_input
 from cdcml_lib.runs.train import load_trained
 from cdcml_lib.workflow.paths import resolve
@@ -69,6 +76,40 @@ class QueryWarning(UserWarning):
 
 # --- reading a song window by window -----------------------------------------------------------
 
+@contextlib.contextmanager
+def quiet_stderr():
+    """Hold back what C decoders write to file descriptor 2 (libmpg123's "Illegal
+    Audio-MPEG-Header" notes): a user sees the kit's one message with the true cause instead."""
+    fd = 2   # C libraries write to descriptor 2 whatever Python's sys.stderr is now
+    sys.stderr.flush()
+    saved = os.dup(fd)
+    sink = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(sink, fd)
+    try:
+        yield
+    finally:
+        os.dup2(saved, fd)
+        os.close(saved)
+        os.close(sink)
+
+
+def what_it_is(path: Path) -> str | None:
+    """A plain description of a file that is not audio, from its first bytes, or None."""
+    with open(path, "rb") as handle:
+        head = handle.read(512)
+    if not head:
+        return "an empty file (0 bytes)"
+    if head.lstrip(b"\xef\xbb\xbf").startswith((b"<html", b"<!DOCTYPE", b"<!doctype")):
+        return "an HTML page (a download that saved the web page, not the audio)"
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if all(c.isprintable() or c in "\r\n\t" for c in text):
+        return f"a text file (it starts {text[:40]!r})"
+    return None
+
+
 def _open_audio(path: Path):
     """An open ``soundfile.SoundFile``, or a :class:`QueryFileError` naming the file and cause."""
     import soundfile as sf
@@ -76,9 +117,18 @@ def _open_audio(path: Path):
     if not path.is_file():
         raise QueryFileError(f"audio: {path}: no such file")
     try:
-        return sf.SoundFile(str(path))
+        with quiet_stderr():
+            return sf.SoundFile(str(path))
     except (sf.LibsndfileError, RuntimeError, TypeError) as err:
-        cause = str(err).split("': ", 1)[-1]  # libsndfile repeats the path; keep the cause
+        found = what_it_is(path)
+        if found:
+            raise QueryFileError(f"audio: {path}: not audio: {found}; give the real audio "
+                                 "file") from None
+        # libsndfile repeats the path, and for a non-MP3 says 'does not exist ... pipe?': keep
+        # only its first sentence when it is informative
+        cause = str(err).split("': ", 1)[-1].split(".Note:")[0].strip()
+        if "possibly a pipe" in cause:
+            cause = "its content is not any audio format libsndfile knows"
         raise QueryFileError(
             f"audio: {path}: not an audio file libsndfile can decode ({cause}). Readable: "
             f"{', '.join(s.lstrip('.') for s in AUDIO_SUFFIXES)}; convert other formats "
@@ -122,12 +172,19 @@ def read_song_windows(path: str | os.PathLike, hop_s: float = CLIP_SECONDS,
             clips = np.zeros((len(part), CLIP_SAMPLES), dtype=np.float32)
             for i, start in enumerate(part):
                 try:
-                    f.seek(int(round(start * sr_in)))
-                    frames = f.read(n_win, dtype="float32", always_2d=True)
+                    with quiet_stderr():
+                        f.seek(int(round(start * sr_in)))
+                        frames = f.read(n_win, dtype="float32", always_2d=True)
                 except (RuntimeError, ValueError) as err:  # libsndfile on truncated data
                     raise QueryFileError(f"audio: {path}: cannot decode the window at "
                                          f"{start:.1f} s ({err}); the file is probably "
                                          "truncated or corrupt") from None
+                short_s = (min(n_win, n_in - int(round(start * sr_in))) - len(frames)) / sr_in
+                if short_s > 0.05:   # the header promised audio the file does not hold
+                    raise QueryFileError(
+                        f"audio: {path}: the window at {start:.1f} s gets {short_s:.2f} s less "
+                        f"audio than the header promises ({n_in / sr_in:.1f} s in all); the file "
+                        "is truncated: get it again")
                 mono = frames.mean(axis=1)
                 if sr_in != SR and len(mono):
                     mono = librosa.resample(mono, orig_sr=sr_in, target_sr=SR)
@@ -197,8 +254,10 @@ def read_query(path: str | os.PathLike, params: dict, hop_s: float = CLIP_SECOND
                  np.concatenate(peaks), audio_duration(path))
 
 
-def song_warnings(path: str, duration_s: float, peaks: np.ndarray, z: np.ndarray) -> list[str]:
-    """The warnings of a song: too short, digital silence, far out of distribution."""
+def song_warnings(path: str, duration_s: float, peaks: np.ndarray, z: np.ndarray,
+                  novel: np.ndarray | None = None, problem: str = "") -> list[str]:
+    """The warnings of a song: too short, digital silence, far out of distribution, unlike the
+    run's training music (most non-silent windows' novelty above 1)."""
     out = []
     if duration_s < CLIP_SECONDS:
         out.append(f"{path}: {duration_s:.2f} s is shorter than the model's {CLIP_SECONDS:g} s "
@@ -215,7 +274,19 @@ def song_warnings(path: str, duration_s: float, peaks: np.ndarray, z: np.ndarray
         out.append(f"{path}: far outside the run's training music: the median window's RMS "
                    f"standardised feature is {np.median(z[~silent]):.1f} (training clips: about 1; "
                    f"threshold {OOD_RMS_Z:g}); the prediction is an extrapolation")
+    if novel is not None and np.isnan(novel).all() and problem:
+        out.append(f"{path}: {problem}")
+    elif novel is not None and song_unfamiliar(novel, peaks):
+        share = np.mean(novel[~silent] > 1)
+        out.append(f"{path}: " + novelty.unfamiliar_message(
+            f"this song ({share:.0%} of its sounding windows)", float(np.median(novel[~silent]))))
     return out
+
+
+def song_unfamiliar(novel: np.ndarray, peaks: np.ndarray) -> bool:
+    """A song is unfamiliar when most of its non-silent windows are (novelty above 1)."""
+    sounding = peaks >= SILENCE_PEAK
+    return bool(sounding.any() and np.mean(novel[sounding] > 1) > 0.5)
 
 
 def rms_z(trained, inputs: np.ndarray) -> np.ndarray:
@@ -223,6 +294,53 @@ def rms_z(trained, inputs: np.ndarray) -> np.ndarray:
     over the training clips by construction of the standardiser)."""
     z = trained.standardiser(inputs).numpy()
     return np.sqrt(np.mean(z.astype(np.float64) ** 2, axis=(1, 2)))
+
+
+# --- has the model seen media like this? --------------------------------------------------------
+
+def attach_guard(trained, run_dir=None) -> novelty.NoveltyGuard | None:
+    """The run's novelty guard (fitted on first use, cached in the run folder), kept on
+    ``trained``; None, with the reason in ``trained.novelty_problem``, when it cannot be fitted
+    (the run's dataset is not on this machine)."""
+    if not hasattr(trained, "novelty_guard"):
+        try:
+            trained.novelty_guard = novelty.guard_for(trained, run_dir)
+            trained.novelty_problem = ""
+        except (OSError, ValueError, KeyError) as err:
+            trained.novelty_guard = None
+            trained.novelty_problem = (f"not checked whether the model has seen media like this "
+                                       f"(the run's training items cannot be read: {err})")
+    return trained.novelty_guard
+
+
+def novelty_of(trained, modality: str, inputs: np.ndarray) -> np.ndarray:
+    """Each input's novelty (above 1: unlike anything the run trained on), NaN when unchecked."""
+    guard = attach_guard(trained)
+    if guard is None:
+        return np.full(len(inputs), np.nan)
+    return guard.novelty(trained, modality, inputs)
+
+
+def image_warnings(trained, path: str, score: float) -> list[str]:
+    """An image's warning when the model has not seen images like it (or could not check)."""
+    if np.isnan(score):
+        return [f"{path}: {trained.novelty_problem}"] if getattr(trained, "novelty_problem", "") else []
+    if score > 1:
+        return [f"{path}: " + novelty.unfamiliar_message("this image", score)]
+    return []
+
+
+def run_notice(trained) -> str:
+    """What the run was trained on, said once before any prediction; for the embedded benchmark,
+    that its ratings of real media are not validated."""
+    corpus = novelty.run_corpus(trained)
+    line = f"run {trained.params.get('run_dir', '?')}: trained on the {corpus!r} corpus"
+    if corpus == "embedded":
+        line += ("; NOTE: that is the kit's synthetic benchmark (generated images and tones). Its "
+                 "ratings of real photos and music are NOT validated: measured on 40 real "
+                 "orchestral tracks, its arousal followed loudness, its valence ran against a "
+                 "real-music model's, and seeds disagreed on the level (docs/YOUR_MEDIA.md)")
+    return line
 
 
 # --- predictions --------------------------------------------------------------------------------
@@ -239,12 +357,18 @@ class Prediction:
     duration_s: float = float("nan")
     warnings: list[str] = field(default_factory=list)
     embedding: np.ndarray | None = None   # [W, D] (songs) or [1, D] (images)
+    #: how far the file lies from the run's training media (a song's: its median window's);
+    #: above 1 the model has not seen media like it; NaN when it could not be checked
+    novelty: float = float("nan")
+    #: True when the model has not seen media like this file: its VA and matches are guesses
+    unfamiliar: bool = False
 
     def row(self) -> dict:
         return {"path": self.path, "modality": self.modality, "pred_valence": self.valence,
                 "pred_arousal": self.arousal,
                 "n_windows": 1 if self.windows is None else len(self.windows),
-                "duration_s": self.duration_s, "warnings": " | ".join(self.warnings)}
+                "duration_s": self.duration_s, "novelty": self.novelty,
+                "unfamiliar": self.unfamiliar, "warnings": " | ".join(self.warnings)}
 
 
 def predict_va(trained, f: np.ndarray, modality: str) -> np.ndarray:
@@ -263,15 +387,34 @@ def predict_query(trained, q: Query) -> Prediction:
     """The predicted VA of a read query (a song's: the mean over its windows)."""
     f = encode(trained, q.modality, q.inputs)
     va = predict_va(trained, f, q.modality)
+    novel = novelty_of(trained, q.modality, q.inputs)
     if q.modality == "image":
-        return Prediction(q.path, "image", float(va[0, 0]), float(va[0, 1]), embedding=f)
+        return image_prediction(trained, q.path, va[0], f, float(novel[0]))
     z = rms_z(trained, q.inputs)
     peaks = q.peaks if len(q.peaks) else np.ones(len(f))
     windows = pd.DataFrame({"start_s": q.starts if len(q.starts) else np.zeros(len(f)),
                             "pred_valence": va[:, 0], "pred_arousal": va[:, 1],
-                            "peak": peaks, "rms_z": z})
-    return Prediction(q.path, "music", float(va[:, 0].mean()), float(va[:, 1].mean()), windows,
-                      q.duration_s, song_warnings(q.path, q.duration_s, peaks, z), f)
+                            "peak": peaks, "rms_z": z, "novelty": novel})
+    return song_prediction(trained, q.path, va, windows, q.duration_s, f)
+
+
+def image_prediction(trained, path: str, va: np.ndarray, f: np.ndarray, score: float) -> Prediction:
+    """An image's prediction with its novelty and, when unfamiliar, the plain warning."""
+    return Prediction(path, "image", float(va[0]), float(va[1]), embedding=f.reshape(1, -1),
+                      novelty=score, unfamiliar=bool(score > 1),
+                      warnings=image_warnings(trained, path, score))
+
+
+def song_prediction(trained, path: str, va: np.ndarray, windows: pd.DataFrame, duration: float,
+                    f: np.ndarray) -> Prediction:
+    """A song's prediction from its windows (``start_s, pred_*, peak, rms_z, novelty``)."""
+    peaks, novel = windows["peak"].to_numpy(), windows["novelty"].to_numpy()
+    sounding = novel[peaks >= SILENCE_PEAK]
+    return Prediction(path, "music", float(va[:, 0].mean()), float(va[:, 1].mean()), windows,
+                      duration, song_warnings(path, duration, peaks, windows["rms_z"].to_numpy(),
+                                              novel, getattr(trained, "novelty_problem", "")),
+                      f, novelty=float(np.median(sounding)) if len(sounding) else float("nan"),
+                      unfamiliar=song_unfamiliar(novel, peaks))
 
 
 def predict_file(trained, path: str | os.PathLike, hop_s: float = CLIP_SECONDS) -> Prediction:
@@ -280,24 +423,21 @@ def predict_file(trained, path: str | os.PathLike, hop_s: float = CLIP_SECONDS) 
     path = Path(path)
     if modality_of(path) == "image":
         return predict_query(trained, read_query(path, trained.params))
-    parts: dict[str, list] = {"start_s": [], "peak": [], "rms_z": [], "f": []}
+    parts: dict[str, list] = {"start_s": [], "peak": [], "rms_z": [], "novelty": [], "f": []}
     for starts, clips in read_song_windows(path, hop_s):
         inputs = music_inputs(clips, trained.params["model"],
                               trained.params.get("feature_backend", "fast"))
         parts["start_s"].append(starts)
         parts["peak"].append(np.abs(clips).max(axis=1))
         parts["rms_z"].append(rms_z(trained, inputs))
+        parts["novelty"].append(novelty_of(trained, "music", inputs))
         parts["f"].append(encode(trained, "music", inputs))
     f = np.concatenate(parts.pop("f"))
     va = predict_va(trained, f, "music")
     windows = pd.DataFrame({k: np.concatenate(v) for k, v in parts.items()})
     windows.insert(1, "pred_valence", va[:, 0])
     windows.insert(2, "pred_arousal", va[:, 1])
-    duration = audio_duration(path)
-    return Prediction(str(path), "music", float(va[:, 0].mean()), float(va[:, 1].mean()),
-                      windows, duration,
-                      song_warnings(str(path), duration, windows["peak"].to_numpy(),
-                                    windows["rms_z"].to_numpy()), f)
+    return song_prediction(trained, str(path), va, windows, audio_duration(path), f)
 
 
 def _warn(messages: Sequence[str]) -> None:
@@ -519,9 +659,11 @@ def match_paths(trained, paths: Sequence[str | os.PathLike], against: Any = None
         if batch:
             emb = encode(trained, "image", np.stack(arrays))
             va = predict_va(trained, emb, "image")
+            novel = novelty_of(trained, "image", np.stack(arrays))
             for i, f in enumerate(batch):
-                add(Prediction(str(f), "image", float(va[i, 0]), float(va[i, 1]),
-                               embedding=emb[i:i + 1]))
+                pred = image_prediction(trained, str(f), va[i], emb[i], float(novel[i]))
+                _warn(pred.warnings)
+                add(pred)
                 bar.update(1)
     for f in others:
         try:
@@ -548,6 +690,9 @@ def format_matches(pred: Prediction, found: pd.DataFrame) -> str:
     """A query's own VA, then its matches, as text for the terminal."""
     head = (f"{pred.path} ({pred.modality}): predicted valence {pred.valence:.3f}, "
             f"arousal {pred.arousal:.3f}")
+    if pred.unfamiliar:
+        head = ("UNFAMILIAR: the model has not seen media like this; what follows is a guess\n"
+                + head)
     if pred.windows is not None:
         head += (f" (mean of {len(pred.windows)} windows over {pred.duration_s:.1f} s; "
                  f"window valence {pred.windows['pred_valence'].min():.2f}-"
@@ -561,14 +706,49 @@ def format_matches(pred: Prediction, found: pd.DataFrame) -> str:
     return head + "\n" + table.to_string(index=False, float_format=lambda v: f"{v:.3f}")
 
 
+EXIT_STATUS = """exit status (the same contract as the audit and the parameter check):
+  0  every file was read and matched
+  1  some files could not be read: each is named on stderr, the others are still matched
+     (and written, with --out)
+  2  usage or configuration error (a bad option, a run folder or --against dataset that cannot
+     be opened): nothing was matched
+
+output: without --out everything is printed and no file is written; with --out the table (one
+row per file and match) is written to that CSV file, or to matches.csv inside that folder if
+--out names an existing folder, and the file written is named on the last line."""
+
+
+def expand_inputs(paths: Sequence[str | os.PathLike]) -> tuple[list[Path], list[str]]:
+    """The files to match (folders expanded as :func:`list_inputs` does) and one problem per
+    path that names nothing to match, so that the other paths still run."""
+    files: list[Path] = []
+    problems: list[str] = []
+    for p in paths:
+        try:
+            files += list_inputs([p])
+        except FileNotFoundError as err:
+            problems.append(str(err))
+    return files, problems
+
+
+def csv_target(out: str) -> Path:
+    """Where ``--out`` writes: the file named, or ``matches.csv`` inside an existing folder."""
+    target = Path(out)
+    return target / "matches.csv" if target.is_dir() else target
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m cdcml_lib.match",
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXIT_STATUS,
         description="Predict the valence and arousal of your own images and songs with a trained "
                     "run, and find their best matches in a dataset's test split. A song is read "
                     "in 2 s windows over its whole length; its VA is the mean over the windows.")
     parser.add_argument("paths", nargs="+", metavar="PATH", help="image or audio files, or folders")
-    parser.add_argument("--run", required=True, help="a finished run folder, e.g. runs/default/cdcml-s0")
+    parser.add_argument("--run", required=True, action="append",
+                        help="a finished run folder, e.g. runs/default/cdcml-s0; give it again for "
+                             "other seeds to see how far their predictions differ per file (the "
+                             "matches are the first run's)")
     parser.add_argument("--against", default=None,
                         help="dataset folder to search (default: the run's own data_dir)")
     parser.add_argument("--split", default="test")
@@ -577,42 +757,99 @@ def main(argv: list[str] | None = None) -> int:
                         help="seconds between a song's 2 s windows (default 2: no overlap)")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--out", default=None,
-                        help="CSV to write (default for a folder: <folder>_matches.csv here)")
+                        help="CSV file (or existing folder) to write the table to; without it "
+                             "nothing is written and the matches are printed")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args(argv)
     if args.k < 1 or args.hop <= 0 or args.batch_size < 1:
         parser.error("-k and --batch-size must be at least 1 and --hop positive")
 
     # a path that exists from here is the user's (the library resolves others from the repo root)
-    for name in ("run", "against"):
-        value = getattr(args, name)
-        if value is not None and Path(value).exists():
-            setattr(args, name, str(Path(value).resolve()))
+    args.run = [str(Path(r).resolve()) if Path(r).exists() else r for r in args.run]
+    if args.against is not None and Path(args.against).exists():
+        args.against = str(Path(args.against).resolve())
     try:
-        trained = load_trained(args.run, device=args.device)
-        warnings.simplefilter("ignore", QueryWarning)  # collected into the output instead
-        folders = [p for p in args.paths if Path(p).is_dir()]
-        if not folders and args.out is None:
-            status = 0
-            for p in args.paths:
-                try:
-                    found = best_matches(trained, p, args.against or trained.params["data_dir"],
-                                         k=args.k, split=args.split, hop_s=args.hop)
-                except (QueryFileError, ImageFileError, ValueError, FileNotFoundError) as err:
-                    print(f"error: {err}", file=sys.stderr)
-                    status = 1
-                    continue
-                pred = found.attrs["query"]
-                for w in pred.warnings:
-                    print(f"warning: {w}", file=sys.stderr)
-                print(format_matches(pred, found) + "\n")
-            return status
-        table = match_paths(trained, args.paths, args.against, args.k, args.split, args.hop,
-                            args.batch_size)
-    except (FileNotFoundError, ValueError) as err:
+        runs = [load_trained(r, device=args.device) for r in args.run]
+        trained = runs[0]
+        against = args.against or trained.params["data_dir"]
+        open_dataset(resolve(against))
+    except (FileNotFoundError, ValueError, KeyError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
-        return 1
-    out = Path(args.out or f"{Path(folders[0] if folders else 'files').name}_matches.csv")
+        return 2
+    for run, folder in zip(runs, args.run):
+        attach_guard(run, folder)
+    print(run_notice(trained) + "\n")
+    args.other_runs = runs[1:]
+    warnings.simplefilter("ignore", QueryWarning)  # collected into the output instead
+    files, problems = expand_inputs(args.paths)
+    for problem in problems:
+        print(f"error: {problem}", file=sys.stderr)
+    if args.out is None:
+        return max(print_matches(trained, files, against, args), 1 if problems else 0)
+    return max(write_matches(trained, files, against, args), 1 if problems else 0)
+
+
+def print_matches(trained, files: Sequence[Path], against, args) -> int:
+    """Each file's VA and matches printed (nothing written); 1 if any file failed, else 0."""
+    status = 0
+    for p in files:
+        try:
+            found = best_matches(trained, p, against, k=args.k, split=args.split, hop_s=args.hop)
+        except (QueryFileError, ImageFileError, ValueError, FileNotFoundError) as err:
+            print(f"error: {err}", file=sys.stderr)
+            status = 1
+            continue
+        pred = found.attrs["query"]
+        for w in pred.warnings:
+            print(f"warning: {w}", file=sys.stderr)
+        text = format_matches(pred, found)
+        if args.other_runs:
+            text += "\n" + format_spread(run_spread(pred, args.other_runs, p, args.hop))
+        print(text + "\n")
+    return status
+
+
+def run_spread(pred: Prediction, others: Sequence, path, hop_s: float) -> dict:
+    """The file's predicted VA under each run (``pred`` under the first, then ``others``): the
+    mean, standard deviation and range over runs. One seed's level is not to be trusted alone."""
+    preds = [pred] + [predict_file(t, path, hop_s) for t in others]
+    v = np.array([q.valence for q in preds])
+    a = np.array([q.arousal for q in preds])
+    return {"n_runs": len(preds), "runs_valence_mean": v.mean(), "runs_valence_sd": v.std(ddof=1),
+            "runs_valence_min": v.min(), "runs_valence_max": v.max(),
+            "runs_arousal_mean": a.mean(), "runs_arousal_sd": a.std(ddof=1),
+            "runs_arousal_min": a.min(), "runs_arousal_max": a.max()}
+
+
+def format_spread(s: dict) -> str:
+    return (f"over {s['n_runs']} runs: valence {s['runs_valence_mean']:.3f} (sd "
+            f"{s['runs_valence_sd']:.3f}, {s['runs_valence_min']:.2f}-{s['runs_valence_max']:.2f}), "
+            f"arousal {s['runs_arousal_mean']:.3f} (sd {s['runs_arousal_sd']:.3f}, "
+            f"{s['runs_arousal_min']:.2f}-{s['runs_arousal_max']:.2f}); the matches above are the "
+            "first run's")
+
+
+def add_run_spread(table: pd.DataFrame, others: Sequence, hop_s: float) -> pd.DataFrame:
+    """The table with each readable file's spread over the runs (:func:`run_spread`)."""
+    rows = {}
+    for _, r in table.drop_duplicates("path").iterrows():
+        if r.get("error", ""):
+            continue
+        first = Prediction(r["path"], r["modality"], float(r["pred_valence"]), float(r["pred_arousal"]))
+        rows[r["path"]] = run_spread(first, others, r["path"], hop_s)
+    spread = pd.DataFrame.from_dict(rows, orient="index")
+    return table.join(spread, on="path") if len(spread) else table
+
+
+def write_matches(trained, files: Sequence[Path], against, args) -> int:
+    """The table of every file's matches written where ``--out`` says; 1 if any file failed."""
+    out = csv_target(args.out)
+    table = match_paths(trained, files, against, args.k, args.split, args.hop, args.batch_size) \
+        if files else pd.DataFrame(columns=["path", "error"])
+    table.insert(0, "run_corpus", novelty.run_corpus(trained))   # what the ratings rest on
+    if args.other_runs and "modality" in table:
+        table = add_run_spread(table, args.other_runs, args.hop)
+    out.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(out, index=False, float_format="%.4f")
     per_file = table.drop_duplicates("path")
     bad = per_file["error"].fillna("").ne("")
@@ -622,8 +859,13 @@ def main(argv: list[str] | None = None) -> int:
     for _, r in per_file[warned].iterrows():
         for w in str(r["warnings"]).split(" | "):
             print(f"warning: {w}", file=sys.stderr)
-    print(per_file.loc[~bad, ["path", "modality", "pred_valence", "pred_arousal"]]
-          .to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    if (~bad).any():
+        print(per_file.loc[~bad, ["path", "modality", "pred_valence", "pred_arousal", "novelty",
+                                  "unfamiliar"]]
+              .to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    unfamiliar = int(per_file["unfamiliar"].fillna(False).astype(bool).sum()) \
+        if "unfamiliar" in per_file else 0
     print(f"wrote {out}: {len(per_file)} files ({int(bad.sum())} unreadable, "
-          f"{int(warned.sum())} with warnings), {args.k} matches each")
-    return 0
+          f"{int(warned.sum())} with warnings, {unfamiliar} unlike anything the model was "
+          f"trained on), {args.k} matches each")
+    return 1 if bad.any() else 0

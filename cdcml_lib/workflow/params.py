@@ -477,7 +477,13 @@ def _main(argv: list[str] | None = None) -> int:
     (every parameter, before any step), ``study-runs CONFIG``, ``stamp CONFIG DIR``."""
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m cdcml_lib.workflow.params")
+    parser = argparse.ArgumentParser(
+        prog="python -m cdcml_lib.workflow.params", formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="exit status (the same contract as python -m cdcml_lib.match and the audit):\n"
+               "  0  done: every parameter checked, no problem (or the query answered)\n"
+               "  1  (not used: the configuration is the only input, so any problem is a 2)\n"
+               "  2  usage or configuration error: an unknown configuration or any problem in\n"
+               "     its parameters, all listed on stderr; nothing was run")
     sub = parser.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("study-runs", help="print the run names the tables of CONFIG need")
     p.add_argument("config")
@@ -493,6 +499,14 @@ def _main(argv: list[str] | None = None) -> int:
     p.add_argument("config")
     p.add_argument("dir")
     args = parser.parse_args(argv)
+    try:
+        return _command(args)
+    except ParamError as err:   # an unknown or broken configuration, whatever the command
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+def _command(args) -> int:
     if args.cmd == "check":
         try:
             require_valid_config(args.config)
