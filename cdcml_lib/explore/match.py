@@ -337,9 +337,9 @@ def run_notice(trained) -> str:
     line = f"run {trained.params.get('run_dir', '?')}: trained on the {corpus!r} corpus"
     if corpus == "embedded":
         line += ("; NOTE: that is the kit's synthetic benchmark (generated images and tones). Its "
-                 "ratings of real photos and music are NOT validated: measured on 40 real "
-                 "orchestral tracks, its arousal followed loudness, its valence ran against a "
-                 "real-music model's, and seeds disagreed on the level (docs/YOUR_MEDIA.md)")
+                 "ratings of real photos and music are NOT validated: a model of these cues has never "
+                 "been checked against human ratings of real media, and its seeds disagree on the "
+                 "level of the same song (docs/YOUR_MEDIA.md)")
     return line
 
 
