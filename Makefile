@@ -50,9 +50,7 @@ CONTENT_DIR := .make/content
 content      = $(patsubst %,$(CONTENT_DIR)/%.sha256,$(1))
 CONTENT_SRC := $(sort $(TRAIN_SRC) $(TABLE_SRC) $(EMB_SRC) $(wildcard notebooks/0*.ipynb) $(wildcard params/variants/*.yaml))
 CONTENT_MK  := .make/content.mk
-# A run is named <variant>-s<seed>.
-run_seed    = $(lastword $(subst -s, ,$(1)))
-run_variant = $(patsubst %-s$(call run_seed,$(1)),%,$(1))
+# A run is named <variant>-s<seed> (cdcml_lib.workflow.paths.run_name; variant_runs below spells it for Make).
 
 .PHONY: help env lock reference acp reproduce test lab data train train-ddp tables embeddings report clean clean-all bench
 

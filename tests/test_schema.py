@@ -146,3 +146,15 @@ def flip_splits_then_train_seed_7(copy: Path) -> None:
     make(copy, "train", "MODEL=cdcml", "SEEDS=7")    # a seed outside study.seeds: drawn on demand
     assert (draws / "s7" / "stats.json").is_file()
     assert (copy / "runs" / "smoke" / "cdcml-s7" / "metrics.json").is_file()
+
+
+def test_edge_facts_have_one_home():
+    """The feature height is the method's (nets); the extractor's blocks fill exactly that."""
+    from cdcml_lib import matching, nets
+    from cdcml_lib.data import corpora, dataset, features, imac
+    from cdcml_lib.workflow.paths import parse_run_name, run_name
+
+    assert features.N_FEATURES == nets.MUSIC_FEATURE_ROWS
+    assert dataset.SPLITS is matching.SPLITS and imac.SPLITS is matching.SPLITS
+    assert dataset.ITEM_COLUMNS[:-1] == corpora.ITEM_COLUMNS
+    assert parse_run_name(run_name("sim_cfr", 12)) == ("sim_cfr", 12)

@@ -55,8 +55,7 @@ from cdcml_lib.workflow import schema
 from cdcml_lib.workflow.params import draw_seeds, section
 
 SPLITS = matching.SPLITS
-ITEM_COLUMNS = ["id", "modality", "song", "split", "valence", "arousal", "source", "path",
-                "start_s", "row"]
+ITEM_COLUMNS = [*corpora.ITEM_COLUMNS, "row"]   # a corpus's item table, and each item's cache row
 ARRAYS = ("images", "audio", "music_features", "log_spectrogram")
 
 #: The keys of the ``dataset:`` section of params/*.yaml, i.e. of build_dataset's parameters

@@ -35,8 +35,7 @@ def runs_dir(config: str) -> str:
 
 
 def run_name(variant: str, seed: int | str) -> str:
-    """A run's folder name: ``<variant>-s<seed>`` (the Makefile splits it back with its
-    run_variant / run_seed functions)."""
+    """A run's folder name: ``<variant>-s<seed>`` (the Makefile's variant_runs spells the same)."""
     return f"{variant}-s{seed}"
 
 
