@@ -70,6 +70,19 @@ def split_fractions_problem(fractions: Sequence) -> str | None:
     return None
 
 
+def split_songs(songs: Sequence, fractions=(0.8, 0.05, 0.15), seed: int = 0) -> np.ndarray:
+    """The split of music clips: all clips of a song in one split (docs/METHOD.md, section
+    "Splits by song and by image"). The one place of the rule for clips: the dataset build, its
+    per-seed draws and the stand-in corpus all call it."""
+    return split_by_group(np.asarray(songs), fractions, seed=seed)
+
+
+def split_images(image_ids: Sequence, fractions=(0.8, 0.05, 0.15), seed: int = 0) -> np.ndarray:
+    """The split of images: each image is its own group (docs/METHOD.md, section "Splits by song
+    and by image"). The one place of the rule for images (see :func:`split_songs`)."""
+    return split_by_group(np.asarray(image_ids), fractions, seed=seed)
+
+
 def split_by_group(groups: Sequence, fractions=(0.8, 0.05, 0.15), seed: int = 0) -> np.ndarray:
     """Assign each item to ``train``/``val``/``test`` so that no group is in two splits.
 

@@ -214,6 +214,9 @@ def check_dataset_params(params: dict) -> dict:
     its range: :func:`cdcml_lib.workflow.schema.problems`, every problem at once); return it with
     the optional keys' defaults filled in."""
     problems = schema.problems("dataset", dict(params), "build_dataset", complete=True)
+    if params.get("corpus") not in CORPUS_SOURCES:
+        problems.append(f"build_dataset, dataset.corpus: {params.get('corpus')!r} is not a registered "
+                        f"corpus. Fix: use one of {', '.join(CORPUS_SOURCES)} (data.dataset.register_corpus)")
     if problems:
         raise DatasetError(f"{len(problems)} problem(s) with the dataset parameters:\n  - "
                            + "\n  - ".join(problems))
@@ -245,7 +248,23 @@ class Source:
     corpus: object = None                               # the EmbeddedCorpus, when embedded
 
 
-def embedded_source(p: dict) -> Source:
+#: every corpus a dataset can be built from, by the name ``dataset.corpus`` gives it: a function of
+#: the dataset parameters (and whether to show progress) returning its :class:`Source`
+CORPUS_SOURCES: dict[str, Callable[[dict, bool], Source]] = {}
+
+
+def register_corpus(name: str):
+    """Decorator: make ``reader(params, progress) -> Source`` the corpus ``dataset.corpus: name``."""
+    def register(reader):
+        if name in CORPUS_SOURCES:
+            raise ValueError(f"a corpus named {name!r} is registered already")
+        CORPUS_SOURCES[name] = reader
+        return reader
+    return register
+
+
+@register_corpus("embedded")
+def embedded_source(p: dict, progress: bool = False) -> Source:
     """The embedded benchmark (cdcml_lib.data.synthetic): labels drawn on [0, 1], rendered on demand.
 
     Its labels are generated on the normalised [0, 1] scale already, so the per-corpus min-max
@@ -274,6 +293,7 @@ def embedded_source(p: dict) -> Source:
                   clips=lambda rows: corpus.render_clips(rows), made_by=made_by, corpus=corpus)
 
 
+@register_corpus("imemnet")
 def imemnet_source(p: dict, progress: bool = False) -> Source:
     """The real corpora (DEAM + IAPS/NAPS/EMOTIC) through cdcml_lib.data.corpora, already normalised
     per corpus to [0, 1] by their readers (docs/METHOD.md, section "Corpora and VA normalisation")."""
@@ -306,6 +326,13 @@ def imemnet_source(p: dict, progress: bool = False) -> Source:
     return Source(items=items, images=load_images, clips=load_clips, made_by=made_by)
 
 
+@register_corpus("standin")
+def standin_source(p: dict, progress: bool = False) -> Source:
+    """The stand-in corpus (data.standin): written where the paths point, then read like the real ones."""
+    standin.write_standin(p)
+    return imemnet_source(p, progress)
+
+
 # ---------------------------------------------------------------------------------------------
 # The recipe on an item table: splits, sigma, pairs
 # ---------------------------------------------------------------------------------------------
@@ -315,10 +342,8 @@ def assign_splits(items: pd.DataFrame, fractions, seed: int) -> np.ndarray:
     "Splits by song and by image")."""
     split = np.empty(len(items), dtype=object)
     is_img = (items["modality"] == "image").to_numpy()
-    split[is_img] = matching.split_by_group(items["id"][is_img].to_numpy(), fractions,
-                                            seed=_sub_seed(seed, 1))
-    split[~is_img] = matching.split_by_group(items["song"][~is_img].to_numpy(), fractions,
-                                             seed=_sub_seed(seed, 2))
+    split[is_img] = matching.split_images(items["id"][is_img].to_numpy(), fractions, seed=_sub_seed(seed, 1))
+    split[~is_img] = matching.split_songs(items["song"][~is_img].to_numpy(), fractions, seed=_sub_seed(seed, 2))
     return split.astype(str)
 
 
@@ -400,9 +425,7 @@ def load_items(build: DatasetBuild, progress: bool = False) -> pd.DataFrame:
     p = build.params
     # the stand-in corpus is written first, then read like the real corpora; the
     # published lists, when they are the source, choose the items and give splits and pairs
-    if p["corpus"] == "standin":
-        standin.write_standin(p)
-    build.source = embedded_source(p) if p["corpus"] == "embedded" else imemnet_source(p, progress)
+    build.source = CORPUS_SOURCES[p["corpus"]](p, progress)
     if p["pairs_source"] == "published":
         build.source, build.lists = published.restrict_source(p, build.source)
     build.items = build.source.items.copy()

@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 SECTIONS = ("dataset", "train", "study", "embeddings", "acp_net")
-CORPORA = ("embedded", "imemnet", "standin")
 MODELS = ("cdcml", "sp_net", "l3_net", "acp_net", "contrastive")       # nets.MODELS (tested equal)
 LABEL_DISTANCES = ("neg_log_s", "one_minus_s")                       # losses.LABEL_DISTANCES
 TRIPLETS = ("dense", "pairs")
@@ -177,7 +176,8 @@ def _plateau(section: dict) -> bool:
 
 PARAMS: tuple[Param, ...] = (
     # dataset: corpora -> normalised VA -> splits -> pairs (Eq. 1) -> features (notebooks/01_dataset)
-    Param("dataset", "corpus", Str(*CORPORA), "embedded",
+    # any corpus registered with data.dataset.register_corpus (checked there, before any build)
+    Param("dataset", "corpus", Rule("str"), "embedded",
           "embedded (generated here) | imemnet (DEAM + IAPS/NAPS/EMOTIC on disk) | standin (their layouts, stand-in media)"),
     Param("dataset", "out_dir", Rule("str"), "data/default", "the dataset folder written"),
     Param("dataset", "seed", Int(0), 0, "the corpus generator's and the folder's own split's seed"),
