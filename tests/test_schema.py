@@ -127,7 +127,9 @@ def test_flipping_splits_builds_the_draws_and_an_unknown_seed_trains():
 
 
 def flip_splits_then_train_seed_7(copy: Path) -> None:
-    shutil.copytree(ROOT, copy, ignore=lambda folder, names: {n for n in names if n in SKIP}, symlinks=True)
+    # top-level folders only: cdcml_lib/data must come along (else the kernel finds another checkout's)
+    shutil.copytree(ROOT, copy, symlinks=True,
+                    ignore=lambda folder, names: {n for n in names if n in SKIP and Path(folder) == ROOT})
     (copy / ".env_ok").touch()
     smoke = copy / "params" / "smoke.yaml"
     per_seed = smoke.read_text()

@@ -170,6 +170,20 @@ def _corpus_path(name: str, doc: str) -> Param:
     return Param("dataset", name, Rule("str"), "", f"corpus: imemnet only: {doc}", required=False)
 
 
+def _sgd_and_backbones(section: str) -> tuple[Param, ...]:
+    """The keys the kit's CDCML runs (train) and ACP-Net's correspondence runs (acp_net) share, with
+    the same defaults: SGD's decay, momentum and weight decay, and the two branches' backbones."""
+    return (
+        Param(section, "lr_gamma", Float(gt=0, le=1), 0.1, "the learning rate's factor at each drop"),
+        Param(section, "momentum", Float(ge=0, lt=1), 0.9, "SGD momentum"),
+        Param(section, "weight_decay", Float(ge=0), 0.0005, "SGD weight decay"),
+        Param(section, "image_backbone", Rule("str"), "tiny_cnn", "the image branch's backbone (nets.py)"),
+        Param(section, "music_backbone", Rule("str"), "tiny_cnn8",
+              "half the width of tiny_cnn: the music branch is most of a step's cost"),
+        Param(section, "image_size", Int(8), 48, "pixels per side fed to the image branch"),
+    )
+
+
 def _plateau(section: dict) -> bool:
     return section.get("schedule") == "plateau"
 
@@ -229,13 +243,7 @@ PARAMS: tuple[Param, ...] = (
     Param("train", "lr", Float(gt=0), 0.02,
           "the paper's 1e-3 (params/paper.yaml) learns too slowly for a CPU's budget of epochs"),
     Param("train", "lr_step", Int(1), 4, "schedule: step only (the paper's x0.1 every 10 of ~30 epochs, scaled)"),
-    Param("train", "lr_gamma", Float(gt=0, le=1), 0.1, "the learning rate's factor at each drop"),
-    Param("train", "momentum", Float(ge=0, lt=1), 0.9, "SGD momentum"),
-    Param("train", "weight_decay", Float(ge=0), 0.0005, "SGD weight decay"),
-    Param("train", "image_backbone", Rule("str"), "tiny_cnn", "the image branch's backbone (nets.py)"),
-    Param("train", "music_backbone", Rule("str"), "tiny_cnn8",
-          "half the width of tiny_cnn: the music branch is most of a step's cost"),
-    Param("train", "image_size", Int(8), 48, "pixels per side fed to the image branch"),
+    *_sgd_and_backbones("train"),
     Param("train", "embed_dim", Int(1), 128,
           "the paper's 512 (params/paper.yaml) over a 32/64-d CNN feature only costs time"),
     Param("train", "pretrained", Bool(), False, "ImageNet weights for the image backbone"),
@@ -301,13 +309,7 @@ PARAMS: tuple[Param, ...] = (
     Param("acp_net", "batch_size", Int(1), 64, "pairs per step"),
     Param("acp_net", "lr", Float(gt=0), 0.05, "SGD learning rate"),
     Param("acp_net", "lr_step", Int(1), 3, "epochs between learning-rate drops"),
-    Param("acp_net", "lr_gamma", Float(gt=0, le=1), 0.1, "the learning rate's factor at each drop"),
-    Param("acp_net", "momentum", Float(ge=0, lt=1), 0.9, "SGD momentum"),
-    Param("acp_net", "weight_decay", Float(ge=0), 0.0005, "SGD weight decay"),
-    Param("acp_net", "image_backbone", Rule("str"), "tiny_cnn", "the image branch's backbone"),
-    Param("acp_net", "music_backbone", Rule("str"), "tiny_cnn8",
-          "half the width of tiny_cnn: the music branch is most of a step's cost"),
-    Param("acp_net", "image_size", Int(8), 48, "pixels per side fed to the image branch"),
+    *_sgd_and_backbones("acp_net"),
     Param("acp_net", "embed_dim", Int(1), 64, "each branch's embedding size"),
     Param("acp_net", "acp_head", IntList(lambda v: all(w >= 1 for w in v), "widths >= 1"), [128, 64, 16],
           "ACP-Net's fusion FC widths (paper: [2048, 512, 32]), then one logit"),
