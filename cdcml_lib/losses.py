@@ -376,7 +376,8 @@ _BATCH_NEEDS = ("score", "y_img", "y_mus", "music_idx", "image_idx")
 @dataclass
 class BatchView:
     """What every term of one batch shares: the first position of each distinct image and clip
-    (terms over items count each item once) and the generator of the random draws."""
+    (terms over items count each item once) and the generator of the random draws
+    (docs/METHOD.md, section "Eq. 8: the total loss")."""
 
     img_first: Tensor
     mus_first: Tensor
@@ -389,7 +390,7 @@ class LossTerm(nn.Module):
     ``equation``, takes the loss options it uses as keyword arguments (ignoring the others), and
     returns from :meth:`parts` its named scalars (each weighted by the term's weight) and any
     extra detached numbers to log. :func:`register_term` makes it available to :class:`CDCMLLoss`;
-    the order of registration is the order of the sum."""
+    the order of registration is the order of the sum (docs/METHOD.md, section "Eq. 8: the total loss")."""
 
     name: str = ""
     needs: tuple[str, ...] = ()
@@ -405,7 +406,8 @@ LOSS_TERMS: dict[str, type[LossTerm]] = {}
 
 
 def register_term(cls: type[LossTerm]) -> type[LossTerm]:
-    """Class decorator: make ``cls`` a term of :class:`CDCMLLoss`, named ``cls.name``."""
+    """Class decorator: make ``cls`` a term of :class:`CDCMLLoss`, named ``cls.name``
+    (docs/METHOD.md, section "Eq. 8: the total loss")."""
     if not cls.name or cls.name in LOSS_TERMS:
         raise ValueError(f"a loss term needs a new name; {cls.name!r} is empty or taken")
     LOSS_TERMS[cls.name] = cls
@@ -414,7 +416,8 @@ def register_term(cls: type[LossTerm]) -> type[LossTerm]:
 
 @register_term
 class SimilarityMSETerm(LossTerm):
-    """L_sim-mse, Eq. 6: the similarity predictor's squared error."""
+    """L_sim-mse, Eq. 6: the similarity predictor's squared error (docs/METHOD.md, section
+    "Eq. 6: similarity regression")."""
 
     name, needs, equation = "sim_mse", ("s_hat",), "Eq. 6"
 
@@ -427,7 +430,8 @@ class SimilarityMSETerm(LossTerm):
 
 @register_term
 class CrossModalFeatureRatioTerm(LossTerm):
-    """L_cfr, Eq. 2 (:class:`CrossModalFeatureRatioLoss`), and the number of triplets drawn."""
+    """L_cfr, Eq. 2 (:class:`CrossModalFeatureRatioLoss`), and the number of triplets drawn
+    (docs/METHOD.md, section "Eq. 2: cross-modal feature ratio")."""
 
     name, needs, equation = "cfr", ("f_img", "f_mus"), "Eq. 2"
 
@@ -446,7 +450,8 @@ class CrossModalFeatureRatioTerm(LossTerm):
 
 @register_term
 class CrossModalFeatureMarginTerm(LossTerm):
-    """L_cfm, Eq. 3 (:class:`CrossModalFeatureMarginLoss`)."""
+    """L_cfm, Eq. 3 (:class:`CrossModalFeatureMarginLoss`; docs/METHOD.md, section
+    "Eq. 3: cross-modal feature margin")."""
 
     name, needs, equation = "cfm", ("f_img", "f_mus"), "Eq. 3"
 
@@ -460,7 +465,8 @@ class CrossModalFeatureMarginTerm(LossTerm):
 
 @register_term
 class VAMSETerm(LossTerm):
-    """L_va-mse, Eq. 7: the image MSE plus the music MSE, each over the batch's distinct items."""
+    """L_va-mse, Eq. 7: the image MSE plus the music MSE, each over the batch's distinct items
+    (docs/METHOD.md, section "Eq. 7: VA regression")."""
 
     name, needs, equation = "va_mse", ("va_img", "va_mus"), "Eq. 7"
 
@@ -475,7 +481,8 @@ class VAMSETerm(LossTerm):
 
 @register_term
 class SingleModalFeatureRatioTerm(LossTerm):
-    """L_sfr^I + L_sfr^M, Eqs. 4 and 5 (:class:`SingleModalFeatureRatioLoss`), one part each."""
+    """L_sfr^I + L_sfr^M, Eqs. 4 and 5 (:class:`SingleModalFeatureRatioLoss`), one part each
+    (docs/METHOD.md, section "Eqs. 4 and 5: single-modal feature ratio")."""
 
     name, needs, equation = "sfr", ("f_img", "f_mus"), "Eqs. 4, 5"
 

@@ -203,11 +203,11 @@ PARAMS: tuple[Param, ...] = (
     Param("dataset", "label_noise", Float(ge=0), 0.06, "std of the noise added to the cue-implied VA labels"),
     Param("dataset", "split_train", Float(gt=0, lt=1), 0.70,
           "the paper's 80/5/15 leaves 3 songs to choose the epoch on: 15% (~10 songs) makes that "
-          "choice less noisy (docs/METHOD.md, \"The study's design\")"),
+          "choice less noisy (see docs/METHOD.md on the study's design)"),
     Param("dataset", "split_val", Float(gt=0, lt=1), 0.15, "fraction of songs and images for validation"),
     Param("dataset", "split_test", Float(gt=0, lt=1), 0.15, "fraction of songs and images for test"),
     Param("dataset", "n_random", Int(0), 30,
-          "random candidates per clip: docs/METHOD.md, section \"Candidate pairs and sampling\""),
+          'random candidates per clip: docs/METHOD.md, section "Candidate pairs and sampling"'),
     Param("dataset", "n_top", Int(0), 10, "best-scoring candidates per clip"),
     Param("dataset", "n_bottom", Int(0), 10, "worst-scoring candidates per clip"),
     Param("dataset", "keep_fraction", Float(gt=0, le=1), 0.10, "fraction of the candidates kept as pairs"),
@@ -300,7 +300,7 @@ PARAMS: tuple[Param, ...] = (
     Param("embeddings", "seed", Int(0), 0, "UMAP's seed"),
     Param("embeddings", "top_k", Int(1), 6, "images shown per clip in the gallery"),
 
-    # acp_net: ACP-Net's own study (notebooks/05_acp_net; docs/METHOD.md, "13. The kit's ACP-Net study")
+    # acp_net: ACP-Net's own study (notebooks/05_acp_net; docs/METHOD.md, section "13. The kit's ACP-Net study")
     Param("acp_net", "seeds", IntList(lambda v: all(s >= 0 for s in v), "seeds >= 0"), list(range(10)),
           "the seeds of each correspondence model"),
     Param("acp_net", "models", StrList("acp_net", "l3_net", "spectrogram_acp"),
@@ -321,7 +321,7 @@ PARAMS: tuple[Param, ...] = (
     Param("acp_net", "probe_C", Float(gt=0), 1.0, "the probe's inverse L2 strength (LogisticRegression C)"),
     Param("acp_net", "probe_max_iter", Int(1), 300, "the probe's iterations"),
     Param("acp_net", "imac_rule", Str("valence_arousal", "valence"), "valence_arousal",
-          "IMAC's tags read in VA (docs/METHOD.md, \"IMAC-style classes and pairs\") | valence"),
+          "IMAC's tags read in VA (see docs/METHOD.md on IMAC-style classes and pairs) | valence"),
     Param("acp_net", "imac_valence_low", Float(ge=0, le=1), 0.3333, "negative below, on VA normalised to [0, 1]"),
     Param("acp_net", "imac_valence_high", Float(ge=0, le=1), 0.6667, "positive above; neutral in between"),
     Param("acp_net", "imac_arousal_split", Float(ge=0, le=1), 0.5,
