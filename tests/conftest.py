@@ -5,7 +5,7 @@ import yaml
 from cdcml_lib.data.dataset import build_dataset
 from cdcml_lib.workflow.params import draw_seeds
 from cdcml_lib.workflow.paths import repo_root
-from cdcml_lib.workflow.params import load_variant, section as config_section  # configs inherit: read them merged
+from cdcml_lib.workflow.params import section as config_section  # configs inherit: read them merged
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ from cdcml_lib.data.corpora import (ITEM_COLUMNS, CorpusError, clip_windows, loa
                                load_imemnet_items, read_deam, read_deam_static, read_emotic,
                                read_folder_corpus, read_iaps, read_image_va, read_pairs, write_pairs)
 from cdcml_lib.workflow.paths import repo_root
-from cdcml_lib.workflow.params import load_variant, section as config_section  # configs inherit: read them merged
+from cdcml_lib.workflow.params import section as config_section  # configs inherit: read them merged
 
 REFERENCE = repo_root().parent / "shared" / "reference"
 DEAM_STATIC = [REFERENCE / "deam" / "static_annotations_averaged_songs_1_2000.csv",

@@ -15,7 +15,7 @@ from cdcml_lib.losses import CorrespondenceLoss, correspondence_bce_loss
 from cdcml_lib.results import acp
 from cdcml_lib.runs import correspondence as C
 from cdcml_lib.workflow.paths import repo_root
-from cdcml_lib.workflow.params import load_variant, section as config_section  # configs inherit: read them merged
+from cdcml_lib.workflow.params import section as config_section  # configs inherit: read them merged
 
 SIZES = dict(image_backbone="tiny_cnn", music_backbone="tiny_cnn", embed_dim=16, acp_head=[32, 8],
              l3_head=[8])

@@ -18,7 +18,7 @@ from cdcml_lib.data.images import ImageFileError
 from cdcml_lib.explore import match as M
 from cdcml_lib.runs.train import load_trained, train_run
 from cdcml_lib.workflow.paths import repo_root
-from cdcml_lib.workflow.params import load_variant, section as config_section  # configs inherit: read them merged
+from cdcml_lib.workflow.params import section as config_section  # configs inherit: read them merged
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from cdcml_lib.data import published, standin
 from cdcml_lib.data.corpora import read_pairs
 from cdcml_lib.data.dataset import build_dataset
 from cdcml_lib.workflow.paths import repo_root
-from cdcml_lib.workflow.params import load_variant, section as config_section  # configs inherit: read them merged
+from cdcml_lib.workflow.params import section as config_section  # configs inherit: read them merged
 
 PATH_KEYS = ("deam_dir", "deam_dynamic_dir", "iaps_ratings", "iaps_dir", "naps_ratings",
              "naps_dir", "emotic_annotations", "emotic_dir", "train_pairs", "val_pairs", "test_pairs")

@@ -251,8 +251,6 @@ PARAMS: tuple[Param, ...] = (
     Param("train", "num_workers", Int(0), 0, "data loader processes"),
     Param("train", "num_threads", Int(0), 1, "threads of torch and BLAS in each run (the determinism policy)",
           required=False),
-    Param("train", "nproc", Int(1), 1, "processes: > 1 trains with DDP under torchrun (notebooks/02_train launches it)",
-          required=False),
     Param("train", "w_sim_mse", Float(ge=0), 1.0, "weight of L_sim-mse, Eq. 6", required=False),
     Param("train", "w_cfr", Float(ge=0), 1.0, "weight of L_CFR, Eq. 2", required=False),
     Param("train", "w_cfm", Float(ge=0), 1.0, "weight of L_CFM, Eq. 3", required=False),
@@ -269,6 +267,9 @@ PARAMS: tuple[Param, ...] = (
           required=False),
     Param("train", "nce_target_temperature", Float(gt=0), 0.1,
           "contrastive baseline: soft targets = softmax(Eq.-1 s / this)", required=False),
+    # (after the loss keys: the order runs.train.OPTIONAL_KEYS had, which orders params.json)
+    Param("train", "nproc", Int(1), 1, "processes: > 1 trains with DDP under torchrun (notebooks/02_train launches it)",
+          required=False),
     Param("train", "splits", Str(*SPLIT_MODES), "per_seed",
           "per_seed (seed s trains on its own split draw, data_dir/draws/s<s>) | fixed", required=False),
     Param("train", "schedule", Str(*SCHEDULES), "plateau",
