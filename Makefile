@@ -50,9 +50,7 @@ CONTENT_DIR := .make/content
 content      = $(patsubst %,$(CONTENT_DIR)/%.sha256,$(1))
 CONTENT_SRC := $(sort $(TRAIN_SRC) $(TABLE_SRC) $(EMB_SRC) $(wildcard notebooks/0*.ipynb) $(wildcard params/variants/*.yaml))
 CONTENT_MK  := .make/content.mk
-# A run is named <variant>-s<seed>.
-run_seed    = $(lastword $(subst -s, ,$(1)))
-run_variant = $(patsubst %-s$(call run_seed,$(1)),%,$(1))
+# A run is named <variant>-s<seed> (cdcml_lib.workflow.paths.run_name; variant_runs below spells it for Make).
 
 .PHONY: help env lock reference acp reproduce test lab data train train-ddp tables embeddings report readme clean clean-all bench
 
@@ -115,10 +113,14 @@ $(CONTENT_DIR)/%.sha256: | $(ENV_OK)
 	@$(PY) -m cdcml_lib.workflow.content update $(CONTENT_DIR) $*
 
 # Every parameter of the config and its variant files is checked first (reproduce, and nbrun for
-# each notebook: all problems in one message); each step depends on its own section of the config through a stamp, .make/<config>-<section>.json,
-# rewritten (with this fragment) only when that section's content changes.
+# each notebook: all problems in one message). Each notebook depends on the stamp of the values it
+# reads, .make/<config>-<notebook>.json (which ones: cdcml_lib/workflow/schema.py, STEPS, the one
+# place that says it), and a run on the sections it is computed from, .make/<config>-<section>.json;
+# a stamp is rewritten (with this fragment) only when its content changes. A config lists only what
+# it changes from its base (base: default) and the schema's defaults: all of them are prerequisites.
 STAMP := .make/$(CONFIG)
-$(STUDY_MK): $(PARAMS) $(wildcard params/variants/*.yaml) cdcml_lib/workflow/params.py Makefile | $(ENV_OK)
+PARAMS_SRC := $(wildcard params/*.yaml params/variants/*.yaml) cdcml_lib/workflow/params.py cdcml_lib/workflow/schema.py
+$(STUDY_MK): $(PARAMS_SRC) Makefile | $(ENV_OK)
 	@mkdir -p $(@D)
 	@$(PY) -m cdcml_lib.workflow.params stamp $(CONFIG) .make
 	@variants="$$($(PY) -m cdcml_lib.workflow.params study-variants $(CONFIG))" || exit 1; \
@@ -137,7 +139,7 @@ data: $(DATASET_NB) ## Build data/<CONFIG>/ (items, pairs, features) with notebo
 $(STAMP)-%.json: | $(ENV_OK)
 	@$(PY) -m cdcml_lib.workflow.params stamp $(CONFIG) .make
 
-$(DATASET_NB): $(STAMP)-dataset.json $(STAMP)-study.json $(call content,notebooks/01_dataset.ipynb $(DATA_SRC)) $(if $(call missing,$(DATA)/stats.json),FORCE) | $(ENV_OK)
+$(DATASET_NB): $(STAMP)-01_dataset.json $(call content,notebooks/01_dataset.ipynb $(DATA_SRC)) $(if $(call missing,$(DATA)/stats.json),FORCE) | $(ENV_OK)
 	$(NBRUN) notebooks/01_dataset.ipynb --config $(CONFIG) --out $@
 
 # Training: one execution of notebooks/02_train per variant trains all its seeds in one kernel
@@ -157,7 +159,7 @@ variant_runs = $(foreach s,$(SEEDS),$(RUNS)/$(1)-s$(s)/metrics.json)
 TRAIN_NBS   := $(foreach v,$(VARIANTS),$(NBOUT)/02_train-$(v).ipynb)
 RUN_METRICS := $(foreach v,$(VARIANTS),$(call variant_runs,$(v)))
 
-$(NBOUT)/02_train-%.ipynb: $(call content,notebooks/02_train.ipynb) $(TRAIN_INPUTS) $(STAMP)-study.json \
+$(NBOUT)/02_train-%.ipynb: $(call content,notebooks/02_train.ipynb) $(TRAIN_INPUTS) $(STAMP)-02_train.json \
     $$(if $$(call missing,$$(call variant_runs,$$*)),FORCE) | $(DATASET_NB) $(ENV_OK)
 	@for s in $(SEEDS); do d=$(RUNS)/$*-s$$s; \
 	  if [ -f $$d/metrics.json ] && [ -n "$$(find $(TRAIN_INPUTS) $(call content,params/variants/$*.yaml) -newer $$d/metrics.json | head -n1)" ]; then \
@@ -176,20 +178,20 @@ train-ddp: | $(ENV_OK) ## Train MODEL (seed SEED) on NPROC processes with torchr
 TABLES_NB := $(NBOUT)/03_tables.ipynb
 tables: $(TABLES_NB) ## Tables 3 and 4, the claims checklist and their plots
 
-$(TABLES_NB): $(call content,notebooks/03_tables.ipynb $(TABLE_SRC)) $(STAMP)-study.json $(TRAIN_NBS) | $(ENV_OK)
+$(TABLES_NB): $(call content,notebooks/03_tables.ipynb $(TABLE_SRC)) $(STAMP)-03_tables.json $(TRAIN_NBS) | $(ENV_OK)
 	$(NBRUN) notebooks/03_tables.ipynb --config $(CONFIG) --out $@
 
 EMB_NB := $(NBOUT)/04_embeddings.ipynb
 embeddings: $(EMB_NB) ## UMAP of the shared space, the matching gallery and the interactive map
 
-$(EMB_NB): $(call content,notebooks/04_embeddings.ipynb $(EMB_SRC)) $(STAMP)-embeddings.json $(NBOUT)/02_train-cdcml.ipynb $(NBOUT)/02_train-sim.ipynb | $(ENV_OK)
+$(EMB_NB): $(call content,notebooks/04_embeddings.ipynb $(EMB_SRC)) $(STAMP)-04_embeddings.json $(NBOUT)/02_train-cdcml.ipynb $(NBOUT)/02_train-sim.ipynb | $(ENV_OK)
 	$(NBRUN) notebooks/04_embeddings.ipynb --config $(CONFIG) --out $@
 
 ACP_NB := $(NBOUT)/05_acp_net.ipynb
 acp: $(ACP_NB) ## ACP-Net's own study: three-class correspondence, its baselines, the emotion probe
 
 # It reads the dataset folder and the CDCML and contrastive runs (compared on ACP-Net's task).
-$(ACP_NB): $(call content,notebooks/05_acp_net.ipynb $(TRAIN_SRC) $(TABLE_SRC)) $(STAMP)-acp_net.json $(STAMP)-dataset.json \
+$(ACP_NB): $(call content,notebooks/05_acp_net.ipynb $(TRAIN_SRC) $(TABLE_SRC)) $(STAMP)-05_acp_net.json $(STAMP)-dataset.json \
     $(NBOUT)/02_train-cdcml.ipynb $(NBOUT)/02_train-contrastive.ipynb | $(DATASET_NB) $(ENV_OK)
 	$(TRAIN_ENV) $(NBRUN) notebooks/05_acp_net.ipynb --config $(CONFIG) --out $@
 

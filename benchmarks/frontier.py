@@ -41,7 +41,7 @@ from cdcml_lib.results.reference import outcome_of  # noqa: E402
 from cdcml_lib.results.tables import gather_runs  # noqa: E402
 from cdcml_lib.runs.folder import MissingRunError, read_curves, read_metrics, run_folder  # noqa: E402
 from cdcml_lib.workflow.params import section, study_seeds, study_variants  # noqa: E402
-from cdcml_lib.workflow.paths import reports_dir, repo_root, resolve  # noqa: E402
+from cdcml_lib.workflow.paths import reports_dir, repo_root, resolve, runs_dir as runs_of  # noqa: E402
 
 #: The steps of `make reproduce` besides training (reports/timings/<step>.json): the dataset step
 #: and the report run alone; ACP-Net's study and the embeddings share the cores with training.
@@ -124,7 +124,7 @@ def converged_runs(config: str, variants: list[str], seeds: list[int]):
     """The per-seed test metrics of the converged study's runs (``runs/<config>``) of ``seeds``,
     or None when some are missing."""
     try:
-        return gather_runs(f"runs/{config}", variants, seeds)
+        return gather_runs(runs_of(config), variants, seeds)
     except MissingRunError:
         return None
 
@@ -212,17 +212,17 @@ def main(argv: list[str] | None = None) -> int:
     first = whole[whole["seed"].isin(seeds)] if whole is not None else converged_runs(args.config, variants, seeds)
     converged = None if first is None else C.verdicts_by_seeds(first, seeds, rule, step=args.step)
     if converged is None:
-        print(f"(runs/{args.config}/ lacks some of these seeds' converged runs: shown alone)")
+        print(f"({runs_of(args.config)}/ lacks some of these seeds' converged runs: shown alone)")
     print("\n" + verdict_table(capped, converged, args.epochs))
     print("\n" + C.by_seeds_markdown(capped))
     if converged:
-        kept = [read_metrics(run_folder(f"runs/{args.config}", v, s))["best_epoch"] for v in variants for s in seeds]
+        kept = [read_metrics(run_folder(runs_of(args.config), v, s))["best_epoch"] for v in variants for s in seeds]
         kept.sort()
         print(f"the converged runs of these seeds keep epoch {kept[0]}-{kept[-1]} (median "
               f"{kept[len(kept) // 2]}); {sum(k <= args.epochs for k in kept)} of {len(kept)} keep an "
               f"epoch within the cap of {args.epochs}")
     if args.epochs == study_cap(args.config):
-        print(same_as_study(runs_dir, f"runs/{args.config}", variants, seeds))
+        print(same_as_study(runs_dir, runs_of(args.config), variants, seeds))
     if whole is not None:
         verdicts = {f"{c.number}{c.part}": c.verdict for c in C.check_claims(whole, rule)}
         print(agreement(capped[-1]["verdicts"], verdicts, len(seeds), len(all_seeds), args.epochs))

@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from cdcml_lib.results.claims import SIM, VA  # noqa: E402
 from cdcml_lib.runs.folder import read_metrics  # noqa: E402
 from cdcml_lib.workflow.params import study_seeds, train_params  # noqa: E402
-from cdcml_lib.workflow.paths import resolve  # noqa: E402
+from cdcml_lib.workflow.paths import resolve, run_name, runs_dir  # noqa: E402
 
 #: The Table 4 comparisons of claims 4 to 7 (docs/METHOD.md, "The paper's claims"): (a, b) is b - a.
 DEFAULT_PAIRS = "sim:sim_cfr,sim_cfr:sim_cfr_cfm,sim:sim_va,sim_cfr:cdcml"
@@ -106,7 +106,7 @@ def study_tests(config: str, variants: list[str]) -> dict[str, dict[int, dict]]:
     for variant in variants:
         tests[variant] = {}
         for seed in study_seeds(config):
-            run_dir = resolve(f"runs/{config}/{variant}-s{seed}")
+            run_dir = resolve(runs_dir(config)) / run_name(variant, seed)
             if not (run_dir / "metrics.json").is_file():
                 raise SystemExit(f"{run_dir}: no finished run. Fix: make reproduce CONFIG={config} first.")
             tests[variant][seed] = read_metrics(run_dir)["test"]

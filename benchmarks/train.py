@@ -49,6 +49,7 @@ from cdcml_lib.losses import build_loss  # noqa: E402
 from cdcml_lib.nets import build_model  # noqa: E402
 from cdcml_lib.runs.train import train_epoch  # noqa: E402
 from cdcml_lib.workflow.params import section  # noqa: E402
+from cdcml_lib.workflow.paths import run_name  # noqa: E402
 
 WARMUP_STEPS = 2
 
@@ -83,7 +84,7 @@ def whole_runs(config: str, variants: list[str], seeds: list[int], jobs: int) ->
         while todo or running:
             while todo and len(running) < jobs:
                 v, s = todo.pop(0)
-                run_dir = Path(tmp) / f"{v}-s{s}"
+                run_dir = Path(tmp) / run_name(v, s)
                 cmd = [sys.executable, "-m", "cdcml_lib.runs.train", "--config", config, "--variant", v,
                        "--seed", str(s), "--run-dir", str(run_dir)]
                 running.append((run_dir, subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.DEVNULL,

@@ -62,6 +62,7 @@ through pinned memory: two waits remain (one ``torch.unique`` per modality), whe
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Mapping
 
 import torch
@@ -369,14 +370,129 @@ def va_mse_loss(va_pred: Tensor, va_true: Tensor) -> Tensor:
 # ----------------------------------------------------------------------------------------------
 # Eq. 8: the total
 # ----------------------------------------------------------------------------------------------
-_TERM_NEEDS = {
-    "sim_mse": ("s_hat",),
-    "cfr": ("f_img", "f_mus"),
-    "cfm": ("f_img", "f_mus"),
-    "va_mse": ("va_img", "va_mus"),
-    "sfr": ("f_img", "f_mus"),
-}
 _BATCH_NEEDS = ("score", "y_img", "y_mus", "music_idx", "image_idx")
+
+
+@dataclass
+class BatchView:
+    """What every term of one batch shares: the first position of each distinct image and clip
+    (terms over items count each item once) and the generator of the random draws
+    (docs/METHOD.md, section "Eq. 8: the total loss")."""
+
+    img_first: Tensor
+    mus_first: Tensor
+    generator: torch.Generator | None = None
+
+
+class LossTerm(nn.Module):
+    """One named term of the total loss (Eq. 8). A subclass sets ``name`` (the key a variant
+    weights it by, ``terms: {name: weight}``), ``needs`` (the model outputs it reads) and
+    ``equation``, takes the loss options it uses as keyword arguments (ignoring the others), and
+    returns from :meth:`parts` its named scalars (each weighted by the term's weight) and any
+    extra detached numbers to log. :func:`register_term` makes it available to :class:`CDCMLLoss`;
+    the order of registration is the order of the sum (docs/METHOD.md, section "Eq. 8: the total loss")."""
+
+    name: str = ""
+    needs: tuple[str, ...] = ()
+    equation: str = ""
+
+    def parts(self, out: Mapping[str, Tensor], batch: Mapping[str, Tensor],
+              view: BatchView) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+        raise NotImplementedError
+
+
+#: every term a variant may name, by name, in the order they are summed (:func:`register_term`)
+LOSS_TERMS: dict[str, type[LossTerm]] = {}
+
+
+def register_term(cls: type[LossTerm]) -> type[LossTerm]:
+    """Class decorator: make ``cls`` a term of :class:`CDCMLLoss`, named ``cls.name``
+    (docs/METHOD.md, section "Eq. 8: the total loss")."""
+    if not cls.name or cls.name in LOSS_TERMS:
+        raise ValueError(f"a loss term needs a new name; {cls.name!r} is empty or taken")
+    LOSS_TERMS[cls.name] = cls
+    return cls
+
+
+@register_term
+class SimilarityMSETerm(LossTerm):
+    """L_sim-mse, Eq. 6: the similarity predictor's squared error (docs/METHOD.md, section
+    "Eq. 6: similarity regression")."""
+
+    name, needs, equation = "sim_mse", ("s_hat",), "Eq. 6"
+
+    def __init__(self, **_options):
+        super().__init__()
+
+    def parts(self, out, batch, view):
+        return {"sim_mse": similarity_mse_loss(out["s_hat"], batch["score"])}, {}
+
+
+@register_term
+class CrossModalFeatureRatioTerm(LossTerm):
+    """L_cfr, Eq. 2 (:class:`CrossModalFeatureRatioLoss`), and the number of triplets drawn
+    (docs/METHOD.md, section "Eq. 2: cross-modal feature ratio")."""
+
+    name, needs, equation = "cfr", ("f_img", "f_mus"), "Eq. 2"
+
+    def __init__(self, label_distance="neg_log_s", triplets="dense", distance_power=1, epsilon=1e-4,
+                 sigma=None, **_options):
+        super().__init__()
+        self.loss = CrossModalFeatureRatioLoss(label_distance, triplets, distance_power, epsilon, sigma)
+
+    def parts(self, out, batch, view):
+        value, n = self.loss(out["f_img"], out["f_mus"], image_idx=batch["image_idx"],
+                             music_idx=batch["music_idx"], score=batch["score"], y_img=batch["y_img"],
+                             y_mus=batch["y_mus"], generator=view.generator,
+                             firsts=(view.img_first, view.mus_first))
+        return {"cfr": value}, {"cfr_triplets": torch.tensor(float(n))}  # n is a host int (shapes): no wait
+
+
+@register_term
+class CrossModalFeatureMarginTerm(LossTerm):
+    """L_cfm, Eq. 3 (:class:`CrossModalFeatureMarginLoss`; docs/METHOD.md, section
+    "Eq. 3: cross-modal feature margin")."""
+
+    name, needs, equation = "cfm", ("f_img", "f_mus"), "Eq. 3"
+
+    def __init__(self, margin=1.0, distance_power=1, **_options):
+        super().__init__()
+        self.loss = CrossModalFeatureMarginLoss(margin, distance_power)
+
+    def parts(self, out, batch, view):
+        return {"cfm": self.loss(out["f_img"], out["f_mus"])}, {}
+
+
+@register_term
+class VAMSETerm(LossTerm):
+    """L_va-mse, Eq. 7: the image MSE plus the music MSE, each over the batch's distinct items
+    (docs/METHOD.md, section "Eq. 7: VA regression")."""
+
+    name, needs, equation = "va_mse", ("va_img", "va_mus"), "Eq. 7"
+
+    def __init__(self, **_options):
+        super().__init__()
+
+    def parts(self, out, batch, view):
+        f_i, f_m = view.img_first, view.mus_first
+        return {"va_mse": va_mse_loss(out["va_img"][f_i], batch["y_img"][f_i])
+                + va_mse_loss(out["va_mus"][f_m], batch["y_mus"][f_m])}, {}
+
+
+@register_term
+class SingleModalFeatureRatioTerm(LossTerm):
+    """L_sfr^I + L_sfr^M, Eqs. 4 and 5 (:class:`SingleModalFeatureRatioLoss`), one part each
+    (docs/METHOD.md, section "Eqs. 4 and 5: single-modal feature ratio")."""
+
+    name, needs, equation = "sfr", ("f_img", "f_mus"), "Eqs. 4, 5"
+
+    def __init__(self, distance_power=1, epsilon=1e-4, **_options):
+        super().__init__()
+        self.loss = SingleModalFeatureRatioLoss(distance_power, epsilon)
+
+    def parts(self, out, batch, view):
+        return {"sfr_img": self.loss(out["f_img"], batch["y_img"], batch["image_idx"], view.generator, view.img_first),
+                "sfr_mus": self.loss(out["f_mus"], batch["y_mus"], batch["music_idx"], view.generator, view.mus_first)}, {}
 
 
 class CDCMLLoss(nn.Module):
@@ -385,6 +501,7 @@ class CDCMLLoss(nn.Module):
     L = w_sim_mse L_sim-mse + w_cfr L_cfr + w_cfm L_cfm          (L_sim, Eqs. 6, 2, 3)
       + w_va_mse L_va-mse + w_sfr (L_sfr^I + L_sfr^M)            (L_VA, Eqs. 7, 4, 5)
 
+    plus ``w_<name>`` times any other registered term (:data:`LOSS_TERMS`, off unless weighted).
     L_va-mse is the image MSE plus the music MSE, each over the distinct items of the batch.
     A weight of 0 switches its term off: it is not computed and does not appear in ``terms``.
     ``forward(out, batch) -> (total, terms)``; ``terms`` maps each active term (``sim_mse, cfr, cfm,
@@ -395,29 +512,33 @@ class CDCMLLoss(nn.Module):
     def __init__(self, w_sim_mse: float = 1.0, w_cfr: float = 1.0, w_cfm: float = 1.0,
                  w_va_mse: float = 1.0, w_sfr: float = 1.0, label_distance: str = "neg_log_s",
                  triplets: str = "dense", distance_power: float = 1, epsilon: float = 1e-4,
-                 margin: float = 1.0, sigma: float | None = None):
+                 margin: float = 1.0, sigma: float | None = None, **other_weights: float):
         super().__init__()
-        self.weights = {"sim_mse": w_sim_mse, "cfr": w_cfr, "cfm": w_cfm, "va_mse": w_va_mse, "sfr": w_sfr}
+        unknown = [k for k in other_weights if not (k.startswith("w_") and k[2:] in LOSS_TERMS)]
+        if unknown:
+            raise TypeError(f"CDCMLLoss: unknown argument(s) {unknown}; a term's weight is w_<name> "
+                            f"for a registered term ({', '.join(LOSS_TERMS)})")
+        given = {"sim_mse": w_sim_mse, "cfr": w_cfr, "cfm": w_cfm, "va_mse": w_va_mse, "sfr": w_sfr,
+                 **{k[2:]: v for k, v in other_weights.items()}}
+        self.weights = {name: given.get(name, 0.0) for name in LOSS_TERMS}
         for name, w in self.weights.items():
             if not (isinstance(w, (int, float)) and w >= 0 and math.isfinite(w)):
                 raise ValueError(f"w_{name} must be a number >= 0, got {w!r}; set train.w_{name} "
                                  f"in params/<config>.yaml or the variant file")
         if not any(self.weights.values()):
-            raise ValueError("every CDCMLLoss weight is 0 (w_sim_mse, w_cfr, w_cfm, w_va_mse, w_sfr): "
+            raise ValueError(f"every CDCMLLoss weight is 0 ({', '.join('w_' + n for n in self.weights)}): "
                              "nothing to train; switch at least one term on in the variant file")
-        self.cfr = (CrossModalFeatureRatioLoss(label_distance, triplets, distance_power, epsilon, sigma)
-                    if w_cfr else None)
-        self.cfm = CrossModalFeatureMarginLoss(margin, distance_power) if w_cfm else None
-        self.sfr = SingleModalFeatureRatioLoss(distance_power, epsilon) if w_sfr else None
+        options = dict(label_distance=label_distance, triplets=triplets, distance_power=distance_power,
+                       epsilon=epsilon, margin=margin, sigma=sigma)
+        self.terms = nn.ModuleDict({name: LOSS_TERMS[name](**options)
+                                    for name, w in self.weights.items() if w})
 
     def _check(self, out: Mapping, batch: Mapping) -> None:
-        for name, w in self.weights.items():
-            if not w:
-                continue
-            missing = [k for k in _TERM_NEEDS[name] if out.get(k) is None]
+        for name, term in self.terms.items():
+            missing = [k for k in term.needs if out.get(k) is None]
             if missing:
                 raise ValueError(
-                    f"CDCMLLoss term '{name}' (w_{name}={w}) needs the model output(s) {missing}, which "
+                    f"CDCMLLoss term '{name}' (w_{name}={self.weights[name]}) needs the model output(s) {missing}, which "
                     f"this model does not produce (it gives: {sorted(k for k, v in out.items() if v is not None)}). "
                     f"Set w_{name}: 0 in the variant file, or use a model that has them.")
         missing = [k for k in _BATCH_NEEDS if k not in batch]
@@ -428,31 +549,15 @@ class CDCMLLoss(nn.Module):
     def forward(self, out: Mapping[str, Tensor], batch: Mapping[str, Tensor],
                 generator: torch.Generator | None = None) -> tuple[Tensor, dict[str, Tensor]]:
         self._check(out, batch)
-        w = self.weights
-        img_first = first_positions(batch["image_idx"])
-        mus_first = first_positions(batch["music_idx"])
+        view = BatchView(first_positions(batch["image_idx"]), first_positions(batch["music_idx"]), generator)
         parts: dict[str, Tensor] = {}
         weights: dict[str, float] = {}
         extra: dict[str, Tensor] = {}
-        if w["sim_mse"]:
-            parts["sim_mse"], weights["sim_mse"] = similarity_mse_loss(out["s_hat"], batch["score"]), w["sim_mse"]
-        if w["cfr"]:
-            parts["cfr"], n = self.cfr(out["f_img"], out["f_mus"], image_idx=batch["image_idx"],
-                                       music_idx=batch["music_idx"], score=batch["score"],
-                                       y_img=batch["y_img"], y_mus=batch["y_mus"], generator=generator,
-                                       firsts=(img_first, mus_first))
-            weights["cfr"] = w["cfr"]
-            extra["cfr_triplets"] = torch.tensor(float(n))  # n is a host int (shapes): no wait
-        if w["cfm"]:
-            parts["cfm"], weights["cfm"] = self.cfm(out["f_img"], out["f_mus"]), w["cfm"]
-        if w["va_mse"]:
-            parts["va_mse"] = (va_mse_loss(out["va_img"][img_first], batch["y_img"][img_first])
-                               + va_mse_loss(out["va_mus"][mus_first], batch["y_mus"][mus_first]))
-            weights["va_mse"] = w["va_mse"]
-        if w["sfr"]:
-            parts["sfr_img"] = self.sfr(out["f_img"], batch["y_img"], batch["image_idx"], generator, img_first)
-            parts["sfr_mus"] = self.sfr(out["f_mus"], batch["y_mus"], batch["music_idx"], generator, mus_first)
-            weights["sfr_img"] = weights["sfr_mus"] = w["sfr"]
+        for name, term in self.terms.items():   # registration order: the sum's order
+            values, logged = term.parts(out, batch, view)
+            for key, value in values.items():
+                parts[key], weights[key] = value, self.weights[name]
+            extra.update(logged)
         total = sum(weights[k] * v for k, v in parts.items())
         terms = {k: v.detach() for k, v in parts.items()}
         terms.update(extra)
@@ -557,13 +662,12 @@ def build_loss(train_params: Mapping, sigma: float | None) -> nn.Module:
     Eq. 8 or Eq. C1 (docs/METHOD.md, sections "Eq. 8: the total loss" and "Contrastive baseline
     (ours)")."""
     p = train_params
+    # only the keys the run sets: a key it leaves out takes the class's own default (its signature
+    # is the one place of the method's defaults; a config's run gets every key, from the schema)
     if p.get("model") == "contrastive":
-        return InfoNCELoss(temperature=p.get("nce_temperature", 0.07),
-                           target_temperature=p.get("nce_target_temperature", 0.1),
-                           sigma=sigma, w_va_mse=p.get("w_va_mse", 1.0),
-                           w_sim_mse=p.get("w_sim_mse", 1.0))
-    return CDCMLLoss(w_sim_mse=p.get("w_sim_mse", 1.0), w_cfr=p.get("w_cfr", 1.0), w_cfm=p.get("w_cfm", 1.0),
-                     w_va_mse=p.get("w_va_mse", 1.0), w_sfr=p.get("w_sfr", 1.0),
-                     label_distance=p.get("label_distance", "neg_log_s"), triplets=p.get("triplets", "dense"),
-                     distance_power=p.get("distance_power", 1), epsilon=p.get("epsilon", 1e-4),
-                     margin=p.get("margin", 1.0), sigma=sigma)
+        names = {"nce_temperature": "temperature", "nce_target_temperature": "target_temperature",
+                 "w_va_mse": "w_va_mse", "w_sim_mse": "w_sim_mse"}
+        return InfoNCELoss(sigma=sigma, **{arg: p[key] for key, arg in names.items() if key in p})
+    names = ("label_distance", "triplets", "distance_power", "epsilon", "margin",
+             *(f"w_{term}" for term in LOSS_TERMS))
+    return CDCMLLoss(sigma=sigma, **{key: p[key] for key in names if key in p})

@@ -56,6 +56,33 @@ IMEMNET_TABLE1 = {"train": {"songs": 1442, "clips": 28835, "images": 20496, "pai
                   "total": {"songs": 1802, "clips": 35817, "images": 25620, "pairs": 144435}}
 
 
+def split_fractions_problem(fractions: Sequence) -> str | None:
+    """What is wrong with split fractions (train, val, test), or None: three positive numbers
+    summing to 1. The one home of this rule: the parameter check (``workflow.schema``) asks it
+    before any dataset is built, :func:`split_by_group` before it cuts."""
+    try:
+        values = [float(f) for f in fractions]
+    except (TypeError, ValueError):
+        return f"they must be three numbers (train, val, test), got {fractions!r}"
+    if len(values) != 3 or min(values) <= 0 or abs(sum(values) - 1.0) > 1e-6:
+        return (f"they must be three positive numbers summing to 1 (train, val, test), got "
+                f"{values} (sum {sum(values):g}); the paper uses 0.80/0.05/0.15")
+    return None
+
+
+def split_songs(songs: Sequence, fractions=(0.8, 0.05, 0.15), seed: int = 0) -> np.ndarray:
+    """The split of music clips: all clips of a song in one split (docs/METHOD.md, section
+    "Splits by song and by image"). The one place of the rule for clips: the dataset build, its
+    per-seed draws and the stand-in corpus all call it."""
+    return split_by_group(np.asarray(songs), fractions, seed=seed)
+
+
+def split_images(image_ids: Sequence, fractions=(0.8, 0.05, 0.15), seed: int = 0) -> np.ndarray:
+    """The split of images: each image is its own group (docs/METHOD.md, section "Splits by song
+    and by image"). The one place of the rule for images (see :func:`split_songs`)."""
+    return split_by_group(np.asarray(image_ids), fractions, seed=seed)
+
+
 def split_by_group(groups: Sequence, fractions=(0.8, 0.05, 0.15), seed: int = 0) -> np.ndarray:
     """Assign each item to ``train``/``val``/``test`` so that no group is in two splits.
 
@@ -65,10 +92,10 @@ def split_by_group(groups: Sequence, fractions=(0.8, 0.05, 0.15), seed: int = 0)
     least three groups are needed.
     Returns an array of split labels aligned with ``groups``.
     """
+    problem = split_fractions_problem(fractions)
+    if problem:
+        raise ValueError(f"split fractions: {problem}")
     fractions = np.asarray(fractions, dtype=np.float64)
-    if fractions.shape != (3,) or np.any(fractions <= 0) or not np.isclose(fractions.sum(), 1.0):
-        raise ValueError(f"split fractions must be three positive numbers summing to 1 "
-                         f"(train, val, test), got {fractions.tolist()}")
     groups = np.asarray(groups)
     unique = np.unique(groups)
     n = len(unique)

@@ -28,6 +28,9 @@ import torch.nn.functional as F
 from cdcml_lib.matching import score_from_distance
 
 MODELS = ("cdcml", "sp_net", "l3_net", "acp_net", "contrastive")
+#: rows of the music input (paper section 3: 40 MFCC + 12 chroma + 7 contrast + 6 tonnetz + 128 mel);
+#: data.features builds its matrix to this height (and checks it)
+MUSIC_FEATURE_ROWS = 193
 
 
 # --------------------------------------------------------------------------------------------
@@ -377,7 +380,7 @@ class ACPNet(BaseModel):
     baseline"; our readings: docs/METHOD.md, sections "VA predictors of the baselines" and
     "ACP-Net's inputs and depth as a baseline")."""
 
-    def __init__(self, image_backbone, embed_dim, pretrained, n_music_rows=193):
+    def __init__(self, image_backbone, embed_dim, pretrained, n_music_rows=MUSIC_FEATURE_ROWS):
         super().__init__()
         self.image_features = FrozenFeatures(image_backbone, pretrained)
         self.image_fc = acp_image_fc(self.image_features.out_features, embed_dim)
@@ -516,7 +519,7 @@ def _seeded_part(seed: int, part: str, make):
 
 def build_correspondence_model(name: str, seed: int, image_backbone: str, music_backbone: str,
                                embed_dim: int, acp_head: list, l3_head: list,
-                               n_music_rows: int = 193, pretrained: bool = False) -> CorrespondenceNet:
+                               n_music_rows: int = MUSIC_FEATURE_ROWS, pretrained: bool = False) -> CorrespondenceNet:
     """ACP-Net, L3-Net or Spectrogram-ACP for the correspondence task (docs/METHOD.md, section "13. The kit's ACP-Net study").
 
     - ``acp_net``: :class:`ACPImageBranch` (frozen features + FC) and :class:`ACPMusicBranch`

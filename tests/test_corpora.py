@@ -14,6 +14,7 @@ from cdcml_lib.data.corpora import (ITEM_COLUMNS, AudioWindowWarning, CorpusErro
                                load_imemnet_items, read_deam, read_deam_static, read_emotic,
                                read_folder_corpus, read_iaps, read_image_va, read_pairs, write_pairs)
 from cdcml_lib.workflow.paths import repo_root
+from cdcml_lib.workflow.params import section as config_section  # configs inherit: read them merged
 
 REFERENCE = repo_root().parent / "shared" / "reference"
 DEAM_STATIC = [REFERENCE / "deam" / "static_annotations_averaged_songs_1_2000.csv",
@@ -281,7 +282,7 @@ def test_load_imemnet_items_combines_configured_corpora(tmp_path):
 
 def test_imemnet_params_name_every_reader_key():
     import yaml
-    dataset = yaml.safe_load((repo_root() / "params" / "imemnet.yaml").read_text())["dataset"]
+    dataset = config_section("imemnet", "dataset")
     assert dataset["corpus"] == "imemnet"
     for key in ("deam_dir", "deam_static_csvs", "deam_dynamic_dir", "iaps_ratings", "iaps_dir",
                 "naps_ratings", "naps_dir", "emotic_annotations", "emotic_dir"):

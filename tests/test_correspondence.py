@@ -15,6 +15,7 @@ from cdcml_lib.losses import CorrespondenceLoss, correspondence_bce_loss
 from cdcml_lib.results import acp
 from cdcml_lib.runs import correspondence as C
 from cdcml_lib.workflow.paths import repo_root
+from cdcml_lib.workflow.params import section as config_section  # configs inherit: read them merged
 
 SIZES = dict(image_backbone="tiny_cnn", music_backbone="tiny_cnn", embed_dim=16, acp_head=[32, 8],
              l3_head=[8])
@@ -69,7 +70,7 @@ def test_probe_learns_a_linear_code_and_not_noise():
 def study(smoke_data, tmp_path_factory):
     data = tmp_path_factory.mktemp("acp") / "smoke"
     shutil.copytree(smoke_data, data)
-    p = yaml.safe_load((repo_root() / "params" / "smoke.yaml").read_text())["acp_net"]
+    p = config_section("smoke", "acp_net")
     p.update({"config": "smoke", "data_dir": str(data), "runs_dir": str(data.parent / "runs"),
               "reports_dir": str(data.parent / "reports"), "seeds": [0, 1], "epochs": 1, "n_jobs": 1,
               "num_threads": 1})
@@ -144,7 +145,7 @@ def test_a_kit_run_is_read_on_acp_nets_task(study, tmp_path):
     from cdcml_lib.runs.train import load_trained, train_run
 
     p, _ = study
-    params = yaml.safe_load((repo_root() / "params" / "smoke.yaml").read_text())["train"]
+    params = config_section("smoke", "train")
     params.update({"data_dir": p["data_dir"], "run_dir": str(tmp_path / "cdcml-s0"), "epochs": 1,
                    "num_threads": 1})
     train_run(params, progress=False)

@@ -32,6 +32,7 @@ from cdcml_lib.runs.loader import ItemDataset, PairDataset, image_to_tensor, tak
 from cdcml_lib.runs.distributed import RankSlices, env_context, local_batch_size, slice_bounds
 from cdcml_lib.workflow.paths import repo_root
 from cdcml_lib.runs.train import train_run
+from cdcml_lib.workflow.params import section as config_section, variant_params  # configs inherit: read them merged
 
 EPOCHS = 3
 TIGHT = 1e-6
@@ -148,8 +149,8 @@ def test_raw_images_normalised_later_are_the_same_batch(smoke_data):
 # Two processes against one
 # --------------------------------------------------------------------------------------------
 def run_params(data_dir, run_dir, **over) -> dict:
-    params = yaml.safe_load((repo_root() / "params" / "smoke.yaml").read_text())["train"]
-    params.update(yaml.safe_load((repo_root() / "params" / "variants" / "cdcml.yaml").read_text()))
+    # the variant's terms as the train section's w_* keys (params.variant_params), seed kept
+    params = {**config_section("smoke", "train"), **variant_params("smoke", "cdcml")}
     # the step schedule: exactly EPOCHS epochs, so the kill lands mid-run
     params.update({"data_dir": str(data_dir), "run_dir": str(run_dir), "epochs": EPOCHS,
                    "num_threads": 1, "schedule": "step", **over})

@@ -367,7 +367,7 @@ def test_draws_are_deterministic_under_manual_seed():
 
 def test_build_loss_reads_the_train_parameters():
     loss = build_loss({"model": "cdcml", "w_cfr": 0.0, "margin": 0.3, "triplets": "pairs"}, sigma=None)
-    assert isinstance(loss, CDCMLLoss) and loss.cfr is None and loss.cfm.margin == 0.3
+    assert isinstance(loss, CDCMLLoss) and "cfr" not in loss.terms and loss.terms["cfm"].loss.margin == 0.3
     assert isinstance(build_loss({"model": "contrastive"}, sigma=SIGMA), InfoNCELoss)
 
 

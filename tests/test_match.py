@@ -18,11 +18,12 @@ from cdcml_lib.data.images import ImageFileError
 from cdcml_lib.explore import match as M
 from cdcml_lib.runs.train import load_trained, train_run
 from cdcml_lib.workflow.paths import repo_root
+from cdcml_lib.workflow.params import section as config_section  # configs inherit: read them merged
 
 
 @pytest.fixture(scope="module")
 def run_dir(smoke_data, tmp_path_factory):
-    params = yaml.safe_load((repo_root() / "params" / "smoke.yaml").read_text())["train"]
+    params = config_section("smoke", "train")
     run_dir = tmp_path_factory.mktemp("runs") / "cdcml-s0"
     params.update({"data_dir": smoke_data, "run_dir": str(run_dir), "epochs": 1, "num_threads": 1})
     train_run(params, progress=False)

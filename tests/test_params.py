@@ -94,8 +94,8 @@ def test_per_seed_splits_send_each_seed_to_its_own_draw():
 
 
 def test_decisive_is_the_default_study_with_more_seeds():
-    """params/decisive.yaml copies default.yaml (configs are whole files); only the seeds and the
-    folders may differ, so a change to the default study cannot silently leave it behind."""
+    """params/decisive.yaml is based on default.yaml (base: default) and changes only the seeds
+    and the folders, so a change to the default study cannot leave it behind."""
     default, decisive = P.load_config("default"), P.load_config("decisive")
     allowed = {("dataset", "out_dir"), ("train", "data_dir"), ("train", "run_dir"), ("study", "seeds")}
     differ = {(sec, key) for sec in P.SECTIONS for key in set(default[sec]) | set(decisive[sec])

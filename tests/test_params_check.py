@@ -20,11 +20,20 @@ def root(tmp_path):
     return tmp_path
 
 
-def edit(path, **values):
+def edit(path, section=None, **values):
+    """Set keys of a config file (a key it does not list yet is added under ``section``)."""
     lines = path.read_text().splitlines()
     for key, value in values.items():
         hits = [i for i, line in enumerate(lines) if line.startswith(f"  {key}:") or line.startswith(f"{key}:")]
-        assert hits, key
+        if not hits and section == "":   # a variant file: top-level keys
+            lines.append(f"{key}: {value}")
+            continue
+        if not hits:
+            assert section, key
+            if f"{section}:" not in lines:
+                lines.append(f"{section}:")
+            lines.insert(lines.index(f"{section}:") + 1, f"  {key}: {value}")
+            continue
         indent = lines[hits[0]][: len(lines[hits[0]]) - len(lines[hits[0]].lstrip())]
         lines[hits[0]] = f"{indent}{key}: {value}"
     path.write_text("\n".join(lines) + "\n")
@@ -37,7 +46,7 @@ def test_the_shipped_configurations_pass(config):
 
 def test_five_mistakes_at_once_are_listed_in_one_message(root):
     edit(root / "params" / "smoke.yaml", epochs='"six"', lr="1e-3", batch_size=0, device="gpu")
-    edit(root / "params" / "variants" / "sim.yaml", model="cdcml\nepochs: -1")
+    edit(root / "params" / "variants" / "sim.yaml", "", epochs=-1)
     with pytest.raises(P.ParamError) as err:
         P.require_valid_config("smoke", root)
     message = str(err.value)
@@ -55,7 +64,8 @@ def test_five_mistakes_at_once_are_listed_in_one_message(root):
 
 
 def test_unknown_variants_keys_and_bad_splits_are_named(root):
-    edit(root / "params" / "smoke.yaml", ablation="[sim, sim_cfrr]", split_test=0.3)
+    edit(root / "params" / "smoke.yaml", "study", ablation="[sim, sim_cfrr]")
+    edit(root / "params" / "smoke.yaml", split_test=0.3)
     text = (root / "params" / "smoke.yaml").read_text().replace("  n_neighbors: 5", "  n_neighbours: 5")
     (root / "params" / "smoke.yaml").write_text(text)
     problems = P.check_config("smoke", root)

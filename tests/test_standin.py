@@ -13,6 +13,7 @@ from cdcml_lib.data import published, standin
 from cdcml_lib.data.corpora import read_pairs
 from cdcml_lib.data.dataset import build_dataset
 from cdcml_lib.workflow.paths import repo_root
+from cdcml_lib.workflow.params import section as config_section  # configs inherit: read them merged
 
 PATH_KEYS = ("deam_dir", "deam_dynamic_dir", "iaps_ratings", "iaps_dir", "naps_ratings",
              "naps_dir", "emotic_annotations", "emotic_dir", "train_pairs", "val_pairs", "test_pairs")
@@ -20,7 +21,7 @@ PATH_KEYS = ("deam_dir", "deam_dynamic_dir", "iaps_ratings", "iaps_dir", "naps_r
 
 def tiny_params(root, **change) -> dict:
     """params/standin.yaml's dataset section, tiny, with every path under ``root``."""
-    p = yaml.safe_load((repo_root() / "params" / "standin.yaml").read_text())["dataset"]
+    p = config_section("standin", "dataset")
     raw = "data/raw-standin/"
     for key in PATH_KEYS:
         p[key] = str(root / p[key].replace(raw, "raw/"))

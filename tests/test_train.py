@@ -10,13 +10,14 @@ import yaml
 from cdcml_lib.data.dataset import open_dataset
 from cdcml_lib.workflow.paths import repo_root
 from cdcml_lib.runs.train import RunFolderError, load_trained, train_run
+from cdcml_lib.workflow.params import section as config_section, variant_params  # configs inherit: read them merged
 
 EPOCHS = 3
 
 
 def run_params(data_dir, run_dir, variant="cdcml", **over) -> dict:
-    params = yaml.safe_load((repo_root() / "params" / "smoke.yaml").read_text())["train"]
-    params.update(yaml.safe_load((repo_root() / "params" / "variants" / f"{variant}.yaml").read_text()))
+    # the variant's terms as the train section's w_* keys (params.variant_params), seed kept
+    params = {**config_section("smoke", "train"), **variant_params("smoke", f"{variant}")}
     # the step schedule trains exactly EPOCHS epochs (the plateau rule: tests/test_schedule.py)
     params.update({"data_dir": str(data_dir), "run_dir": str(run_dir), "epochs": EPOCHS,
                    "num_threads": 1, "schedule": "step", **over})

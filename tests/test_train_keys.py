@@ -10,7 +10,7 @@ NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "02_train.ipynb"
 
 def test_the_notebook_parameters_are_the_train_keys_plus_the_seed_loop():
     names = set(notebook_defaults(NOTEBOOK))
-    assert names == set(VARIANT_KEYS) | {"variant", "seeds", "runs_dir"}
+    assert names == set(VARIANT_KEYS) | {"variant", "seeds", "runs_dir", "extra_terms"}
     assert set(VARIANT_KEYS) == set(REQUIRED_KEYS + OPTIONAL_KEYS) - {"seed", "run_dir"}
 
 

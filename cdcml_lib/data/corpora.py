@@ -381,7 +381,7 @@ def _warn_if_cut_short(path, n_fields: int, what: str) -> None:
                       "it are missing. Download the file again.", stacklevel=3)
 
 
-def clip_windows(times: np.ndarray, values: np.ndarray, clip_seconds: float = 2.0,
+def clip_windows(times: np.ndarray, values: np.ndarray, clip_seconds: float = CLIP_SECONDS,
                  align: str = "song") -> list[tuple[int, float, float]]:
     """Cut one song's per-second annotation into clips: ``(index, start_s, mean value)``.
 
@@ -419,7 +419,7 @@ def clip_windows(times: np.ndarray, values: np.ndarray, clip_seconds: float = 2.
     return clips
 
 
-def read_deam(audio_dir, static_csvs: Sequence, dynamic_dir, clip_seconds: float = 2.0,
+def read_deam(audio_dir, static_csvs: Sequence, dynamic_dir, clip_seconds: float = CLIP_SECONDS,
               align: str = "song", require_audio: bool = True, check_audio: bool = True,
               n_jobs: int = 4, progress: bool = False) -> pd.DataFrame:
     """DEAM as music clips: one item per 2-s window with its own VA (IMEMNet, section 3).

@@ -51,28 +51,20 @@ from cdcml_lib.workflow.paths import DRAWS_FOLDER, atomic_path, atomic_write_tex
 from cdcml_lib.data import corpora, features, published, standin, synthetic
 from cdcml_lib.data.published import PUBLISHED_DEFAULTS
 from cdcml_lib.data.corpora import read_pairs, write_pairs
+from cdcml_lib.workflow import schema
 from cdcml_lib.workflow.params import draw_seeds, section
 
 SPLITS = matching.SPLITS
-ITEM_COLUMNS = ["id", "modality", "song", "split", "valence", "arousal", "source", "path",
-                "start_s", "row"]
+ITEM_COLUMNS = [*corpora.ITEM_COLUMNS, "row"]   # a corpus's item table, and each item's cache row
 ARRAYS = ("images", "audio", "music_features", "log_spectrogram")
 
-#: The keys of the ``dataset:`` section of params/*.yaml, i.e. of build_dataset's parameters.
-DATASET_KEYS = (
-    "corpus", "out_dir", "seed", "n_songs", "clips_per_song_min", "clips_per_song_max",
-    "n_images", "image_size", "label_noise", "split_train", "split_val", "split_test",
-    "n_random", "n_top", "n_bottom", "keep_fraction", "feature_backend", "feature_device", "n_jobs",
-)
-#: Paths of the real corpora (corpus: imemnet; read by corpora.load_imemnet_items). Optional:
-#: empty strings, and unused, for the embedded corpus.
-IMEMNET_KEYS = (
-    "deam_dir", "deam_static_csvs", "deam_dynamic_dir", "iaps_ratings", "iaps_dir",
-    "naps_ratings", "naps_dir", "emotic_annotations", "emotic_dir",
-)
-
-#: Optional keys: the published pair lists as the source of splits and pairs (data/published.py).
+#: The keys of the ``dataset:`` section of params/*.yaml, i.e. of build_dataset's parameters
+#: (declared in cdcml_lib/workflow/schema.py): those a build needs, the real corpora's paths
+#: (corpus: imemnet; read by corpora.load_imemnet_items) and the published pair lists
+#: (data/published.py), both optional.
+DATASET_KEYS = schema.required_keys("dataset")
 PUBLISHED_KEYS = tuple(PUBLISHED_DEFAULTS)
+IMEMNET_KEYS = tuple(k for k in schema.optional_keys("dataset") if k not in PUBLISHED_KEYS)
 
 HINT = "build it with `make data CONFIG=<config>` (or `python -m cdcml_lib.data.dataset --config <config>`)"
 
@@ -218,41 +210,21 @@ def _progress_bar(enabled: bool, total: int, desc: str):
 # ---------------------------------------------------------------------------------------------
 
 def check_dataset_params(params: dict) -> dict:
-    """Check the ``dataset:`` section: every required key present, no unknown key, sane values."""
-    allowed = set(DATASET_KEYS) | set(IMEMNET_KEYS) | set(PUBLISHED_KEYS)
-    unknown = sorted(set(params) - allowed)
-    if unknown:
-        raise DatasetError(f"build_dataset: unknown parameter(s) {unknown}; the dataset section "
-                           f"of params/*.yaml allows {sorted(allowed)}")
-    missing = [k for k in DATASET_KEYS if k not in params]
-    if missing:
-        raise DatasetError(f"build_dataset: missing parameter(s) {missing}; add them to the "
-                           "dataset section of params/<config>.yaml (see params/default.yaml)")
-    p = {**{k: "" for k in IMEMNET_KEYS}, **PUBLISHED_DEFAULTS, **params}
-    if p["corpus"] not in ("embedded", "imemnet", "standin"):
-        raise DatasetError(f"dataset.corpus is {p['corpus']!r}; use 'embedded', 'imemnet' or "
-                           "'standin' (the real layouts filled by cdcml_lib.data.standin)")
-    if p["pairs_source"] not in ("recipe", "published"):
-        raise DatasetError(f"dataset.pairs_source is {p['pairs_source']!r}; use 'recipe' (our "
-                           "IMEMNet recipe) or 'published' (train/val/test_pairs lists)")
-    if p["pairs_source"] == "published" and p["corpus"] == "embedded":
-        raise DatasetError("dataset.pairs_source 'published' needs corpus 'imemnet' or "
-                           "'standin': the lists name DEAM clips and IAPS/NAPS/EMOTIC images")
-    if p["feature_backend"] not in ("fast", "librosa"):
-        raise DatasetError(f"dataset.feature_backend is {p['feature_backend']!r}; use 'fast' or 'librosa'")
-
-    try:
+    """Check the ``dataset:`` section (every required key present, no unknown key, every value in
+    its range: :func:`cdcml_lib.workflow.schema.problems`, every problem at once); return it with
+    the optional keys' defaults filled in."""
+    problems = schema.problems("dataset", dict(params), "build_dataset", complete=True)
+    if params.get("corpus") not in CORPUS_SOURCES:
+        problems.append(f"build_dataset, dataset.corpus: {params.get('corpus')!r} is not a registered "
+                        f"corpus. Fix: use one of {', '.join(CORPUS_SOURCES)} (data.dataset.register_corpus)")
+    if problems:
+        raise DatasetError(f"{len(problems)} problem(s) with the dataset parameters:\n  - "
+                           + "\n  - ".join(problems))
+    p = {**schema.defaults("dataset"), **params}
+    try:   # the machine, not the value: a cuda device asked for where torch sees none
         features.resolve_device(p["feature_device"])
     except ValueError as err:
         raise DatasetError(f"dataset.feature_device: {err}") from None
-    fractions = (p["split_train"], p["split_val"], p["split_test"])
-    if min(fractions) <= 0 or abs(sum(fractions) - 1) > 1e-6:
-        raise DatasetError(f"dataset.split_train/val/test are {fractions}; they must be positive "
-                           "and sum to 1 (the paper uses 0.80/0.05/0.15)")
-    if not 0 < p["keep_fraction"] <= 1:
-        raise DatasetError(f"dataset.keep_fraction is {p['keep_fraction']}; it must be in (0, 1]")
-    if int(p["image_size"]) < 8:
-        raise DatasetError(f"dataset.image_size is {p['image_size']}; use 8 or more (the paper: 224)")
     return p
 
 
@@ -276,7 +248,23 @@ class Source:
     corpus: object = None                               # the EmbeddedCorpus, when embedded
 
 
-def embedded_source(p: dict) -> Source:
+#: every corpus a dataset can be built from, by the name ``dataset.corpus`` gives it: a function of
+#: the dataset parameters (and whether to show progress) returning its :class:`Source`
+CORPUS_SOURCES: dict[str, Callable[[dict, bool], Source]] = {}
+
+
+def register_corpus(name: str):
+    """Decorator: make ``reader(params, progress) -> Source`` the corpus ``dataset.corpus: name``."""
+    def register(reader):
+        if name in CORPUS_SOURCES:
+            raise ValueError(f"a corpus named {name!r} is registered already")
+        CORPUS_SOURCES[name] = reader
+        return reader
+    return register
+
+
+@register_corpus("embedded")
+def embedded_source(p: dict, progress: bool = False) -> Source:
     """The embedded benchmark (cdcml_lib.data.synthetic): labels drawn on [0, 1], rendered on demand.
 
     Its labels are generated on the normalised [0, 1] scale already, so the per-corpus min-max
@@ -305,6 +293,7 @@ def embedded_source(p: dict) -> Source:
                   clips=lambda rows: corpus.render_clips(rows), made_by=made_by, corpus=corpus)
 
 
+@register_corpus("imemnet")
 def imemnet_source(p: dict, progress: bool = False) -> Source:
     """The real corpora (DEAM + IAPS/NAPS/EMOTIC) through cdcml_lib.data.corpora, already normalised
     per corpus to [0, 1] by their readers (docs/METHOD.md, section "Corpora and VA normalisation")."""
@@ -337,6 +326,13 @@ def imemnet_source(p: dict, progress: bool = False) -> Source:
     return Source(items=items, images=load_images, clips=load_clips, made_by=made_by)
 
 
+@register_corpus("standin")
+def standin_source(p: dict, progress: bool = False) -> Source:
+    """The stand-in corpus (data.standin): written where the paths point, then read like the real ones."""
+    standin.write_standin(p)
+    return imemnet_source(p, progress)
+
+
 # ---------------------------------------------------------------------------------------------
 # The recipe on an item table: splits, sigma, pairs
 # ---------------------------------------------------------------------------------------------
@@ -346,10 +342,8 @@ def assign_splits(items: pd.DataFrame, fractions, seed: int) -> np.ndarray:
     "Splits by song and by image")."""
     split = np.empty(len(items), dtype=object)
     is_img = (items["modality"] == "image").to_numpy()
-    split[is_img] = matching.split_by_group(items["id"][is_img].to_numpy(), fractions,
-                                            seed=_sub_seed(seed, 1))
-    split[~is_img] = matching.split_by_group(items["song"][~is_img].to_numpy(), fractions,
-                                             seed=_sub_seed(seed, 2))
+    split[is_img] = matching.split_images(items["id"][is_img].to_numpy(), fractions, seed=_sub_seed(seed, 1))
+    split[~is_img] = matching.split_songs(items["song"][~is_img].to_numpy(), fractions, seed=_sub_seed(seed, 2))
     return split.astype(str)
 
 
@@ -431,9 +425,7 @@ def load_items(build: DatasetBuild, progress: bool = False) -> pd.DataFrame:
     p = build.params
     # the stand-in corpus is written first, then read like the real corpora; the
     # published lists, when they are the source, choose the items and give splits and pairs
-    if p["corpus"] == "standin":
-        standin.write_standin(p)
-    build.source = embedded_source(p) if p["corpus"] == "embedded" else imemnet_source(p, progress)
+    build.source = CORPUS_SOURCES[p["corpus"]](p, progress)
     if p["pairs_source"] == "published":
         build.source, build.lists = published.restrict_source(p, build.source)
     build.items = build.source.items.copy()
@@ -525,6 +517,34 @@ def draw_splits(build: DatasetBuild, seeds) -> dict:
         build.draws[seed] = Draw(seed, items, *recipe_pairs(items, build.sigma, p, seed))
     build.timings["draws_s"] = time.perf_counter() - t
     return build.draws
+
+
+def draw_on_demand(folder: str | Path, seed: int) -> Path:
+    """Make seed ``seed``'s draw of a finished dataset folder when it has none (a seed outside
+    the study's, trained by hand: ``make train SEEDS=7``): the same steps as :func:`draw_splits`,
+    from the folder's items, sigma and parameters. Returns the draw's folder."""
+    corpus = open_dataset(folder)
+    target = resolve(draw_dir(corpus.path, seed))
+    if (target / "stats.json").is_file():
+        return target
+    p = {**schema.defaults("dataset"), **corpus.stats["parameters"]}
+    build = DatasetBuild(params=p, out_dir=corpus.path, items=corpus.items[ITEM_COLUMNS].copy(),
+                         sigma=float(corpus.stats["sigma"]))
+    if p["pairs_source"] == "published":
+        build.lists = True   # draw_splits refuses: the published lists fix the split
+    draw = draw_splits(build, [int(seed)])[int(seed)]
+    _write_draw(build, draw, _made_by())
+    return target
+
+
+def open_draw(path: str | Path) -> "DatasetFolder":
+    """:func:`open_dataset`, making the folder first when it is a seed's missing draw of a
+    finished dataset folder (``<data_dir>/draws/s<seed>``, see :func:`draw_on_demand`)."""
+    path = resolve(path)
+    if not path.is_dir() and path.parent.name == DRAWS_FOLDER and path.name[1:].isdigit() \
+            and (path.parent.parent / "stats.json").is_file():
+        draw_on_demand(path.parent.parent, int(path.name[1:]))
+    return open_dataset(path)
 
 
 def cache_inputs(build: DatasetBuild, progress: bool = False, chunk_size: int = 256) -> dict:
@@ -707,8 +727,8 @@ def open_dataset(path) -> DatasetFolder:
     if not path.is_dir():
         if path.parent.name == DRAWS_FOLDER:
             raise DatasetError(f"{path} does not exist: the dataset has no split draw for seed "
-                               f"{path.name[1:]}. Fix: add the seed to study.seeds in "
-                               f"params/<config>.yaml, then rebuild the dataset: {HINT}")
+                               f"{path.name[1:]}. Fix: open it with open_draw (it draws it), or "
+                               f"add the seed to study.seeds and rebuild the dataset: {HINT}")
         raise DatasetError(f"dataset folder {path} does not exist; {HINT}")
     stats_path = path / "stats.json"
     if not stats_path.is_file():

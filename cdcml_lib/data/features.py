@@ -49,7 +49,7 @@ from cdcml_lib.data.spectral import (AMIN, CQT_BINS_PER_OCTAVE, CQT_OCTAVES, HOP
 
 
 N_CONTRAST, N_TONNETZ = 7, 6
-N_FEATURES = N_MFCC + N_CHROMA + N_CONTRAST + N_TONNETZ + N_MELS  # 193
+N_FEATURES = N_MFCC + N_CHROMA + N_CONTRAST + N_TONNETZ + N_MELS  # nets.MUSIC_FEATURE_ROWS (tested equal)
 
 #: row slices of each block in the 193-row matrix
 BLOCKS = {

@@ -41,12 +41,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from cdcml_lib import matching
 from cdcml_lib.workflow.paths import atomic_write_text, resolve
 
 CLASSES = ("negative", "neutral", "positive")
 RULES = ("valence", "valence_arousal")
 MUSIC_LABELS = ("song", "clip")
-SPLITS = ("train", "val", "test")
+SPLITS = matching.SPLITS
 PAIR_COLUMNS = ["music_id", "image_id", "label", "music_emotion", "image_emotion"]
 
 #: The IMAC construction's parameters and their defaults (the ``imac_*`` keys of the acp_net

@@ -36,11 +36,12 @@ import pandas as pd
 from cdcml_lib.data import audit
 from cdcml_lib.data.corpora import read_pairs
 from cdcml_lib.matching import SPLITS
+from cdcml_lib.workflow import schema
 from cdcml_lib.workflow.paths import resolve
 
-#: Optional keys of the ``dataset`` section for this source, with their defaults.
-PUBLISHED_DEFAULTS = {"pairs_source": "recipe", "train_pairs": "", "val_pairs": "",
-                      "test_pairs": "", "allow_split_overlap": False}
+#: Optional keys of the ``dataset`` section for this source, with their defaults (workflow/schema.py).
+PUBLISHED_DEFAULTS = {k: schema.defaults("dataset")[k] for k in
+                      ("pairs_source", "train_pairs", "val_pairs", "test_pairs", "allow_split_overlap")}
 
 #: How the published lists name items, in the order ids are classified (for the report).
 ID_CONVENTIONS = (

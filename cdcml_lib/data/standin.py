@@ -168,8 +168,8 @@ def _drawn_labels(n_songs: int, n_images: int, seed: int) -> StandinLabels:
                            "arousal": corpus.image_va[:, 1]})
     clips = windows[(windows.k >= 9) & (windows.k <= LAST_CLIP)].copy()
     clips["id"] = clips.song + "-" + clips.k.astype(str)
-    clips["split"] = matching.split_by_group(clips.song.to_numpy(), SPLIT_SONGS, seed=seed)
-    images["split"] = matching.split_by_group(images.id.to_numpy(), SPLIT_SONGS, seed=seed + 1)
+    clips["split"] = matching.split_songs(clips.song.to_numpy(), SPLIT_SONGS, seed=seed)
+    images["split"] = matching.split_images(images.id.to_numpy(), SPLIT_SONGS, seed=seed + 1)
     sigma = matching.mean_label_distance(images[["valence", "arousal"]].to_numpy(),
                                          clips[["valence", "arousal"]].to_numpy())
     smallest = int(images.split.value_counts().min())     # each split must offer the candidates

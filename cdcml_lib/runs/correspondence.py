@@ -46,7 +46,7 @@ from cdcml_lib.runs.loader import (ConvertedRows, ItemDataset, LazyMemmaps, fit_
                                    image_to_tensor, open_folder)
 from cdcml_lib.runs import folder as run_folder
 from cdcml_lib.runs.train import load_trained, pick_device, set_determinism, train_epoch
-from cdcml_lib.workflow.paths import atomic_write_text, resolve
+from cdcml_lib.workflow.paths import atomic_write_text, resolve, run_name
 
 RETRIEVAL_KS = (1, 5, 10)
 #: The raw-pixel probe reads images resized to this side (16 x 16 x 3 = 768 numbers): at 48 px the
@@ -284,7 +284,7 @@ def _train_correspondence(model_name: str, seed: int, p: dict) -> dict:
 
 
 def _result_path(p: dict, model: str, seed: int) -> Path:
-    return resolve(p["runs_dir"]) / "correspondence" / f"{model}-s{seed}.json"
+    return resolve(p["runs_dir"]) / "correspondence" / f"{run_name(model, seed)}.json"
 
 
 def _made_by(p: dict, folder_stats: dict) -> dict:
@@ -423,7 +423,7 @@ def compare_kit_runs(p: dict) -> pd.DataFrame:
     rows = []
     for variant in p["compare_variants"]:
         for seed in p["compare_seeds"]:
-            run_dir = resolve(p["runs_dir"]) / f"{variant}-s{seed}"
+            run_dir = resolve(p["runs_dir"]) / run_name(variant, seed)
             if not run_folder.is_finished(run_dir):
                 rows.append({"variant": variant, "seed": int(seed), "status": "missing",
                              "how": run_folder.how_to_make(run_dir, variant, seed)})

@@ -61,7 +61,10 @@ def variant_params_from(namespace: dict) -> dict:
     ``train.REQUIRED_KEYS`` and ``train.OPTIONAL_KEYS`` are the one list of training keys; the
     02_train notebook's parameters cell holds the same names (a test checks it).
     """
-    return {k: namespace[k] for k in VARIANT_KEYS if k in namespace}
+    params = {k: namespace[k] for k in VARIANT_KEYS if k in namespace}
+    # weights of loss terms registered after the paper's five come as one mapping (nbrun packs them)
+    params.update(namespace.get("extra_terms") or {})
+    return params
 
 
 def train_variant(params: dict, variant: str, seeds, runs_dir: str) -> dict[int, dict]:

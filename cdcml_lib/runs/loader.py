@@ -35,7 +35,7 @@ import torch
 # the one image conversion, shared with matching (data/images.py); re-exported for the trainer
 from cdcml_lib.data.images import IMAGENET_MEAN, IMAGENET_STD, image_to_tensor  # noqa: F401
 
-from cdcml_lib.data.dataset import open_dataset
+from cdcml_lib.data.dataset import open_dataset, open_draw  # noqa: F401 - open_dataset: part of this API
 from cdcml_lib.workflow.paths import resolve
 
 MUSIC_ARRAYS = ("music_features", "log_spectrogram")
@@ -47,7 +47,7 @@ CONVERTED_BYTES = 1 << 30
 def open_folder(folder):
     """A DatasetFolder from a path (``dataset.open_dataset``) or one already opened."""
     if isinstance(folder, (str, Path)):
-        return open_dataset(resolve(folder))
+        return open_draw(resolve(folder))   # a seed's missing draw is made first
     return folder
 
 

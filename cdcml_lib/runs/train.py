@@ -53,16 +53,12 @@ from cdcml_lib.runs import folder as run_folder
 from cdcml_lib.runs.schedule import build_schedule, check_schedule_params
 from cdcml_lib.runs.folder import RunFolderError  # noqa: F401 - raised here, part of this API
 from cdcml_lib.workflow.paths import atomic_path, repo_root, resolve
-from cdcml_lib.workflow.params import train_params
+from cdcml_lib.workflow import schema
+from cdcml_lib.workflow.params import extra_term_keys, train_params
 
-# Keys every train parameter set has (params/<config>.yaml, section train, + a variant file).
-REQUIRED_KEYS = ("data_dir", "run_dir", "model", "seed", "epochs", "batch_size", "lr", "lr_step",
-                 "lr_gamma", "momentum", "weight_decay", "image_backbone", "music_backbone",
-                 "image_size", "embed_dim", "pretrained", "device", "num_workers")
-OPTIONAL_KEYS = ("num_threads", "w_sim_mse", "w_cfr", "w_cfm", "w_va_mse", "w_sfr", "label_distance",
-                 "triplets", "distance_power", "epsilon", "margin", "nce_temperature",
-                 "nce_target_temperature", "nproc", "splits", "schedule", "patience", "min_delta",
-                 "lr_drops", "final_patience", "va_probe")
+# Keys every train parameter set has, and those it may leave out (declared in workflow/schema.py).
+REQUIRED_KEYS = schema.required_keys("train")
+OPTIONAL_KEYS = schema.optional_keys("train")
 # Keys that change how fast a run goes, not what it computes: they may differ when a run
 # resumes. (nproc, the processes a notebook launches, changes only dropout draws and rounding.)
 OPERATIONAL_KEYS = ("num_workers", "num_threads", "nproc")
@@ -73,15 +69,16 @@ EVAL_BATCH = 256
 # Small helpers: parameters, devices, files
 # --------------------------------------------------------------------------------------------
 def check_train_params(params: dict) -> dict:
-    """Every required key present and no unknown key (a typo would otherwise be ignored)."""
-    missing = [k for k in REQUIRED_KEYS if k not in params]
-    if missing:
-        raise KeyError(f"train parameters lack {missing}; copy them from the train section of "
-                       f"params/default.yaml")
-    unknown = sorted(set(params) - set(REQUIRED_KEYS) - set(OPTIONAL_KEYS))
-    if unknown:
-        raise KeyError(f"unknown train parameter(s) {unknown}; allowed: "
-                       f"{sorted(REQUIRED_KEYS + OPTIONAL_KEYS)}")
+    """Every required key present, no unknown key (a typo would otherwise be ignored) and every
+    value in its range (:func:`cdcml_lib.workflow.schema.problems`: every problem at once)."""
+    given = {k: str(v) if isinstance(v, Path) else v for k, v in params.items()}
+    extra = extra_term_keys(given)   # weights of terms registered after the paper's five
+    problems = schema.problems("train", {k: v for k, v in given.items() if k not in extra},
+                               "train parameters", complete=True)
+    problems += [f"train parameters, {k}: {bad}" for k, v in extra.items()
+                 if (bad := schema.Float(ge=0).problem(k, v))]
+    if problems:
+        raise KeyError(f"{len(problems)} problem(s) with the train parameters:\n  - " + "\n  - ".join(problems))
     check_schedule_params(params)
     return dict(params)
 

@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 from cdcml_lib.workflow import params as P
-from cdcml_lib.workflow.paths import atomic_write_text, repo_root, reports_dir, resolve
+from cdcml_lib.workflow.paths import atomic_write_text, repo_root, reports_dir, resolve, runs_dir
 
 KERNEL = "cdcml"
 
@@ -45,18 +45,20 @@ def parameters_for(notebook: Path, config: str, variant: str | None, seeds: list
         return {**P.section(config, "dataset"), "draw_seeds": P.draw_seeds(config)}
     if stem.startswith("02_train"):
         variant = variant or "cdcml"
-        return {**P.variant_params(config, variant), "variant": variant,
+        train = P.variant_params(config, variant)
+        extra = P.extra_term_keys(train)   # the cell has the paper's five weights; others come as one mapping
+        return {**{k: v for k, v in train.items() if k not in extra}, "extra_terms": extra, "variant": variant,
                 "seeds": list(P.study_seeds(config) if seeds is None else seeds),
-                "runs_dir": f"runs/{config}"}
+                "runs_dir": runs_dir(config)}
     if stem.startswith("03_tables"):
-        return {"config": config, "runs_dir": f"runs/{config}", "reports_dir": str(reports_dir(config))}
+        return {"config": config, "runs_dir": runs_dir(config), "reports_dir": str(reports_dir(config))}
     if stem.startswith("05_acp_net"):
         return {**P.section(config, "acp_net"), "config": config,
-                "data_dir": P.section(config, "dataset")["out_dir"], "runs_dir": f"runs/{config}",
+                "data_dir": P.section(config, "dataset")["out_dir"], "runs_dir": runs_dir(config),
                 "reports_dir": str(reports_dir(config))}
     if stem.startswith("04_embeddings"):
         emb = P.section(config, "embeddings")
-        return {**emb, "runs_dir": f"runs/{config}", "data_dir": P.section(config, "dataset")["out_dir"],
+        return {**emb, "runs_dir": runs_dir(config), "data_dir": P.section(config, "dataset")["out_dir"],
                 "reports_dir": str(reports_dir(config))}
     return {}
 

@@ -1,8 +1,11 @@
 """Parameter files: load, merge and check them before a notebook or a run uses them.
 
 A configuration ``params/<config>.yaml`` has one section per step (``dataset``, ``train``,
-``study``, ``embeddings``). A variant ``params/variants/<variant>.yaml`` holds what one model
-variant (a Table 3 method or a Table 4 row) changes in the ``train`` section.
+``study``, ``embeddings``, ``acp_net``) and names the config it changes (``base: default``): it
+lists only what differs. The merged config is the base's, with this file's keys over it, over the
+defaults of :mod:`cdcml_lib.workflow.schema` (the one declaration of every parameter). A variant
+``params/variants/<variant>.yaml`` holds what one model variant (a Table 3 method or a Table 4
+row) changes in the ``train`` section.
 
 Papermill silently ignores a parameter the notebook does not declare, so every parameter set is
 checked against the notebook's parameters cell first: an unknown key, or a value of another type
@@ -19,9 +22,13 @@ from typing import Any
 
 import yaml
 
-from cdcml_lib.workflow.paths import atomic_write_text, draw_dir, repo_root
+from cdcml_lib.workflow import schema
+from cdcml_lib.workflow.paths import atomic_write_text, draw_dir, repo_root, run_name, runs_dir
+from cdcml_lib.workflow.schema import (  # noqa: F401 - the names this module has always offered
+    DEVICE_HELP, LABEL_DISTANCES, MODELS, SCHEMA, SECTIONS, SPLIT_MODES, TRIPLETS, Rule)
 
-SECTIONS = ("dataset", "train", "study", "embeddings", "acp_net")
+#: the key of a config that names the config it changes
+BASE_KEY = "base"
 
 
 class ParamError(ValueError):
@@ -63,16 +70,46 @@ def variant_path(variant: str) -> Path:
     return params_dir() / "variants" / f"{variant}.yaml"
 
 
+def _config_chain(config: str, root: Path | None = None) -> list[tuple[str, dict]]:
+    """``[(name, raw mapping), ...]`` from the root config to ``config`` through their ``base:``
+    keys (no ``base``: the schema's defaults are the root)."""
+    pdir = (root or repo_root()) / "params"
+    chain: list[tuple[str, dict]] = []
+    name: str | None = config
+    while name is not None:
+        if name in (n for n, _ in chain):
+            raise ParamError(f"params/{config}.yaml: its bases loop ({' -> '.join([n for n, _ in chain] + [name])}). "
+                             "Fix: one of them must not name a base")
+        path = pdir / f"{name}.yaml"
+        data = _read_yaml(path, "configuration", sorted(p.stem for p in pdir.glob("*.yaml")))
+        base = data.pop(BASE_KEY, None)
+        if base is not None and not isinstance(base, str):
+            raise ParamError(f"{path}: base must be the name of another config, like base: default")
+        chain.append((name, data))
+        name = base
+    return chain[::-1]
+
+
+def merge_config(chain: list[tuple[str, dict]]) -> dict:
+    """The schema's defaults, then each config of ``chain`` over the one before, section by section."""
+    merged: dict[str, dict] = {name: {} for name in SECTIONS}
+    for _, data in chain:
+        for key, values in data.items():
+            merged[key] = {**merged.get(key, {}), **(values or {})}
+    return {key: schema.with_defaults(key, values) if key in SECTIONS else values for key, values in merged.items()}
+
+
 def load_config(config: str) -> dict:
-    """Load ``params/<config>.yaml``; every top-level key must be a known section."""
-    path = config_path(config)
-    data = _read_yaml(path, "configuration", available_configs())
-    for key, value in data.items():
-        if key not in SECTIONS:
-            raise ParamError(_unknown_message(key, path, SECTIONS, "section"))
-        if not isinstance(value, dict):
-            raise ParamError(f"{path}: section '{key}' must be a mapping of keys to values.")
-    return data
+    """Load ``params/<config>.yaml`` merged over its bases and the schema's defaults; every
+    top-level key must be a known section (or ``base``)."""
+    chain = _config_chain(config)
+    for name, data in chain:
+        for key, value in data.items():
+            if key not in SECTIONS:
+                raise ParamError(_unknown_message(key, config_path(name), SECTIONS, "section"))
+            if not isinstance(value, dict):
+                raise ParamError(f"{config_path(name)}: section '{key}' must be a mapping of keys to values.")
+    return merge_config(chain)
 
 
 def load_variant(variant: str) -> dict:
@@ -88,30 +125,55 @@ def section(config: str, name: str) -> dict:
     return dict(data[name])
 
 
-def run_name(variant: str, seed: int) -> str:
-    return f"{variant}-s{seed}"
+#: the key of a variant file that names its loss terms with their weights
+TERMS_KEY = "terms"
+
+
+def registered_terms() -> tuple[str, ...]:
+    """The loss terms a variant may name: ``losses.LOSS_TERMS``, in the order they are summed."""
+    # imported here: torch is slow to import, and Make's parameter queries never need the terms
+    from cdcml_lib.losses import LOSS_TERMS
+    return tuple(LOSS_TERMS)
+
+
+def term_weights(terms: Any, where: Any) -> dict:
+    """A variant's ``terms: {name: weight}`` as the train keys ``w_<name>``: every registered
+    term the variant does not name is off (weight 0.0)."""
+    known = registered_terms()
+    if not isinstance(terms, dict):
+        raise ParamError(f"{where}: terms must map loss term names to weights, like "
+                         f"terms: {{sim_mse: 1.0, va_mse: 1.0}} (terms: {', '.join(known)})")
+    for name in terms:
+        if name not in known:
+            raise ParamError(_unknown_message(str(name), where, known, "loss term"))
+    return {f"w_{name}": terms.get(name, 0.0) for name in known}
+
+
+def extra_term_keys(values: dict) -> dict:
+    """The ``w_<name>`` keys of ``values`` for registered terms the schema does not declare
+    (terms added after the paper's five)."""
+    declared = schema.BY_SECTION["train"]
+    return {k: v for k, v in values.items() if k.startswith("w_") and k not in declared
+            and k[2:] in registered_terms()}
 
 
 def variant_params(config: str, variant: str) -> dict:
-    """The train parameters of one variant: the config's ``train`` section, then the variant file.
+    """The train parameters of one variant: the config's ``train`` section, then the variant file
+    (its ``terms`` as ``w_<name>`` weights, an unnamed term off).
 
-    A variant may only set keys the ``train`` section already has, so a typo in a variant file
-    is caught here rather than silently ignored.
+    A variant may only set keys the ``train`` section already has (and weights of registered
+    terms), so a typo in a variant file is caught here rather than silently ignored.
     """
     base = section(config, "train")
     over = load_variant(variant)
+    if TERMS_KEY in over:
+        over = {**{k: v for k, v in over.items() if k != TERMS_KEY},
+                **term_weights(over[TERMS_KEY], variant_path(variant))}
     for key in over:
-        if key not in base:
+        if key not in base and key not in extra_term_keys(over):
             raise ParamError(_unknown_message(key, variant_path(variant), base, "key"))
     # seed and run_dir belong to one run, not to a variant: train_params sets them per seed
     return {k: v for k, v in {**base, **over}.items() if k not in ("seed", "run_dir")}
-
-
-#: ``train.splits``: ``per_seed`` - seed s trains and is tested on its own draw of the split and
-#: pair lists (``<data_dir>/draws/s<s>``, made by 01_dataset for every study seed), so the spread
-#: over seeds holds the split's variance; ``fixed`` - every seed uses the dataset folder's one
-#: split (the published IMEMNet lists fix it).
-SPLIT_MODES = ("per_seed", "fixed")
 
 
 def seed_params(variant_set: dict, seed: int, run_dir: str) -> dict:
@@ -127,7 +189,7 @@ def seed_params(variant_set: dict, seed: int, run_dir: str) -> dict:
 def train_params(config: str, variant: str, seed: int, run_dir: str | None = None) -> dict:
     """The parameters of one training run: :func:`variant_params` with its seed and run folder."""
     return seed_params(variant_params(config, variant), seed,
-                       run_dir or f"runs/{config}/{run_name(variant, seed)}")
+                       run_dir or f"{runs_dir(config)}/{run_name(variant, seed)}")
 
 
 def study_variants(config: str) -> list[str]:
@@ -218,224 +280,67 @@ def parse_cli_value(text: str) -> Any:
 
 
 # --- checking a whole configuration before any step runs -----------------------------------
-# Every key of every section has a rule: its type and its range or choices. check_config applies
-# them to params/<config>.yaml and to every variant file merged into its train section, and
-# reports EVERY problem at once (file, key, what is wrong, the fix), so that a user fixes the file
-# in one go and no dataset is built or run started with a value that fails later.
+# Every key of every section has a rule in cdcml_lib/workflow/schema.py. check_config applies them
+# to params/<config>.yaml, to each config it is based on and to every variant file merged into its
+# train section, and reports EVERY problem at once (file, key, what is wrong, the fix), so that a
+# user fixes the files in one go and no dataset is built or run started with a value that fails later.
 
-MODELS = ("cdcml", "sp_net", "l3_net", "acp_net", "contrastive")     # nets.MODELS (tested equal)
-LABEL_DISTANCES = ("neg_log_s", "one_minus_s")                     # losses.LABEL_DISTANCES
-TRIPLETS = ("dense", "pairs")
-DEVICE_HELP = "cpu, cuda, cuda:N (N a GPU index) or auto"
-NOTEBOOK_OF = {"dataset": "01_dataset", "train": "02_train", "embeddings": "04_embeddings",
-               "acp_net": "05_acp_net"}
-
-
-def _is_device(value: str) -> bool:
-    if value in ("cpu", "cuda", "auto"):
-        return True
-    head, _, index = value.partition(":")
-    return head == "cuda" and index.isdigit()
-
-
-class Rule:
-    """The type of a parameter and a predicate on its value (with the words for the range)."""
-
-    def __init__(self, kind: str, ok=None, wanted: str = "", choices: tuple = (), fix: str = ""):
-        self.kind, self.ok, self.wanted, self.choices, self.fix = kind, ok, wanted, choices, fix
-
-    def problem(self, key: str, value: Any) -> str | None:
-        """None when ``value`` is fine, else 'what is wrong. Fix: ...'."""
-        kind_problem = _kind_problem(self.kind, key, value)
-        if kind_problem:
-            return kind_problem
-        if self.choices and value not in self.choices:
-            close = difflib.get_close_matches(str(value), [str(c) for c in self.choices], n=1)
-            return (f"{value!r} is not one of {', '.join(map(str, self.choices))}. Fix: write "
-                    f"{key}: {close[0] if close else self.choices[0]}")
-        if self.ok is not None and not self.ok(value):
-            fix = self.fix.format(key=key) if self.fix else f"write a value {self.wanted}"
-            return f"{value!r} is out of range: {key} must be {self.wanted}. Fix: {fix}"
-        return None
-
-
-def _kind_problem(kind: str, key: str, value: Any) -> str | None:
-    number_like = None
-    if isinstance(value, str):
-        try:
-            number_like = float(value)
-        except ValueError:
-            pass
-    if kind == "int":
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or (
-                isinstance(value, float) and not value.is_integer()):
-            example = (f"{int(number_like)}" if number_like is not None and float(number_like).is_integer()
-                       else "a whole number such as 6")
-            return f"{value!r} is {_type_words(value)}, not a whole number. Fix: write {key}: {example} (no quotes)"
-    elif kind == "float":
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            if number_like is not None and "e" in value.lower() and "." not in value.split("e")[0].lower():
-                mantissa, _, exponent = value.lower().partition("e")
-                return (f"{value!r} is read by YAML as text (a number in e-notation needs a dot "
-                        f"before the e). Fix: write {key}: {mantissa}.0e{exponent}")
-            if number_like is not None:
-                return f"{value!r} is text, not a number. Fix: write {key}: {value} (no quotes)"
-            return f"{value!r} is {_type_words(value)}, not a number. Fix: write {key}: a number such as 0.01"
-    elif kind == "bool":
-        if not isinstance(value, bool):
-            return f"{value!r} is {_type_words(value)}, not true/false. Fix: write {key}: true or {key}: false"
-    elif kind == "str":
-        if not isinstance(value, str):
-            return f"{value!r} is {_type_words(value)}, not text. Fix: write {key}: \"{value}\" (quoted)"
-    elif kind in ("int_list", "str_list"):
-        if not isinstance(value, list) or not value:
-            return f"{value!r} is not a non-empty list. Fix: write {key}: [a, b, ...]"
-        for item in value:
-            bad = _kind_problem(kind[:-5], f"{key}[]", item)
-            if bad:
-                return f"item {item!r} of the list: {bad}"
-    return None
-
-
-def _type_words(value: Any) -> str:
-    return {str: "text", bool: "a boolean", int: "a whole number", float: "a number",
-            list: "a list", dict: "a mapping", type(None): "empty"}.get(type(value), type(value).__name__)
-
-
-def _int(lo: int | None = None, hi: int | None = None) -> Rule:
-    words = (f">= {lo}" if hi is None else f"in [{lo}, {hi}]") if lo is not None else "any whole number"
-    return Rule("int", lambda v: (lo is None or v >= lo) and (hi is None or v <= hi), words)
-
-
-def _float(gt: float | None = None, ge: float | None = None, le: float | None = None,
-           lt: float | None = None) -> Rule:
-    parts = ([f"> {gt}"] if gt is not None else []) + ([f">= {ge}"] if ge is not None else []) + \
-            ([f"<= {le}"] if le is not None else []) + ([f"< {lt}"] if lt is not None else [])
-    return Rule("float", lambda v: (gt is None or v > gt) and (ge is None or v >= ge)
-                and (le is None or v <= le) and (lt is None or v < lt), " and ".join(parts))
-
-
-def _device() -> Rule:
-    return Rule("str", _is_device, f"one of {DEVICE_HELP}",
-                fix="write {key}: cuda (a GPU; cuda:1 for the second), {key}: cpu or {key}: auto")
-
-
-SCHEMA: dict[str, dict[str, Rule]] = {
-    "dataset": {
-        "corpus": Rule("str", choices=("embedded", "imemnet", "standin")), "out_dir": Rule("str"),
-        "seed": _int(0), "n_songs": _int(1), "clips_per_song_min": _int(1),
-        "clips_per_song_max": _int(1), "n_images": _int(1), "image_size": _int(8),
-        "label_noise": _float(ge=0), "split_train": _float(gt=0, lt=1),
-        "split_val": _float(gt=0, lt=1), "split_test": _float(gt=0, lt=1),
-        "n_random": _int(0), "n_top": _int(0), "n_bottom": _int(0),
-        "keep_fraction": _float(gt=0, le=1), "feature_backend": Rule("str", choices=("fast", "librosa")),
-        "feature_device": _device(), "n_jobs": Rule("int", lambda v: v >= 1 or v == -1, ">= 1, or -1 (all cores)"),
-        **{k: Rule("str") for k in ("deam_dir", "deam_static_csvs", "deam_dynamic_dir", "iaps_ratings",
-                                     "iaps_dir", "naps_ratings", "naps_dir", "emotic_annotations",
-                                     "emotic_dir")},
-    },
-    "train": {
-        "data_dir": Rule("str"), "run_dir": Rule("str"), "model": Rule("str", choices=MODELS),
-        "seed": _int(0), "epochs": _int(1), "batch_size": _int(1), "lr": _float(gt=0),
-        "lr_step": _int(1), "lr_gamma": _float(gt=0, le=1), "momentum": _float(ge=0, lt=1),
-        "weight_decay": _float(ge=0), "image_backbone": Rule("str"), "music_backbone": Rule("str"),
-        "image_size": _int(8), "embed_dim": _int(1), "pretrained": Rule("bool"), "device": _device(),
-        "num_workers": _int(0), "num_threads": _int(0), "nproc": _int(1),
-        **{k: _float(ge=0) for k in ("w_sim_mse", "w_cfr", "w_cfm", "w_va_mse", "w_sfr")},
-        "label_distance": Rule("str", choices=LABEL_DISTANCES), "triplets": Rule("str", choices=TRIPLETS),
-        "distance_power": _float(gt=0), "epsilon": _float(gt=0), "margin": _float(ge=0),
-        "nce_temperature": _float(gt=0), "nce_target_temperature": _float(gt=0),
-        "splits": Rule("str", choices=SPLIT_MODES), "schedule": Rule("str", choices=("step", "plateau")),
-        "patience": _int(1), "min_delta": _float(ge=0, lt=1), "lr_drops": _int(0),
-        "final_patience": _int(1), "va_probe": Rule("bool"),
-    },
-    "study": {"seeds": Rule("int_list", lambda v: all(s >= 0 for s in v), "seeds >= 0"),
-              "comparison": Rule("str_list"), "ablation": Rule("str_list")},
-    "embeddings": {"run": Rule("str"), "compare_run": Rule("str"), "n_neighbors": _int(2),
-                   "seed": _int(0), "top_k": _int(1)},
-}
-
-
-def _notebook_defaults_or_none(section_name: str, root: Path) -> dict | None:
-    nb = root / "notebooks" / f"{NOTEBOOK_OF.get(section_name, '-')}.ipynb"
-    return notebook_defaults(nb) if nb.is_file() else None
-
-
-def _check_values(values: dict, section_name: str, where: str, defaults: dict | None) -> list[str]:
-    """Problems of one mapping of a section (or a variant file), as 'where, key: ...' lines."""
-    rules = SCHEMA.get(section_name, {})
-    problems = []
-    for key, value in values.items():
-        rule = rules.get(key)
-        if rule is None and defaults is not None and key in defaults:
-            if not _same_kind(defaults[key], value):
-                problems.append(f"{where}, {section_name}.{key}: {value!r} is {_type_words(value)}, "
-                                f"but the notebook expects {_type_words(defaults[key])} like "
-                                f"{defaults[key]!r}. Fix: write {key}: {defaults[key]!r}-like value")
-            continue
-        if rule is None:
-            allowed = sorted(set(rules) | set(defaults or {}))
-            close = difflib.get_close_matches(key, allowed, n=1)
-            problems.append(f"{where}, {section_name}.{key}: unknown key." + (
-                f" Fix: did you mean '{close[0]}'? Rename it." if close else
-                f" Fix: remove it (allowed: {', '.join(allowed)})"))
-            continue
-        bad = rule.problem(key, value)
-        if bad:
-            problems.append(f"{where}, {section_name}.{key}: {bad}")
-    return problems
-
-
-def _numbers(values: dict, *keys: str) -> bool:
-    return all(isinstance(values.get(k), (int, float)) and not isinstance(values.get(k), bool)
-               for k in keys)
-
-
-def check_config(name: str, root: str | Path | None = None) -> list[str]:
-    """Every problem of ``params/<name>.yaml`` and of every variant file merged into its train
-    section, as one line each (file, section.key, what is wrong, the fix); [] when all is well.
-
-    Checked: YAML syntax, known sections and keys, types (``1e-3`` is text to YAML: the fix is
-    ``1.0e-3``), ranges (``epochs >= 1``, ``batch_size >= 1``, ``lr > 0``, ...), choices (models,
-    loss options, feature backends), devices (cpu, cuda, cuda:N, auto), the splits summing to 1,
-    clip counts in order, and the study's variants existing as files.
-    """
-    root = Path(root) if root is not None else repo_root()
-    pdir = root / "params"
-    path = pdir / f"{name}.yaml"
-    rel = f"params/{name}.yaml"
-    if not path.is_file():
-        have = sorted(p.stem for p in pdir.glob("*.yaml"))
-        return [f"{rel}: no such configuration. Fix: use one of {', '.join(have) or 'none'}"]
+def _raw_yaml(path: Path, rel: str, problems: list[str]) -> dict | None:
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as err:
-        return [f"{rel}: not valid YAML ({err}). Fix the file's syntax at the line shown"]
+        problems.append(f"{rel}: not valid YAML ({err}). Fix the file's syntax at the line shown")
+        return None
     if not isinstance(data, dict):
-        return [f"{rel}: expected a mapping of sections (dataset, train, study, embeddings)"]
+        problems.append(f"{rel}: expected a mapping of keys to values at the top level")
+        return None
+    return data
+
+
+def check_config(name: str, root: str | Path | None = None) -> list[str]:
+    """Every problem of ``params/<name>.yaml``, of the configs it is based on and of every variant
+    file merged into its train section, as one line each (file, section.key, what is wrong, the
+    fix); [] when all is well.
+
+    Checked (:func:`cdcml_lib.workflow.schema.problems`): YAML syntax, known sections and keys,
+    types (``1e-3`` is text to YAML: the fix is ``1.0e-3``), ranges (``epochs >= 1``,
+    ``batch_size >= 1``, ``lr > 0``, ...), choices (models, loss options, feature backends),
+    devices (cpu, cuda, cuda:N, auto), the splits summing to 1 and clip counts in order (on the
+    merged config), and the study's variants existing as files.
+    """
+    root = Path(root) if root is not None else repo_root()
+    pdir = root / "params"
     problems: list[str] = []
-    for key, values in data.items():
-        if key not in SECTIONS:
-            problems.append(f"{rel}, {key}: unknown section. Fix: use only {', '.join(SECTIONS)}")
-        elif not isinstance(values, dict):
-            problems.append(f"{rel}, {key}: must be a mapping of keys to values")
-        else:
-            problems += _check_values(values, key, rel, _notebook_defaults_or_none(key, root))
-    for key in SECTIONS:
-        if key not in data:
-            problems.append(f"{rel}, {key}: the section is missing. Fix: copy it from params/default.yaml")
-    ds = data.get("dataset") if isinstance(data.get("dataset"), dict) else {}
-    if _numbers(ds, "split_train", "split_val", "split_test"):
-        total = ds["split_train"] + ds["split_val"] + ds["split_test"]
-        if abs(total - 1.0) > 1e-6:
-            problems.append(f"{rel}, dataset.split_*: split_train + split_val + split_test = "
-                            f"{total:g}. Fix: make them sum to 1")
-    if _numbers(ds, "clips_per_song_min", "clips_per_song_max") and \
-            ds["clips_per_song_max"] < ds["clips_per_song_min"]:
-        problems.append(f"{rel}, dataset.clips_per_song_max: {ds['clips_per_song_max']} is below "
-                        f"clips_per_song_min ({ds['clips_per_song_min']}). Fix: raise it")
-    train = data.get("train") if isinstance(data.get("train"), dict) else {}
-    study = data.get("study") if isinstance(data.get("study"), dict) else {}
+    chain: list[tuple[str, dict]] = []
+    current: str | None = name
+    while current is not None:
+        rel = f"params/{current}.yaml"
+        if not (pdir / f"{current}.yaml").is_file():
+            have = sorted(p.stem for p in pdir.glob("*.yaml"))
+            return problems + [f"{rel}: no such configuration. Fix: use one of {', '.join(have) or 'none'}"]
+        if current in (n for n, _ in chain):
+            return problems + [f"params/{name}.yaml: its bases loop back to {current}. Fix: one must not name a base"]
+        data = _raw_yaml(pdir / f"{current}.yaml", rel, problems)
+        if data is None:
+            return problems
+        base = data.pop(BASE_KEY, None)
+        for key, values in data.items():
+            if key not in SECTIONS:
+                problems.append(f"{rel}, {key}: unknown section. Fix: use only {', '.join(SECTIONS)} (and base)")
+            elif not isinstance(values, dict):
+                problems.append(f"{rel}, {key}: must be a mapping of keys to values")
+            else:
+                problems += schema.problems(key, values, rel, cross=False)
+        chain.append((current, {k: v for k, v in data.items() if k in SECTIONS and isinstance(v, dict)}))
+        if base is not None and not isinstance(base, str):
+            problems.append(f"{rel}, base: {base!r} is not a config's name. Fix: write base: default")
+            break
+        current = base
+    merged = merge_config(chain[::-1])
+    rel = f"params/{name}.yaml"
+    for key in SECTIONS:   # the checks over several keys, on what the steps will get
+        problems += schema.cross_problems(key, merged[key], rel)
+    study = merged["study"]
     variants = sorted(p.stem for p in (pdir / "variants").glob("*.yaml"))
     for part in ("comparison", "ablation"):
         for v in study.get(part, []) if isinstance(study.get(part), list) else []:
@@ -444,23 +349,22 @@ def check_config(name: str, root: str | Path | None = None) -> list[str]:
                 problems.append(f"{rel}, study.{part}: unknown variant {v!r} (no params/variants/"
                                 f"{v}.yaml). Fix: " + (f"write {close[0]}" if close else
                                                        f"use one of {', '.join(variants)}"))
-    train_defaults = _notebook_defaults_or_none("train", root)
     for v in variants:
         vrel = f"params/variants/{v}.yaml"
-        try:
-            over = yaml.safe_load((pdir / "variants" / f"{v}.yaml").read_text()) or {}
-        except yaml.YAMLError as err:
-            problems.append(f"{vrel}: not valid YAML ({err}). Fix the file's syntax")
+        over = _raw_yaml(pdir / "variants" / f"{v}.yaml", vrel, problems)
+        if over is None:
             continue
-        if not isinstance(over, dict):
-            problems.append(f"{vrel}: expected a mapping of train keys to values")
-            continue
-        for key in over:
-            if train and key not in train:
-                problems.append(f"{vrel}, train.{key}: a variant may only override keys of the "
-                                f"train section of {rel}. Fix: add {key} there, or remove it here")
-        problems += _check_values({k: x for k, x in over.items() if not train or k in train},
-                                  "train", vrel, train_defaults)
+        if TERMS_KEY in over:
+            try:
+                over = {**{k: x for k, x in over.items() if k != TERMS_KEY}, **term_weights(over[TERMS_KEY], vrel)}
+            except ParamError as err:
+                problems.append(str(err))
+                continue
+        extra = extra_term_keys(over)
+        problems += [p.replace(": unknown key.", ": unknown key (a variant may only set train keys).")
+                     for p in schema.problems("train", {k: x for k, x in over.items() if k not in extra}, vrel)]
+        problems += [f"{vrel}, {k}: {bad}" for k, x in extra.items()
+                     if (bad := schema.Float(ge=0).problem(k, x))]
     return problems
 
 
@@ -494,8 +398,11 @@ def _main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("check", help="check every parameter of params/CONFIG.yaml and of every "
                        "variant file; list every problem and exit 2 if there is any")
     p.add_argument("config")
-    p = sub.add_parser("stamp", help="write DIR/CONFIG-<section>.json for each section whose "
-                       "content changed (Make's prerequisites per section)")
+    p = sub.add_parser("show", help="print params/CONFIG.yaml merged with its bases and the "
+                       "schema's defaults, each key with its one line of doc")
+    p.add_argument("config")
+    p = sub.add_parser("stamp", help="write DIR/CONFIG-<notebook>.json and DIR/CONFIG-<section>.json "
+                       "where their parameters changed (Make's prerequisites)")
     p.add_argument("config")
     p.add_argument("dir")
     args = parser.parse_args(argv)
@@ -519,24 +426,52 @@ def _command(args) -> int:
         print(" ".join(run_name(v, s) for v, s in study_runs(args.config)))
     elif args.cmd == "study-variants":
         print(" ".join(study_variants(args.config)))
+    elif args.cmd == "show":
+        print(show_config(args.config), end="")
     elif args.cmd == "study-seeds":
         print(" ".join(str(s) for s in study_seeds(args.config)))
     elif args.cmd == "stamp":
-        for name in write_section_stamps(args.config, Path(args.dir)):
+        for name in write_stamps(args.config, Path(args.dir)):
             print(f"parameters changed: {name}")
     return 0
 
 
-def write_section_stamps(config: str, folder: Path) -> list[str]:
-    """Write each section of ``params/<config>.yaml`` to ``folder/<config>-<section>.json``, but
-    only where the content differs from what is there: a step then depends on its own section's
-    stamp, and an edit of another section (or of a comment) re-runs nothing."""
-    data = load_config(config)
-    folder.mkdir(parents=True, exist_ok=True)
-    changed = []
+def show_config(config: str) -> str:
+    """The merged ``config`` as YAML, each key with its doc from the schema (and the file that
+    set it, when not the schema's default)."""
+    chain = _config_chain(config)
+    merged = merge_config(chain)
+    lines = [f"# params/{config}.yaml merged with its bases ({' <- '.join(n for n, _ in chain)}) "
+             f"and the defaults of cdcml_lib/workflow/schema.py"]
     for name in SECTIONS:
+        lines.append(f"{name}:")
+        for key, value in merged[name].items():
+            setters = [n for n, data in chain if key in (data.get(name) or {})]
+            origin = f" [{setters[-1]}]" if setters else ""
+            doc = schema.BY_SECTION[name][key].doc if key in schema.BY_SECTION[name] else ""
+            lines.append(f"  {key}: {json.dumps(value)}  # {doc}{origin}")
+    return "\n".join(lines) + "\n"
+
+
+def write_stamps(config: str, folder: Path) -> list[str]:
+    """Write Make's parameter stamps of ``config`` into ``folder``, each only where its content
+    differs from what is there (an edit of a key a step does not read, or of a comment, re-runs
+    nothing):
+
+    - ``<config>-<notebook>.json`` for each notebook of the study: the config values it reads
+      (``schema.STEPS``); the notebook's rule depends on it, so changing any key it reads re-runs it;
+    - ``<config>-<section>.json`` for each section: what a finished run or dataset was computed
+      from (a run is superseded when its dataset or train section changes, not when a seed is
+      added to the study).
+    """
+    merged = load_config(config)
+    folder.mkdir(parents=True, exist_ok=True)
+    stamps = {**{step: schema.step_values(step, merged) for step in schema.STEPS},
+              **{name: merged[name] for name in SECTIONS}}
+    changed = []
+    for name, values in stamps.items():
         out = folder / f"{config}-{name}.json"
-        text = json.dumps(data.get(name, {}), indent=1, sort_keys=True) + "\n"
+        text = json.dumps(values, indent=1, sort_keys=True) + "\n"
         if not out.is_file() or out.read_text() != text:
             atomic_write_text(out, text)   # a unique temporary name: two makes may stamp at once
             changed.append(name)

@@ -26,6 +26,27 @@ def resolve(path: str | os.PathLike) -> Path:
     return p if p.is_absolute() else repo_root() / p
 
 
+RUNS_FOLDER = "runs"
+
+
+def runs_dir(config: str) -> str:
+    """The runs of configuration ``config``, relative to the repository root: ``runs/<config>``."""
+    return f"{RUNS_FOLDER}/{config}"
+
+
+def run_name(variant: str, seed: int | str) -> str:
+    """A run's folder name: ``<variant>-s<seed>`` (the Makefile's variant_runs spells the same)."""
+    return f"{variant}-s{seed}"
+
+
+def parse_run_name(name: str) -> tuple[str, int]:
+    """``(variant, seed)`` of a run name made by :func:`run_name`."""
+    variant, sep, seed = str(name).rpartition("-s")
+    if not sep or not variant or not seed.isdigit():
+        raise ValueError(f"{name!r} is not a run name <variant>-s<seed>")
+    return variant, int(seed)
+
+
 def reports_dir(config: str) -> Path:
     """Where a configuration's reports go: ``reports/`` for the default study (committed),
     ``reports/<config>/`` for any other configuration (ignored by git)."""
