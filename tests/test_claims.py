@@ -280,7 +280,7 @@ def test_the_why_of_a_magnitude_claim_says_which_way_the_gain_differs_from_the_p
         means["cdcml"][m] = 0.6 * means["acp_net"][m]
     eight_b = C.check_claim("8b", per_seed_from(means, own_spread=1e-5))
     assert eight_b.verdict == C.FAILS
-    assert eight_b.why.startswith("cdcml improves on acp_net in the paper's direction, but by larger than the paper's")
+    assert eight_b.why.startswith("cdcml improves on acp_net in the paper's direction, but by more than the paper says")
     assert "sim_mse ours 40.0% vs paper 22.1%" in eight_b.why
 
 

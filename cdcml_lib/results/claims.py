@@ -600,9 +600,9 @@ def _why(reading: ClaimReading, verdict: str, checks: list[Check], extra: dict,
         if verdict.startswith(FAILS):
             larger = all(c.estimate > c.paper_estimate for c in judged if c.outcome == CONTRADICTS)
             smaller = all(c.estimate < c.paper_estimate for c in judged if c.outcome == CONTRADICTS)
-            way = "larger than" if larger else "smaller than" if smaller else "not"
+            way = "more than" if larger else "less than" if smaller else "other amounts than"
             same = " in the paper's direction" if all(c.estimate > 0 for c in judged) else ""
-            line = f"{new} improves on {old}{same}, but by {'an amount ' if way == 'not' else ''}{way} the paper's: {words}."
+            line = f"{new} improves on {old}{same}, but by {way} the paper says: {words}."
         elif verdict.startswith(HOLDS):
             line = f"{new}'s gain over {old} matches the paper's within the seed spread: {words}."
         else:

@@ -497,10 +497,16 @@ def render_readme_results(config: str, reports_dir: str | Path, more_seeds_dir: 
     _, words = guessing.words_from_reports(lead_dir)
     if words:
         lines += ["", f"**Against guessing**: some variants {words}"]
-    comparison = reports / "reference_comparison.json"
-    if comparison.is_file() and _read_json(comparison).get("headline"):
-        lines += ["", f"**Two machines** ([{rel}/reference_comparison.md]({rel}/reference_comparison.md)): "
-                      f"{_read_json(comparison)['headline']}"]
+    for record, where in studies:   # each study's last comparison with its committed reference
+        comparison = repo_root() / where / "reference_comparison.json"
+        if comparison.is_file() and _read_json(comparison).get("headline"):
+            result = _read_json(comparison)
+            cpus = result.get("environment", {})
+            machines = (f" ({cpus['reference'].get('cpu', '?')} then {cpus['fresh'].get('cpu', '?')})"
+                        if cpus.get("reference") and cpus.get("fresh") else "")
+            lines += ["", f"**Against the reference, {paired_seeds(record)} seeds**{machines} "
+                          f"([{where}/reference_comparison.md]({where}/reference_comparison.md)): {result['headline']}"
+                          + (f" Verdicts compared {result['verdicts_compared']}." if result.get("verdicts_compared") else "")]
     return "\n".join(lines)
 
 
