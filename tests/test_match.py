@@ -9,7 +9,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
-import yaml
 from PIL import Image
 
 from cdcml_lib.audio import CLIP_SAMPLES, SR
@@ -17,8 +16,7 @@ from cdcml_lib.data.dataset import open_dataset
 from cdcml_lib.data.images import ImageFileError
 from cdcml_lib.explore import match as M
 from cdcml_lib.runs.train import load_trained, train_run
-from cdcml_lib.workflow.paths import repo_root
-from cdcml_lib.workflow.params import section as config_section  # configs inherit: read them merged
+from cdcml_lib.workflow.params import section as config_section, variant_params  # configs inherit: read them merged
 
 
 @pytest.fixture(scope="module")
@@ -303,7 +301,8 @@ def test_an_mp3_cut_short_is_an_error_naming_the_missing_audio(trained, tmp_path
 
 def test_several_runs_report_the_spread_of_their_predictions_per_file(run_dir, smoke_data, tmp_path,
                                                                      capsys):
-    params = yaml.safe_load((repo_root() / "params" / "smoke.yaml").read_text())["train"]
+    # configs inherit: read the smoke train section merged with its base
+    params = {**config_section("smoke", "train"), **variant_params("smoke", "cdcml")}
     other = tmp_path / "cdcml-s1"
     params.update({"data_dir": smoke_data, "run_dir": str(other), "epochs": 1, "num_threads": 1,
                    "seed": 1})

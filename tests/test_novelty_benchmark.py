@@ -7,17 +7,16 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-import yaml
 from PIL import Image
 
 from cdcml_lib.runs.train import train_run
-from cdcml_lib.workflow.paths import repo_root
+from cdcml_lib.workflow.params import section, variant_params   # configs inherit: read them merged
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "novelty.py"
 
 
 def test_novelty_benchmark_prints_every_rate(smoke_data, tmp_path, capsys, monkeypatch):
-    params = yaml.safe_load((repo_root() / "params" / "smoke.yaml").read_text())["train"]
+    params = {**section("smoke", "train"), **variant_params("smoke", "cdcml")}
     run_dir = tmp_path / "cdcml-s0"
     params.update({"data_dir": smoke_data, "run_dir": str(run_dir), "epochs": 1, "num_threads": 1})
     train_run(params, progress=False)
