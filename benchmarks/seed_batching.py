@@ -19,7 +19,7 @@ one thread, with K seeds' models side by side and each model on its own batch of
 
 It prints milliseconds per seed-step and the ratio batched / sequential (below 1: batching pays).
 The step's loss is a stand-in (Eq. 6 and Eq. 7's squared errors on random targets): the dense
-triplet terms of Eq. 8 are about 3 ms of a 46 ms step (README, performance section) and cost the
+triplet terms of Eq. 8 are about 3 ms of a 46 ms step (docs/PERFORMANCE.md) and cost the
 same either way. Medians of ``--repeats`` timed steps after two untimed ones::
 
     python benchmarks/seed_batching.py --config default --seeds-together 1,2,4,8

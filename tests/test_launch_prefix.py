@@ -1,6 +1,6 @@
 """The cluster launch prefix: ``make ... LAUNCH="srun --gres=gpu:1 --ntasks=1"`` puts the launcher
 in front of every training step of the study, so ``make -j N reproduce CONFIG=paper`` spreads the
-runs over a SLURM cluster (README, "Running on a cluster").
+runs over a SLURM cluster (docs/RUNNING.md, clusters).
 
 The Makefile is checked with a dry run (``make -n -B``: every step printed, nothing run) of the
 smoke study, with ``LAUNCH`` set to a stand-in launcher (tests/fixtures/fake_srun, which records

@@ -139,8 +139,7 @@ def resolve_lists(p: dict, items: pd.DataFrame) -> PublishedPairs:
             raise PublishedListError(
                 f"{paths[split]}: none of its {len(listed):,} pairs has both items in the corpora "
                 f"(missing ids by convention: { {k: v['examples'][:2] for k, v in missing.items()} }); "
-                "check the corpus paths in the dataset section and the layout in README "
-                "('Bring your own corpora')")
+                "check the corpus paths in the dataset section and the layout in docs/REAL_CORPORA.md")
         if missing:
             lost_pairs = len(listed) - int(ok.sum())
             warnings.warn(f"published lists: {lost_pairs:,} of {len(listed):,} pairs of "

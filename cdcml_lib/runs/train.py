@@ -96,7 +96,7 @@ def pick_device(name: str) -> torch.device:
 def set_determinism(seed: int, num_threads: int) -> None:
     """Seed every RNG, use deterministic kernels where torch has them, fix the thread count.
 
-    The determinism policy (README, "Reproducibility"): the run itself sets how many threads torch
+    The determinism policy (docs/REPRODUCIBILITY.md): the run itself sets how many threads torch
     and the BLAS libraries use, from its ``num_threads`` parameter, so the launcher's environment
     (OMP_NUM_THREADS, make's JOBS, a notebook opened by hand) cannot change the order of a sum.
     ``num_threads: 0`` leaves both to the environment (for GPU configurations).
