@@ -256,11 +256,10 @@ def read_guessing(reports_dir: str | Path) -> pd.DataFrame | None:
     return pd.read_csv(path) if path.is_file() else None
 
 
-def oracle_from_reports(reports_dir: str | Path) -> dict[str, float] | None:
-    """The :data:`ORACLE` row's similarity errors from ``<reports>/tables/guessing.csv`` (None when
-    the table or the row is missing, e.g. a table written before the row existed)."""
-    table = read_guessing(reports_dir)
-    if table is None or not (table["variant"] == ORACLE).any():
+def oracle_of(table: pd.DataFrame) -> dict[str, float] | None:
+    """The :data:`ORACLE` row's similarity errors of a guessing table (:func:`guessing_table`, or
+    as read back by :func:`read_guessing`); None when the table has no such row."""
+    rows = table[table["variant"] == ORACLE]
+    if rows.empty:
         return None
-    row = table[table["variant"] == ORACLE].iloc[0]
-    return {m: float(row[f"{m}_mean"]) for m in ORACLE_METRICS}
+    return {m: float(rows.iloc[0][f"{m}_mean"]) for m in ORACLE_METRICS}

@@ -189,7 +189,7 @@ def run_compare(config: str) -> dict | None:
     if not ref_path.is_file():
         text = (f"No reference for CONFIG={config}: nothing to compare. `make reference "
                 f"CONFIG={config}` makes these results the reference.")
-        claims = reports / "claims.json"
+        claims = reports / "claims.json"   # the evidence of the results that have no reference yet
         evidence = (json.loads(claims.read_text()).get("evidence") if claims.is_file() else None) or {}
         words = f"\n\nEvidence of this run: {evidence['description']}.\n" if evidence else "\n"
         atomic_write_text(reports / f"{COMPARISON}.md", f"# Comparison with the committed reference\n\n**{text}**{words}")
